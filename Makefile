@@ -1,0 +1,77 @@
+# ocnopt — see README.md.  Two commands a newcomer needs: `make run`, `make test`.
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Iinclude -MMD -MP
+LDLIBS  = -ljansson -lgsl -lgslcblas -lm
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   ?= build
+endif
+
+# Debian packages the build, tests and tools need (`make deps` installs the missing ones).
+DEB_PKGS = gcc make pkg-config libgsl-dev liblapack-dev liblapacke-dev libopenblas-dev \
+           libcriterion-dev libjansson-dev python3-numpy valgrind
+
+LIB_SRC  = $(wildcard src/*.c) $(wildcard reference/*.c) $(wildcard harness/*.c)
+LIB_SRC := $(filter-out src/main.c,$(LIB_SRC))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC = $(wildcard tests/*.c)
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
+GAMES    = $(wildcard fixtures/games/*.json)
+FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
+GOLDEN   = $(patsubst %/manifest.json,%,$(wildcard ../shared/golden/*/manifest.json))
+
+.PHONY: all deps run test check-test fixtures clean
+all: $(BUILD)/ocn $(BUILD)/libocn.a
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/main.o: CFLAGS += -DOCN_COMMIT='"$(COMMIT)"'
+
+$(BUILD)/libocn.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/ocn: $(BUILD)/src/main.o $(BUILD)/libocn.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/ocn_tests: $(TEST_OBJ) $(BUILD)/libocn.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+$(TEST_OBJ): CFLAGS += -DOCN_BIN='"$(BUILD)/ocn"'
+
+# The main job: the harness over the shipped fixtures.
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/ocn theorems $(FIXTURES)
+	$(BUILD)/ocn verify $(FIXTURES) $(GOLDEN_FNE)
+
+test: deps
+	@$(MAKE) --no-print-directory check-test
+
+check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
+	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
+
+# Regenerate the shipped fixtures from fixtures/games/*.json (committed).
+fixtures: $(BUILD)/ocn
+	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d

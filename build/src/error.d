@@ -1,0 +1,2 @@
+build/src/error.o: src/error.c include/ocn/error.h
+include/ocn/error.h:

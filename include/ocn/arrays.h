@@ -1,0 +1,37 @@
+/* Named float64 arrays (the §11 fixture contents), shared data model. */
+#ifndef OCN_ARRAYS_H
+#define OCN_ARRAYS_H
+
+#include <stddef.h>
+#include "ocn/error.h"
+
+#define OCN_MAX_NDIM 4
+
+typedef struct {
+    char name[64];
+    int ndim;
+    size_t shape[OCN_MAX_NDIM];
+    size_t size;     /* product of shape */
+    double *data;    /* C order */
+    double cond;     /* §10 amplification c for this array; 0 = not recorded */
+} ocn_array;
+
+typedef struct ocn_arrayset {
+    int count, cap;
+    ocn_array *a;
+} ocn_arrayset;
+
+ocn_arrayset *ocn_arrayset_new(void);
+void ocn_arrayset_free(ocn_arrayset *s);
+/* Adds (or replaces) an array of the given shape, zero-filled; returns it or NULL. */
+ocn_array *ocn_arrayset_add(ocn_arrayset *s, const char *name, int ndim, const size_t *shape);
+ocn_array *ocn_arrayset_add2(ocn_arrayset *s, const char *name, int ndim, size_t d0, size_t d1, size_t d2);
+ocn_array *ocn_arrayset_find(const ocn_arrayset *s, const char *name);
+/* Finds name and checks its shape; message names `where` and the array. */
+int ocn_arrayset_expect(const ocn_arrayset *s, const char *where, const char *name, int ndim,
+                        const size_t *shape, const ocn_array **out, ocn_error *err);
+void ocn_arrayset_remove(ocn_arrayset *s, const char *name);
+/* Sorts by name (deterministic manifests). */
+void ocn_arrayset_sort(ocn_arrayset *s);
+
+#endif

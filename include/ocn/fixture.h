@@ -1,0 +1,33 @@
+/* SPEC §11 fixtures: a directory with manifest.json and one .npy per array. */
+#ifndef OCN_FIXTURE_H
+#define OCN_FIXTURE_H
+
+#include "ocn/arrays.h"
+#include "ocn/game.h"
+
+typedef struct ocn_fixture {
+    char dir[2048];
+    ocn_game *game;
+    ocn_arrayset *arrays;   /* inputs and outputs, as stored */
+    char producer[256], backend[64], precision[16];
+} ocn_fixture;
+
+typedef struct {
+    const char *name, *backend, *precision, *commit, *rng;
+    unsigned long seed;
+} ocn_producer;
+
+/* Reads and validates (manifest fields, every array's dtype and shape against
+ * the manifest, NaN/Inf in inputs).  Messages name the file and field. */
+int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err);
+void ocn_fixture_free(ocn_fixture *f);
+/* Writes atomically: a temporary sibling directory renamed into place.  An
+ * existing destination is replaced only with `force` and only if it is a fixture. */
+int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
+                      const ocn_producer *p, int force, ocn_error *err);
+/* Inputs of a fixture (x0, y, theta_*, Wfix_*): what a port needs to recompute. */
+int ocn_array_is_input(const char *name);
+/* One-line meaning of a §11 array name, for manifests. */
+const char *ocn_array_meaning(const char *name);
+
+#endif

@@ -1,0 +1,96 @@
+/* The network-as-game data model (SPEC §1, §3, §12), shared by reference/,
+ * optimized/ and harness/.  Only the description lives here: no math. */
+#ifndef OCN_GAME_H
+#define OCN_GAME_H
+
+#include <stddef.h>
+#include "ocn/error.h"
+
+#define OCN_MAX_NAME 128
+
+typedef enum { OCN_PLAYER_DENSE, OCN_PLAYER_BIAS, OCN_PLAYER_ACT } ocn_player_kind;
+typedef enum { OCN_ACT_IDENTITY, OCN_ACT_TANH, OCN_ACT_RELU, OCN_ACT_SIGMOID } ocn_act;
+typedef enum { OCN_LOSS_CE, OCN_LOSS_MSE } ocn_loss_kind;
+typedef enum { OCN_GAME_FNE, OCN_GAME_GR } ocn_game_kind;
+typedef enum {
+    OCN_CURV_EXACT, OCN_CURV_SGD, OCN_CURV_RMSPROP, OCN_CURV_GN_OUTER,
+    OCN_CURV_KFAC, OCN_CURV_COOP_KFAC
+} ocn_curvature;
+typedef enum { OCN_DYN_GN, OCN_DYN_FULL } ocn_dynamics;
+typedef enum { OCN_VALUE_AUGMENTED, OCN_VALUE_BLOCKDIAG, OCN_VALUE_PERSAMPLE } ocn_value_mode;
+typedef enum { OCN_TERMINAL_EXACT, OCN_TERMINAL_OUTER } ocn_terminal;
+
+/* SPEC §12 `zero` flags (degeneracy checks, §9). */
+enum { OCN_ZERO_QTHX = 1, OCN_ZERO_PUV = 2, OCN_ZERO_PUX = 4, OCN_ZERO_MID = 8 };
+
+typedef struct {
+    int lane;
+    ocn_player_kind kind;
+    ocn_act act;
+    int in_block, out_block;   /* block ids */
+    int in_dim, out_dim;
+    int m;                     /* parameter count: dense out*(in+1), bias out, act 0 */
+} ocn_player;
+
+typedef struct { int from, to; } ocn_carry;
+
+typedef struct {
+    int nplayers;
+    ocn_player *players;
+    int ncarries;
+    ocn_carry *carries;
+} ocn_stage;
+
+typedef struct {
+    ocn_game_kind game;
+    ocn_curvature curvature;
+    ocn_dynamics dynamics;
+    ocn_value_mode value;
+    ocn_terminal terminal;
+    double lr, damping, eps;
+    unsigned zero;             /* OCN_ZERO_* bits */
+} ocn_optimizer;
+
+/* A loaded, validated game.  Block layout per time t = 0..T:
+ * block_dim[t][b] (0 = not alive) and block_off[t][b]; state dim n[t]. */
+typedef struct ocn_game {
+    char name[OCN_MAX_NAME];
+    unsigned long seed;
+    int batch, input_dim;
+    ocn_loss_kind loss;
+    int classes;
+    double weight_decay;
+    int T;
+    ocn_stage *stages;
+    int nblocks;
+    char (*block_names)[OCN_MAX_NAME];
+    int **block_dim, **block_off;
+    int *n;
+    int noutputs;
+    int *outputs;              /* blocks read by φ, concatenated */
+    int nlanes;                /* N = max lane + 1 */
+    int separable;             /* loss.lane_outputs given */
+    int *lane_nout;            /* per lane: number of output blocks */
+    int **lane_outputs;        /* per lane: block ids */
+    int out_dim;               /* dim of the concatenated outputs */
+    ocn_optimizer opt;
+    void *json;                /* the description as parsed (jansson json_t*), for manifests */
+} ocn_game;
+
+/* Parse and validate a §12 description.  `where` prefixes every message
+ * (a file name, or "DIR/manifest.json: game"). */
+int ocn_game_load_file(const char *path, ocn_game **out, ocn_error *err);
+int ocn_game_load_string(const char *text, const char *where, ocn_game **out, ocn_error *err);
+/* From an already parsed json_t* (borrowed). */
+int ocn_game_from_json(const void *json, const char *where, ocn_game **out, ocn_error *err);
+void ocn_game_free(ocn_game *g);
+
+/* Lane payoff dimension helpers. */
+const ocn_player *ocn_game_lane_player(const ocn_game *g, int t, int lane); /* NULL = dummy */
+int ocn_game_nparams(const ocn_game *g);   /* total parameter count */
+
+const char *ocn_act_name(ocn_act a);
+const char *ocn_curvature_name(ocn_curvature c);
+const char *ocn_value_name(ocn_value_mode v);
+
+#endif

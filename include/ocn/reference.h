@@ -1,0 +1,74 @@
+/* The dense float64 reference (SPEC §3–§8).  Slow on purpose: explicit
+ * Jacobians, explicit Kronecker products, SVD pseudo-inverses (GSL).
+ * Never calls optimized/ code. */
+#ifndef OCN_REFERENCE_H
+#define OCN_REFERENCE_H
+
+#include "ocn/arrays.h"
+#include "ocn/game.h"
+
+/* Deliberately wrong kernels, for the harness's own tests (SPEC §10: a
+ * harness that cannot fail is worthless).  Never set in normal runs. */
+typedef enum {
+    OCN_FAULT_NONE = 0,
+    OCN_FAULT_K_SIGN,       /* K := -K */
+    OCN_FAULT_FEEDBACK_DROP,/* update pass applies k only, drops K dx */
+    OCN_FAULT_K_PERTURB,    /* K := K (1 + 1e-6) */
+    OCN_FAULT_k_PERTURB,    /* k := k (1 + 1e-6) */
+    OCN_FAULT_COUNT
+} ocn_fault;
+
+typedef struct {
+    ocn_fault fault;
+} ocn_ref_opts;
+
+const char *ocn_fault_name(ocn_fault f);
+int ocn_fault_parse(const char *s, ocn_fault *out);
+
+/* One optimizer step of the reference on game g with optimizer settings opt
+ * (normally &g->opt; checks pass variants).  `inputs` holds x0, y, theta_*,
+ * Wfix_* (SPEC §11 names).  Adds every §11 output array to `out`, each with
+ * its §10 amplification in ->cond. */
+int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
+                const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err);
+
+/* Checks that inputs has every array the game needs, with the right shapes,
+ * finite, and ce labels integral in [0, classes). */
+int ocn_ref_check_inputs(const ocn_game *g, const ocn_arrayset *inputs, const char *where, ocn_error *err);
+
+/* Draws the inputs of g from gsl_rng_mt19937 seeded with g->seed (SPEC §12
+ * initialisation order). */
+int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *inputs, ocn_error *err);
+
+/* Moore–Penrose pseudo-inverse by SVD with the SPEC §5 rcond rule
+ * (rcond = max(rows, cols) * eps).  A is r x c row-major; out is c x r.
+ * cond gets sigma_max / sigma_min over the retained singular values. */
+int ocn_ref_pinv(const double *A, int r, int c, double *out, double *cond, ocn_error *err);
+
+/* --- plain back-propagation (independent of the Bellman code) --- */
+typedef struct ocn_bp ocn_bp;
+/* Backprop of lane `lane`'s payoff L_n = mean_i phi_n + sum (lambda/2)|theta|^2
+ * from stage 0.  Results are read with the accessors below. */
+int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp **out, ocn_error *err);
+void ocn_bp_free(ocn_bp *bp);
+double ocn_bp_loss(const ocn_bp *bp);
+/* grad of L_n wrt theta_{t,p} (m), weight decay included. */
+const double *ocn_bp_grad(const ocn_bp *bp, int t, int p);
+/* per-sample gradient of phi_n^(i) wrt theta_{t,p}: (B, m), no weight decay. */
+const double *ocn_bp_grad_sample(const ocn_bp *bp, int t, int p);
+/* co-state B * dL/dx_t^(i): (B, n_t), t = 0..T. */
+const double *ocn_bp_costate(const ocn_bp *bp, int t);
+/* KFAC statistics of player (t, p): a^(i) (B, in+1 or 1) and g^(i) = dphi/dh (B, out). */
+const double *ocn_bp_kfac_a(const ocn_bp *bp, int t, int p, int *dim);
+const double *ocn_bp_kfac_g(const ocn_bp *bp, int t, int p, int *dim);
+
+/* Loss L_n (mean over batch, + weight decay) with parameters from `inputs`,
+ * optionally overriding theta_{t_par,p_par} by theta (may be NULL). */
+int ocn_bp_loss_at(const ocn_game *g, const ocn_arrayset *inputs, int lane, int t_par, int p_par,
+                   const double *theta, double *loss, ocn_error *err);
+/* Cost-to-go of one sample from stage t: phi_n(forward from x_t = x), and its
+ * gradient by back-propagation (grad may be NULL). */
+int ocn_bp_costtogo(const ocn_game *g, const ocn_arrayset *inputs, int lane, int t, int sample,
+                    const double *x, double *J, double *grad, ocn_error *err);
+
+#endif

@@ -1,0 +1,111 @@
+/* Inputs of a step: validation (§11/§12 bad input) and the generator's
+ * initialisation from gsl_rng_mt19937 (§12). */
+#include "ref.h"
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdio.h>
+
+static int expect_finite(const ocn_arrayset *in, const char *where, const char *name, int ndim, size_t d0,
+                         size_t d1, const ocn_array **a, ocn_error *err)
+{
+    size_t sh[2] = {d0, d1};
+    int rc = ocn_arrayset_expect(in, where, name, ndim, sh, a, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < (*a)->size; i++)
+        if (!isfinite((*a)->data[i]))
+            return ocn_fail(err, OCN_EINVAL, "%s: array '%s' contains NaN or Inf at flat index %zu", where, name, i);
+    return OCN_OK;
+}
+
+int ocn_ref_check_inputs(const ocn_game *g, const ocn_arrayset *in, const char *where, ocn_error *err)
+{
+    const ocn_array *a;
+    size_t B = (size_t)g->batch;
+    int rc = expect_finite(in, where, "x0", 2, B, (size_t)g->n[0], &a, err);
+    if (rc) return rc;
+    if (g->loss == OCN_LOSS_CE) {
+        if ((rc = expect_finite(in, where, "y", 1, B, 0, &a, err))) return rc;
+        for (size_t i = 0; i < B; i++) {
+            double l = a->data[i];
+            if (l != floor(l) || l < 0 || l >= g->classes)
+                return ocn_fail(err, OCN_EINVAL, "%s: array 'y': label %g of sample %zu is not an integer in [0, %d)",
+                                where, l, i, g->classes);
+        }
+    } else if ((rc = expect_finite(in, where, "y", 2, B, (size_t)g->out_dim, &a, err))) {
+        return rc;
+    }
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            const ocn_player *pl = &g->stages[t].players[p];
+            char nm[64];
+            if (pl->m) {
+                snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
+                if ((rc = expect_finite(in, where, nm, 1, (size_t)pl->m, 0, &a, err))) return rc;
+            }
+            if (pl->kind == OCN_PLAYER_BIAS) {
+                snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, pl->lane);
+                if ((rc = expect_finite(in, where, nm, 2, (size_t)pl->out_dim, (size_t)pl->in_dim, &a, err)))
+                    return rc;
+            }
+        }
+    return OCN_OK;
+}
+
+/* §12: W ~ N(0, 1/in), b ~ N(0, 0.01), x0 ~ N(0, 1), mse targets N(0, 1),
+ * labels uniform; stage, lane, W-then-b order, then x0, then y. */
+int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    gsl_rng_set(r, g->seed);
+    int rc = OCN_OK;
+    for (int t = 0; t < g->T && !rc; t++) {
+        const ocn_stage *st = &g->stages[t];
+        for (int lane = 0; lane < g->nlanes && !rc; lane++) {
+            const ocn_player *pl = ocn_game_lane_player(g, t, lane);
+            if (!pl || pl->kind == OCN_PLAYER_ACT) continue;
+            (void)st;
+            char nm[64];
+            double sw = 1.0 / sqrt((double)pl->in_dim), sb = 0.1;
+            ocn_array *th, *wf = NULL;
+            snprintf(nm, sizeof nm, "theta_t%d_n%d", t, lane);
+            th = ocn_arrayset_add2(in, nm, 1, (size_t)pl->m, 0, 0);
+            if (pl->kind == OCN_PLAYER_BIAS) {
+                snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, lane);
+                wf = ocn_arrayset_add2(in, nm, 2, (size_t)pl->out_dim, (size_t)pl->in_dim, 0);
+            }
+            if (!th || (pl->kind == OCN_PLAYER_BIAS && !wf)) {
+                rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
+                break;
+            }
+            if (pl->kind == OCN_PLAYER_DENSE) {
+                /* W first: draw row-major W[r][c], store column-major (§2) */
+                for (int rr = 0; rr < pl->out_dim; rr++)
+                    for (int c = 0; c < pl->in_dim; c++)
+                        th->data[(size_t)c * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sw);
+                for (int rr = 0; rr < pl->out_dim; rr++)
+                    th->data[(size_t)pl->in_dim * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sb);
+            } else {
+                for (size_t i = 0; i < wf->size; i++) wf->data[i] = gsl_ran_gaussian(r, sw);
+                for (int rr = 0; rr < pl->out_dim; rr++) th->data[rr] = gsl_ran_gaussian(r, sb);
+            }
+        }
+    }
+    ocn_array *x0 = rc ? NULL : ocn_arrayset_add2(in, "x0", 2, (size_t)g->batch, (size_t)g->n[0], 0);
+    ocn_array *y = NULL;
+    if (x0) {
+        for (size_t i = 0; i < x0->size; i++) x0->data[i] = gsl_ran_gaussian(r, 1.0);
+        if (g->loss == OCN_LOSS_CE) {
+            y = ocn_arrayset_add2(in, "y", 1, (size_t)g->batch, 0, 0);
+            for (size_t i = 0; y && i < y->size; i++) y->data[i] = (double)gsl_rng_uniform_int(r, (unsigned long)g->classes);
+        } else {
+            y = ocn_arrayset_add2(in, "y", 2, (size_t)g->batch, (size_t)g->out_dim, 0);
+            for (size_t i = 0; y && i < y->size; i++) y->data[i] = gsl_ran_gaussian(r, 1.0);
+        }
+    }
+    if (!rc && (!x0 || !y)) rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
+    gsl_rng_free(r);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/* Parameters, activations and the forward pass of the stage graph (§2, §3). */
+#include "ref.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double ref_act(ocn_act a, double h)
+{
+    switch (a) {
+    case OCN_ACT_TANH: return tanh(h);
+    case OCN_ACT_RELU: return h > 0 ? h : 0.0;
+    case OCN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-h));
+    default: return h;
+    }
+}
+
+double ref_dact(ocn_act a, double h)
+{
+    switch (a) {
+    case OCN_ACT_TANH: { double s = tanh(h); return 1.0 - s * s; }
+    case OCN_ACT_RELU: return h > 0 ? 1.0 : 0.0;   /* §2: relu'(0) := 0 */
+    case OCN_ACT_SIGMOID: { double s = 1.0 / (1.0 + exp(-h)); return s * (1.0 - s); }
+    default: return 1.0;
+    }
+}
+
+double ref_ddact(ocn_act a, double h)
+{
+    switch (a) {
+    case OCN_ACT_TANH: { double s = tanh(h); return -2.0 * s * (1.0 - s * s); }
+    case OCN_ACT_SIGMOID: { double s = 1.0 / (1.0 + exp(-h)); return s * (1.0 - s) * (1.0 - 2.0 * s); }
+    default: return 0.0;                              /* §2: relu'' := 0 */
+    }
+}
+
+double ref_weight(const ocn_player *pl, const double *theta, const double *wfix, int r, int c)
+{
+    if (pl->kind == OCN_PLAYER_BIAS) return wfix[(size_t)r * (size_t)pl->in_dim + (size_t)c];
+    return theta[(size_t)c * (size_t)pl->out_dim + (size_t)r];
+}
+
+void ref_player_pre(const ocn_game *g, int t, const ocn_player *pl, const double *theta,
+                    const double *wfix, const double *x, double *h)
+{
+    const double *z = x + g->block_off[t][pl->in_block];
+    if (pl->kind == OCN_PLAYER_ACT) {
+        memcpy(h, z, (size_t)pl->in_dim * sizeof *h);
+        return;
+    }
+    const double *b = pl->kind == OCN_PLAYER_DENSE ? theta + (size_t)pl->out_dim * (size_t)pl->in_dim : theta;
+    for (int r = 0; r < pl->out_dim; r++) {
+        double s = 0;
+        for (int c = 0; c < pl->in_dim; c++) s += ref_weight(pl, theta, wfix, r, c) * z[c];
+        h[r] = s + b[r];
+    }
+}
+
+void ref_stage_forward(const ref_model *m, int t, double *const *th, const double *x, double *xn)
+{
+    const ocn_game *g = m->g;
+    const ocn_stage *st = &g->stages[t];
+    memset(xn, 0, (size_t)g->n[t + 1] * sizeof *xn);
+    double *h = malloc((size_t)(g->n[t] > g->n[t + 1] ? g->n[t] : g->n[t + 1]) * sizeof *h + sizeof *h);
+    for (int p = 0; p < st->nplayers; p++) {
+        const ocn_player *pl = &st->players[p];
+        ref_player_pre(g, t, pl, th[p], m->wfix[t][p], x, h);
+        double *o = xn + g->block_off[t + 1][pl->out_block];
+        for (int r = 0; r < pl->out_dim; r++) o[r] += ref_act(pl->act, h[r]);
+    }
+    for (int k = 0; k < st->ncarries; k++) {
+        const ocn_carry *c = &st->carries[k];
+        const double *s = x + g->block_off[t][c->from];
+        double *o = xn + g->block_off[t + 1][c->to];
+        for (int i = 0; i < g->block_dim[t][c->from]; i++) o[i] += s[i];
+    }
+    free(h);
+}
+
+int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err)
+{
+    int rc = ocn_ref_check_inputs(g, in, "inputs", err);
+    if (rc) return rc;
+    memset(m, 0, sizeof *m);
+    m->g = g;
+    m->B = g->batch;
+    m->x0 = ocn_arrayset_find(in, "x0")->data;
+    m->y = ocn_arrayset_find(in, "y")->data;
+    m->th = calloc((size_t)g->T, sizeof *m->th);
+    m->wfix = calloc((size_t)g->T, sizeof *m->wfix);
+    if (!m->th || !m->wfix) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    for (int t = 0; t < g->T; t++) {
+        const ocn_stage *st = &g->stages[t];
+        m->th[t] = calloc((size_t)st->nplayers, sizeof **m->th);
+        m->wfix[t] = calloc((size_t)st->nplayers, sizeof **m->wfix);
+        if (!m->th[t] || !m->wfix[t]) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+        for (int p = 0; p < st->nplayers; p++) {
+            const ocn_player *pl = &st->players[p];
+            char nm[64];
+            if (pl->m) {
+                snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
+                const ocn_array *a = ocn_arrayset_find(in, nm);
+                m->th[t][p] = malloc((size_t)pl->m * sizeof(double));
+                if (!m->th[t][p]) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+                memcpy(m->th[t][p], a->data, (size_t)pl->m * sizeof(double));
+            }
+            if (pl->kind == OCN_PLAYER_BIAS) {
+                snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, pl->lane);
+                m->wfix[t][p] = ocn_arrayset_find(in, nm)->data;
+            }
+        }
+    }
+    return OCN_OK;
+}
+
+void ref_model_free(ref_model *m)
+{
+    if (!m->g) return;
+    for (int t = 0; t < m->g->T; t++) {
+        if (m->th && m->th[t])
+            for (int p = 0; p < m->g->stages[t].nplayers; p++) free(m->th[t][p]);
+        if (m->th) free(m->th[t]);
+        if (m->wfix) free(m->wfix[t]);
+    }
+    free(m->th);
+    free(m->wfix);
+    memset(m, 0, sizeof *m);
+}

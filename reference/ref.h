@@ -1,0 +1,66 @@
+/* Internal header of the dense reference. */
+#ifndef OCN_REF_INTERNAL_H
+#define OCN_REF_INTERNAL_H
+
+#include <gsl/gsl_matrix.h>
+#include "ocn/reference.h"
+
+/* Parameters and data of one step, borrowed from the inputs arrayset
+ * (theta copied: the update pass writes new ones). */
+typedef struct {
+    const ocn_game *g;
+    int B;
+    double ***th;          /* th[t][p]: player parameters, NULL for act */
+    const double ***wfix;  /* wfix[t][p]: bias players' fixed W (out x in), else NULL */
+    const double *x0;      /* B x n_0 */
+    const double *y;       /* ce: B labels; mse: B x out_dim */
+} ref_model;
+
+int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err);
+void ref_model_free(ref_model *m);
+
+/* §2 activations */
+double ref_act(ocn_act a, double h);
+double ref_dact(ocn_act a, double h);
+double ref_ddact(ocn_act a, double h);
+
+/* W(r, c) of a dense/bias player: theta in vec([W b]) column-major order (§2). */
+double ref_weight(const ocn_player *pl, const double *theta, const double *wfix, int r, int c);
+/* Pre-activation h (out_dim) of player p at stage t for stage input x (n_t). */
+void ref_player_pre(const ocn_game *g, int t, const ocn_player *pl, const double *theta,
+                    const double *wfix, const double *x, double *h);
+/* x_{t+1} = F_t(x_t) with stage parameters th (th[p]); §3 sum of writers + carries. */
+void ref_stage_forward(const ref_model *m, int t, double *const *th, const double *x, double *xn);
+
+/* §4 per-sample stage Jacobians (dense). Fx: n' x n.  Fth: n' x m of player p. */
+void ref_jac_x(const ref_model *m, int t, const double *x, gsl_matrix *Fx);
+void ref_jac_theta(const ref_model *m, int t, int p, const double *x, gsl_matrix *Fth);
+/* §4 "full": adds V_x'·F_xx to Hxx (n x n) and, for player p >= 0,
+ * V_x'·F_thx (m x n) to Hthx and V_x'·F_thth (m x m) to Hthth. */
+void ref_second_order(const ref_model *m, int t, int p, const double *x, const double *v,
+                      gsl_matrix *Hxx, gsl_matrix *Hthx, gsl_matrix *Hthth);
+
+/* §1 terminal payoff of lane n for one sample: value, gradient (n_T) and
+ * Hessian (n_T x n_T, exact or outer per `terminal`) in state coordinates. */
+double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
+                    double *grad, gsl_matrix *hess);
+
+/* §5: M^† (m x m) for player p at stage t, lane-local quantities given. */
+typedef struct {
+    const gsl_matrix *Qthth;  /* m x m, λ included */
+    const gsl_matrix *Qthi;   /* B x m per-sample gradients */
+    const gsl_matrix *A, *G;  /* KFAC factors (kfac only) */
+} ref_curv_in;
+int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
+                       ocn_error *err);
+
+/* Linear algebra helpers (GSL). */
+int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *err);
+void ref_kron(const gsl_matrix *A, const gsl_matrix *G, gsl_matrix *out); /* out = A ⊗ G */
+/* C = op(A) op(B) * alpha + beta C (thin wrapper over gsl_blas_dgemm). */
+void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C);
+
+/* Error-handler guard: GSL's default handler aborts; the reference never lets it. */
+void ref_gsl_quiet(void);
+
+#endif

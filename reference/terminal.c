@@ -1,0 +1,55 @@
+/* SPEC §1 terminal payoff φ_n (ce / mse) with its gradient and Hessian;
+ * §5 `terminal`: exact ∇²φ or outer ∇φ∇φᵀ (DDPNOpt Prop. 3). */
+#include "ref.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
+                    double *grad, gsl_matrix *hess)
+{
+    const ocn_game *g = m->g;
+    int T = g->T, d = 0;
+    for (int i = 0; i < g->lane_nout[lane]; i++) d += g->block_dim[T][g->lane_outputs[lane][i]];
+    int *idx = malloc((size_t)d * sizeof *idx);
+    double *o = malloc((size_t)d * sizeof *o), *go = malloc((size_t)d * sizeof *go);
+    for (int i = 0, k = 0; i < g->lane_nout[lane]; i++) {
+        int b = g->lane_outputs[lane][i];
+        for (int j = 0; j < g->block_dim[T][b]; j++, k++) idx[k] = g->block_off[T][b] + j;
+    }
+    for (int k = 0; k < d; k++) o[k] = xT[idx[k]];
+    double phi = 0;
+    if (grad)
+        for (int k = 0; k < g->n[T]; k++) grad[k] = 0;
+    if (hess) gsl_matrix_set_zero(hess);
+    if (g->loss == OCN_LOSS_CE) {
+        int y = (int)m->y[sample];
+        double mx = o[0], s = 0;
+        for (int k = 1; k < d; k++) mx = o[k] > mx ? o[k] : mx;
+        for (int k = 0; k < d; k++) s += exp(o[k] - mx);
+        phi = mx + log(s) - o[y];
+        for (int k = 0; k < d; k++) go[k] = exp(o[k] - mx) / s; /* p */
+        if (hess && terminal == OCN_TERMINAL_EXACT)
+            for (int a = 0; a < d; a++)
+                for (int b = 0; b < d; b++)
+                    gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], (a == b ? go[a] : 0.0) - go[a] * go[b]);
+        go[y] -= 1.0;
+    } else {
+        const double *yt = m->y + (size_t)sample * (size_t)g->out_dim;
+        for (int k = 0; k < d; k++) {
+            go[k] = o[k] - yt[k];
+            phi += 0.5 * go[k] * go[k];
+        }
+        if (hess && terminal == OCN_TERMINAL_EXACT)
+            for (int a = 0; a < d; a++) gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[a], 1.0);
+    }
+    if (hess && terminal == OCN_TERMINAL_OUTER)
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++) gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], go[a] * go[b]);
+    if (grad)
+        for (int k = 0; k < d; k++) grad[idx[k]] = go[k];
+    free(idx);
+    free(o);
+    free(go);
+    return phi;
+}

@@ -1,0 +1,41 @@
+/* SPEC §8 update pass (DGNOpt Alg. 1 lines 8–12): forward again from x_0,
+ * δx_t = x̂_t − x_t, θ ← θ − (k + mean_i K^(i) δx^(i)), x̂_{t+1} = F_t(x̂_t, θ_new). */
+#include "update.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *const *k, gsl_matrix **const *const *K,
+                    const gsl_matrix *const *X, gsl_matrix **dX, double ***theta_new, ocn_error *err)
+{
+    const ocn_game *g = m->g;
+    int B = m->B;
+    gsl_matrix *Xh = gsl_matrix_alloc((size_t)B, (size_t)g->n[0]);
+    gsl_matrix_memcpy(Xh, X[0]);
+    for (int t = 0; t <= g->T; t++) {
+        gsl_matrix_memcpy(dX[t], Xh);
+        gsl_matrix_sub(dX[t], X[t]);
+        if (t == g->T) break;
+        const ocn_stage *st = &g->stages[t];
+        for (int p = 0; p < st->nplayers; p++) {
+            const ocn_player *pl = &st->players[p];
+            if (!pl->m) continue;
+            double *tn = theta_new[t][p];
+            for (int j = 0; j < pl->m; j++) tn[j] = m->th[t][p][j] - gsl_vector_get(k[t][p], (size_t)j);
+            if (fault == OCN_FAULT_FEEDBACK_DROP) continue;
+            for (int i = 0; i < B; i++) { /* − mean_i K^(i) δx^(i) */
+                gsl_vector_const_view dxi = gsl_matrix_const_row(dX[t], (size_t)i);
+                gsl_vector_view tv = gsl_vector_view_array(tn, (size_t)pl->m);
+                gsl_blas_dgemv(CblasNoTrans, -1.0 / B, K[t][p][i], &dxi.vector, 1.0, &tv.vector);
+            }
+        }
+        gsl_matrix *Xn = gsl_matrix_alloc((size_t)B, (size_t)g->n[t + 1]);
+        for (int i = 0; i < B; i++)
+            ref_stage_forward(m, t, theta_new[t], gsl_matrix_const_ptr(Xh, (size_t)i, 0), gsl_matrix_ptr(Xn, (size_t)i, 0));
+        gsl_matrix_free(Xh);
+        Xh = Xn;
+    }
+    gsl_matrix_free(Xh);
+    (void)err;
+    return OCN_OK;
+}

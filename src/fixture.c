@@ -1,0 +1,256 @@
+/* Fixture directory I/O (SPEC §11). */
+#define _GNU_SOURCE
+#include "ocn/fixture.h"
+#include "ocn/npy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int ocn_array_is_input(const char *name)
+{
+    return !strcmp(name, "x0") || !strcmp(name, "y") || !strncmp(name, "theta_t", 7) ||
+           !strncmp(name, "Wfix_", 5);
+}
+
+const char *ocn_array_meaning(const char *n)
+{
+    static const struct { const char *prefix, *meaning; } tab[] = {
+        {"x0", "batch inputs (B, n_0)"},
+        {"y", "targets: ce labels (B,) or mse targets (B, n_out)"},
+        {"theta_new_", "parameters after the SPEC §8 update pass"},
+        {"theta_", "parameters before the step, vec([W b]) column-major (SPEC §2)"},
+        {"Wfix_", "fixed W of a bias player (out, in)"},
+        {"x_", "nominal state (B, n_t)"},
+        {"dx_", "update-pass state deviation (B, n_t) (SPEC §8)"},
+        {"Qxx_", "per-sample Q_xx (B, n_t, n_t) (SPEC §4)"},
+        {"Qx_", "per-sample Q_x (B, n_t)"},
+        {"Qthth_", "Q_thth (m, m), lambda included, gamma excluded"},
+        {"Qthx_", "per-sample Q_thx (B, m, n_t), after zero"},
+        {"Qthi_", "per-sample gradient statistics F_th^T v_x' (B, m) (SPEC §5)"},
+        {"Qth_", "batch gradient Q_th (m,), weight decay included"},
+        {"k_", "open gain (m,)"},
+        {"K_", "per-sample feedback gain M^+ Q_thx^(i) (B, m, n_t)"},
+        {"VXX_", "augmented value Hessian B*V_XX (B n_t, B n_t)"},
+        {"Vxx_", "per-sample value Hessian (B, n_t, n_t) (SPEC §1 scaling)"},
+        {"Vx_", "per-sample value gradient (B, n_t) (SPEC §1 scaling)"},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
+        if (!strncmp(n, tab[i].prefix, strlen(tab[i].prefix))) return tab[i].meaning;
+    return "see SPEC §11";
+}
+
+static int has_nonfinite(const ocn_array *a)
+{
+    for (size_t i = 0; i < a->size; i++)
+        if (!isfinite(a->data[i])) return 1;
+    return 0;
+}
+
+static int read_arrays(ocn_fixture *f, json_t *arrays, const char *mpath, ocn_error *err)
+{
+    const char *name;
+    json_t *e;
+    if (!json_is_object(arrays)) return ocn_fail(err, OCN_EINVAL, "%s: 'arrays' must be an object", mpath);
+    json_object_foreach(arrays, name, e) {
+        json_t *file = json_object_get(e, "file"), *dtype = json_object_get(e, "dtype"),
+               *shape = json_object_get(e, "shape");
+        if (!json_is_object(e) || !json_is_string(file) || !json_is_string(dtype) || !json_is_array(shape))
+            return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s needs string 'file', 'dtype' and array 'shape'", mpath, name);
+        const char *fn = json_string_value(file);
+        if (strchr(fn, '/') || fn[0] == '.' || strlen(name) >= 64)
+            return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s: file '%s' must be a plain name inside the fixture", mpath, name, fn);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", f->dir, fn);
+        char dt[8];
+        int rc = ocn_npy_read(path, f->arrays, name, dt, err);
+        if (rc) return rc;
+        if (strcmp(dt, json_string_value(dtype)))
+            return ocn_fail(err, OCN_EINVAL, "%s: dtype %s, but the manifest says %s", path, dt, json_string_value(dtype));
+        ocn_array *a = ocn_arrayset_find(f->arrays, name);
+        int ok = (int)json_array_size(shape) == a->ndim;
+        for (int d = 0; ok && d < a->ndim; d++) {
+            json_t *s = json_array_get(shape, (size_t)d);
+            ok = json_is_integer(s) && json_integer_value(s) == (json_int_t)a->shape[d];
+        }
+        if (!ok) return ocn_fail(err, OCN_EINVAL, "%s: shape does not match the manifest's arrays.%s.shape", path, name);
+        if (ocn_array_is_input(name) && has_nonfinite(a))
+            return ocn_fail(err, OCN_EINVAL, "%s: input array '%s' contains NaN or Inf", path, name);
+        json_t *c = json_object_get(e, "cond");
+        if (json_is_number(c)) a->cond = json_number_value(c);
+    }
+    return OCN_OK;
+}
+
+static void copy_str(char *dst, size_t n, json_t *v, const char *dflt)
+{
+    snprintf(dst, n, "%s", json_is_string(v) ? json_string_value(v) : dflt);
+}
+
+int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
+{
+    *out = NULL;
+    ocn_fixture *f = calloc(1, sizeof *f);
+    if (!f) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
+    size_t dl = strlen(f->dir);
+    while (dl > 1 && f->dir[dl - 1] == '/') f->dir[--dl] = 0;
+    f->arrays = ocn_arrayset_new();
+    char mpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", f->dir);
+    json_error_t je;
+    json_t *m = NULL;
+    int rc;
+    struct stat st;
+    if (stat(f->dir, &st) || !S_ISDIR(st.st_mode)) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: not a fixture directory", dir);
+        goto done;
+    }
+    m = json_load_file(mpath, JSON_REJECT_DUPLICATES, &je);
+    if (!m) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", mpath, je.line, je.column, je.text);
+        goto done;
+    }
+    json_t *fmt = json_object_get(m, "format");
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "ocnopt-fixture")) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: format must be \"ocnopt-fixture\"", mpath);
+        goto done;
+    }
+    if (!json_is_integer(json_object_get(m, "version")) || json_integer_value(json_object_get(m, "version")) != 1) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: version must be 1", mpath);
+        goto done;
+    }
+    char where[4200];
+    snprintf(where, sizeof where, "%s: game", mpath);
+    if ((rc = ocn_game_from_json(json_object_get(m, "game"), where, &f->game, err))) goto done;
+    json_t *p = json_object_get(m, "producer");
+    copy_str(f->producer, sizeof f->producer, json_object_get(p, "name"), "unknown");
+    copy_str(f->backend, sizeof f->backend, json_object_get(p, "backend"), "unknown");
+    copy_str(f->precision, sizeof f->precision, json_object_get(p, "precision"), "f64");
+    rc = read_arrays(f, json_object_get(m, "arrays"), mpath, err);
+done:
+    if (m) json_decref(m);
+    if (rc) {
+        ocn_fixture_free(f);
+        return rc;
+    }
+    *out = f;
+    return OCN_OK;
+}
+
+void ocn_fixture_free(ocn_fixture *f)
+{
+    if (!f) return;
+    ocn_game_free(f->game);
+    ocn_arrayset_free(f->arrays);
+    free(f);
+}
+
+/* Removes a fixture directory we own (flat: files only). */
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[4096];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_producer *p)
+{
+    json_t *m = json_object(), *arr = json_object(), *prod = json_object();
+    json_object_set_new(m, "format", json_string("ocnopt-fixture"));
+    json_object_set_new(m, "version", json_integer(1));
+    json_object_set(m, "game", (json_t *)g->json);
+    json_object_set_new(prod, "name", json_string(p->name ? p->name : "ocnopt"));
+    json_object_set_new(prod, "backend", json_string(p->backend ? p->backend : "reference"));
+    json_object_set_new(prod, "precision", json_string(p->precision ? p->precision : "f64"));
+    if (p->commit) json_object_set_new(prod, "commit", json_string(p->commit));
+    if (p->rng) json_object_set_new(prod, "rng", json_string(p->rng));
+    json_object_set_new(prod, "seed", json_integer((json_int_t)p->seed));
+    json_object_set_new(m, "producer", prod);
+    for (int i = 0; i < s->count; i++) {
+        const ocn_array *a = &s->a[i];
+        json_t *e = json_object(), *sh = json_array();
+        char fn[80];
+        snprintf(fn, sizeof fn, "%s.npy", a->name);
+        for (int d = 0; d < a->ndim; d++) json_array_append_new(sh, json_integer((json_int_t)a->shape[d]));
+        json_object_set_new(e, "file", json_string(fn));
+        json_object_set_new(e, "dtype", json_string("<f8"));
+        json_object_set_new(e, "shape", sh);
+        json_object_set_new(e, "meaning", json_string(ocn_array_meaning(a->name)));
+        if (!ocn_array_is_input(a->name)) {
+            json_object_set_new(e, "metric", json_string("ratio_u"));
+            json_object_set_new(e, "threshold", json_integer(30));
+            if (a->cond > 0) json_object_set_new(e, "cond", json_real(a->cond));
+        }
+        json_object_set_new(arr, a->name, e);
+    }
+    json_object_set_new(m, "arrays", arr);
+    return m;
+}
+
+int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
+                      const ocn_producer *p, int force, ocn_error *err)
+{
+    struct stat st;
+    char clean[2048];
+    snprintf(clean, sizeof clean, "%s", dir);
+    size_t dl = strlen(clean);
+    while (dl > 1 && clean[dl - 1] == '/') clean[--dl] = 0;
+    int exists = stat(clean, &st) == 0;
+    if (exists) {
+        char mp[4096];
+        snprintf(mp, sizeof mp, "%s/manifest.json", clean);
+        if (!force) return ocn_fail(err, OCN_EINVAL, "%s: already exists (use --force to replace a fixture)", clean);
+        if (!S_ISDIR(st.st_mode) || access(mp, F_OK))
+            return ocn_fail(err, OCN_EINVAL, "%s: exists and is not a fixture directory; not replacing it", clean);
+    }
+    char tmp[2100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", clean);
+    if (!mkdtemp(tmp)) return ocn_fail(err, OCN_EIO, "%s: cannot create temporary directory: %s", tmp, strerror(errno));
+    int rc = OCN_OK;
+    char path[4096];
+    for (int i = 0; i < arrays->count && !rc; i++) {
+        snprintf(path, sizeof path, "%s/%s.npy", tmp, arrays->a[i].name);
+        rc = ocn_npy_write(path, &arrays->a[i], err);
+    }
+    if (!rc) {
+        json_t *m = manifest(g, arrays, p);
+        snprintf(path, sizeof path, "%s/manifest.json", tmp);
+        if (json_dump_file(m, path, JSON_INDENT(1) | JSON_SORT_KEYS))
+            rc = ocn_fail(err, OCN_EIO, "%s: cannot write manifest", path);
+        json_decref(m);
+    }
+    if (!rc && exists) {
+        char old[2100];
+        snprintf(old, sizeof old, "%s.old.XXXXXX", clean);
+        if (!mkdtemp(old) || rename(clean, old)) {
+            rc = ocn_fail(err, OCN_EIO, "%s: cannot move the old fixture aside: %s", clean, strerror(errno));
+        } else if (rename(tmp, clean)) {
+            rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", clean, strerror(errno));
+            rename(old, clean);
+        } else {
+            remove_flat_dir(old);
+        }
+        if (rc) rmdir(old);
+    } else if (!rc && rename(tmp, clean)) {
+        rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", clean, strerror(errno));
+    }
+    if (rc) remove_flat_dir(tmp);
+    return rc;
+}

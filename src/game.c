@@ -1,0 +1,552 @@
+/* Loader and validator of the SPEC §12 game description (jansson, strict:
+ * duplicate keys and unknown fields are errors).  Builds the §3/§12 block
+ * layout: blocks ordered by first appearance, state x_t = alive blocks. */
+#include "ocn/game.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ocn_error *err;
+    const char *where;
+    ocn_game *g;
+} ctx;
+
+static int bad(ctx *c, const char *fmt, const char *a, const char *b)
+{
+    char m[600];
+    snprintf(m, sizeof m, fmt, a ? a : "", b ? b : "");
+    return ocn_fail(c->err, OCN_EINVAL, "%s: %s", c->where, m);
+}
+
+/* Reject keys not in `allowed` (NULL-terminated). */
+static int check_keys(ctx *c, json_t *obj, const char *const *allowed, const char *path)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (!strcmp(*a, key)) ok = 1;
+        if (!ok) return bad(c, "%s: unknown field '%s'", path, key);
+    }
+    return OCN_OK;
+}
+
+static int get_int(ctx *c, json_t *obj, const char *key, const char *path, int required,
+                   long long lo, long long hi, long long dflt, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char p[300];
+    snprintf(p, sizeof p, "%s%s%s", path, path[0] ? " " : "", key);
+    if (!v) {
+        if (required) return bad(c, "%s missing", p, NULL);
+        *out = dflt;
+        return OCN_OK;
+    }
+    if (!json_is_integer(v)) return bad(c, "%s must be an integer", p, NULL);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        char m[400];
+        snprintf(m, sizeof m, "%s = %lld out of range [%lld, %lld]", p, x, lo, hi);
+        return bad(c, "%s", m, NULL);
+    }
+    *out = x;
+    return OCN_OK;
+}
+
+static int get_num(ctx *c, json_t *obj, const char *key, const char *path, int required,
+                   double lo, double dflt, int strict_lo, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char p[300];
+    snprintf(p, sizeof p, "%s%s%s", path, path[0] ? " " : "", key);
+    if (!v) {
+        if (required) return bad(c, "%s missing", p, NULL);
+        *out = dflt;
+        return OCN_OK;
+    }
+    if (!json_is_number(v)) return bad(c, "%s must be a number", p, NULL);
+    double x = json_number_value(v);
+    if (!isfinite(x) || x < lo || (strict_lo && x == lo)) {
+        char m[400];
+        snprintf(m, sizeof m, "%s = %g must be %s %g", p, x, strict_lo ? ">" : ">=", lo);
+        return bad(c, "%s", m, NULL);
+    }
+    *out = x;
+    return OCN_OK;
+}
+
+/* String field matched against a table of names; returns the index. */
+static int get_enum(ctx *c, json_t *obj, const char *key, const char *path, int required,
+                    const char *const *names, int dflt, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char p[300];
+    snprintf(p, sizeof p, "%s%s%s", path, path[0] ? " " : "", key);
+    if (!v) {
+        if (required) return bad(c, "%s missing", p, NULL);
+        *out = dflt;
+        return OCN_OK;
+    }
+    if (!json_is_string(v)) return bad(c, "%s must be a string", p, NULL);
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], json_string_value(v))) {
+            *out = i;
+            return OCN_OK;
+        }
+    return bad(c, "%s: unknown value '%s'", p, json_string_value(v));
+}
+
+static const char *const ACT_NAMES[] = {"identity", "tanh", "relu", "sigmoid", NULL};
+static const char *const KIND_NAMES[] = {"dense", "bias", "act", NULL};
+static const char *const LOSS_NAMES[] = {"ce", "mse", NULL};
+static const char *const GAME_NAMES[] = {"fne", "gr", NULL};
+static const char *const CURV_NAMES[] = {"exact", "sgd", "rmsprop", "gn-outer", "kfac", "coop-kfac", NULL};
+static const char *const DYN_NAMES[] = {"gn", "full", NULL};
+static const char *const VALUE_NAMES[] = {"augmented", "blockdiag", "persample", NULL};
+static const char *const TERM_NAMES[] = {"exact", "outer", NULL};
+static const char *const ZERO_NAMES[] = {"Qthx", "Puv", "Pux", "Mid", NULL};
+
+const char *ocn_act_name(ocn_act a) { return ACT_NAMES[a]; }
+const char *ocn_curvature_name(ocn_curvature c) { return CURV_NAMES[c]; }
+const char *ocn_value_name(ocn_value_mode v) { return VALUE_NAMES[v]; }
+
+static int block_id(ctx *c, json_t *v, const char *path, int create)
+{
+    ocn_game *g = c->g;
+    if (!v) return bad(c, "%s missing", path, NULL), -1;
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= OCN_MAX_NAME)
+        return bad(c, "%s must be a non-empty block name", path, NULL), -1;
+    const char *s = json_string_value(v);
+    for (int b = 0; b < g->nblocks; b++)
+        if (!strcmp(g->block_names[b], s)) return b;
+    if (!create) return bad(c, "%s: block '%s' does not exist", path, s), -1;
+    void *nb = realloc(g->block_names, (size_t)(g->nblocks + 1) * sizeof *g->block_names);
+    if (!nb) return ocn_fail(c->err, OCN_ENOMEM, "%s: out of memory", c->where), -1;
+    g->block_names = nb;
+    snprintf(g->block_names[g->nblocks], OCN_MAX_NAME, "%s", s);
+    return g->nblocks++;
+}
+
+static int parse_player(ctx *c, json_t *pj, int t, int p, ocn_player *pl)
+{
+    static const char *const keys[] = {"lane", "kind", "in", "out", "out_dim", "act", NULL};
+    char path[64];
+    snprintf(path, sizeof path, "stage %d player %d:", t, p);
+    if (!json_is_object(pj)) return bad(c, "%s must be an object", path, NULL);
+    int rc, k, a;
+    long long v;
+    if ((rc = check_keys(c, pj, keys, path))) return rc;
+    if ((rc = get_int(c, pj, "lane", path, 1, 0, 1023, 0, &v))) return rc;
+    pl->lane = (int)v;
+    if ((rc = get_enum(c, pj, "kind", path, 1, KIND_NAMES, 0, &k))) return rc;
+    pl->kind = (ocn_player_kind)k;
+    if ((rc = get_enum(c, pj, "act", path, 1, ACT_NAMES, 0, &a))) return rc;
+    pl->act = (ocn_act)a;
+    char fp[96];
+    snprintf(fp, sizeof fp, "%s in", path);
+    if ((pl->in_block = block_id(c, json_object_get(pj, "in"), fp, 1)) < 0) return c->err->code;
+    snprintf(fp, sizeof fp, "%s out", path);
+    if ((pl->out_block = block_id(c, json_object_get(pj, "out"), fp, 1)) < 0) return c->err->code;
+    if ((rc = get_int(c, pj, "out_dim", path, pl->kind != OCN_PLAYER_ACT, 1, 1 << 20, 0, &v))) return rc;
+    pl->out_dim = (int)v; /* 0 for act without out_dim: resolved in layout() */
+    return OCN_OK;
+}
+
+static int parse_stage(ctx *c, json_t *sj, int t, ocn_stage *st)
+{
+    static const char *const keys[] = {"players", "carries", NULL};
+    char path[48];
+    snprintf(path, sizeof path, "stage %d:", t);
+    if (!json_is_object(sj)) return bad(c, "%s must be an object", path, NULL);
+    int rc;
+    if ((rc = check_keys(c, sj, keys, path))) return rc;
+    json_t *pa = json_object_get(sj, "players");
+    if (!pa) return bad(c, "%s players missing", path, NULL);
+    if (!json_is_array(pa) || json_array_size(pa) == 0)
+        return bad(c, "%s players must be a non-empty array", path, NULL);
+    if (json_array_size(pa) > 1024) return bad(c, "%s too many players", path, NULL);
+    st->nplayers = (int)json_array_size(pa);
+    st->players = calloc((size_t)st->nplayers, sizeof *st->players);
+    if (!st->players) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+    for (int p = 0; p < st->nplayers; p++) {
+        if ((rc = parse_player(c, json_array_get(pa, (size_t)p), t, p, &st->players[p]))) return rc;
+        for (int q = 0; q < p; q++)
+            if (st->players[q].lane == st->players[p].lane) {
+                char m[120];
+                snprintf(m, sizeof m, "stage %d player %d: lane %d already taken by player %d", t, p,
+                         st->players[p].lane, q);
+                return bad(c, "%s", m, NULL);
+            }
+    }
+    json_t *ca = json_object_get(sj, "carries");
+    if (ca) {
+        if (!json_is_array(ca) || json_array_size(ca) > 1024)
+            return bad(c, "%s carries must be an array", path, NULL);
+        st->ncarries = (int)json_array_size(ca);
+        st->carries = calloc((size_t)st->ncarries + 1, sizeof *st->carries);
+        if (!st->carries) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+        for (int k = 0; k < st->ncarries; k++) {
+            static const char *const ckeys[] = {"from", "to", NULL};
+            char cp[64], fp[96];
+            snprintf(cp, sizeof cp, "stage %d carry %d:", t, k);
+            json_t *cj = json_array_get(ca, (size_t)k);
+            if (!json_is_object(cj)) return bad(c, "%s must be an object", cp, NULL);
+            if ((rc = check_keys(c, cj, ckeys, cp))) return rc;
+            snprintf(fp, sizeof fp, "%s from", cp);
+            if ((st->carries[k].from = block_id(c, json_object_get(cj, "from"), fp, 1)) < 0) return c->err->code;
+            snprintf(fp, sizeof fp, "%s to", cp);
+            if ((st->carries[k].to = block_id(c, json_object_get(cj, "to"), fp, 1)) < 0) return c->err->code;
+        }
+    }
+    return OCN_OK;
+}
+
+static int alloc_layout(ocn_game *g)
+{
+    g->block_dim = calloc((size_t)g->T + 1, sizeof *g->block_dim);
+    g->block_off = calloc((size_t)g->T + 1, sizeof *g->block_off);
+    g->n = calloc((size_t)g->T + 1, sizeof *g->n);
+    if (!g->block_dim || !g->block_off || !g->n) return OCN_ENOMEM;
+    for (int t = 0; t <= g->T; t++) {
+        g->block_dim[t] = calloc((size_t)g->nblocks, sizeof **g->block_dim);
+        g->block_off[t] = calloc((size_t)g->nblocks, sizeof **g->block_off);
+        if (!g->block_dim[t] || !g->block_off[t]) return OCN_ENOMEM;
+    }
+    return OCN_OK;
+}
+
+/* §3/§12: dims of every block at every t; every read block must be alive and
+ * every sum (writers + carries) must agree on its dimension. */
+static int layout(ctx *c)
+{
+    ocn_game *g = c->g;
+    if (alloc_layout(g)) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+    g->block_dim[0][0] = g->input_dim; /* block 0 is "z" */
+    char m[400];
+    for (int t = 0; t < g->T; t++) {
+        ocn_stage *st = &g->stages[t];
+        int *cur = g->block_dim[t], *nxt = g->block_dim[t + 1];
+        for (int p = 0; p < st->nplayers; p++) {
+            ocn_player *pl = &st->players[p];
+            int din = cur[pl->in_block];
+            if (!din) {
+                snprintf(m, sizeof m, "stage %d player %d: input block '%s' is not alive at stage %d", t, p,
+                         g->block_names[pl->in_block], t);
+                return bad(c, "%s", m, NULL);
+            }
+            pl->in_dim = din;
+            if (pl->kind == OCN_PLAYER_ACT) {
+                if (pl->out_dim && pl->out_dim != din) {
+                    snprintf(m, sizeof m, "stage %d player %d: out_dim %d of an act player must equal its input dim %d",
+                             t, p, pl->out_dim, din);
+                    return bad(c, "%s", m, NULL);
+                }
+                pl->out_dim = din;
+                pl->m = 0;
+            } else {
+                pl->m = pl->kind == OCN_PLAYER_DENSE ? pl->out_dim * (din + 1) : pl->out_dim;
+            }
+            int *d = &nxt[pl->out_block];
+            if (*d && *d != pl->out_dim) {
+                snprintf(m, sizeof m, "stage %d player %d: dimension mismatch: writes %d into block '%s' of dim %d",
+                         t, p, pl->out_dim, g->block_names[pl->out_block], *d);
+                return bad(c, "%s", m, NULL);
+            }
+            *d = pl->out_dim;
+        }
+        for (int k = 0; k < st->ncarries; k++) {
+            ocn_carry *ca = &st->carries[k];
+            int din = cur[ca->from];
+            if (!din) {
+                snprintf(m, sizeof m, "stage %d carry %d: block '%s' is not alive at stage %d", t, k,
+                         g->block_names[ca->from], t);
+                return bad(c, "%s", m, NULL);
+            }
+            int *d = &nxt[ca->to];
+            if (*d && *d != din) {
+                snprintf(m, sizeof m, "stage %d carry %d: dimension mismatch: carries %d into block '%s' of dim %d",
+                         t, k, din, g->block_names[ca->to], *d);
+                return bad(c, "%s", m, NULL);
+            }
+            *d = din;
+        }
+    }
+    for (int t = 0; t <= g->T; t++) {
+        int off = 0;
+        for (int b = 0; b < g->nblocks; b++) {
+            g->block_off[t][b] = off;
+            off += g->block_dim[t][b];
+        }
+        g->n[t] = off;
+    }
+    return OCN_OK;
+}
+
+static int parse_block_list(ctx *c, json_t *arr, const char *path, int *nout, int **out)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024)
+        return bad(c, "%s must be a non-empty array of block names", path, NULL);
+    *nout = (int)json_array_size(arr);
+    *out = calloc((size_t)*nout, sizeof **out);
+    if (!*out) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+    for (int i = 0; i < *nout; i++) {
+        (*out)[i] = block_id(c, json_array_get(arr, (size_t)i), path, 0);
+        if ((*out)[i] < 0) return c->err->code;
+        if (!c->g->block_dim[c->g->T][(*out)[i]]) {
+            char m[300];
+            snprintf(m, sizeof m, "%s: block '%s' is not alive after the last stage", path,
+                     c->g->block_names[(*out)[i]]);
+            return bad(c, "%s", m, NULL);
+        }
+        for (int j = 0; j < i; j++)
+            if ((*out)[j] == (*out)[i]) return bad(c, "%s: block '%s' listed twice", path, c->g->block_names[(*out)[i]]);
+    }
+    return OCN_OK;
+}
+
+static int parse_optimizer(ctx *c, json_t *oj, ocn_optimizer *o)
+{
+    static const char *const keys[] = {"game", "curvature", "dynamics", "value", "terminal",
+                                       "lr", "damping", "eps", "zero", NULL};
+    const char *path = "optimizer";
+    if (!oj) return bad(c, "optimizer missing", NULL, NULL);
+    if (!json_is_object(oj)) return bad(c, "optimizer must be an object", NULL, NULL);
+    int rc, e;
+    if ((rc = check_keys(c, oj, keys, "optimizer:"))) return rc;
+    if ((rc = get_enum(c, oj, "game", path, 1, GAME_NAMES, 0, &e))) return rc;
+    o->game = (ocn_game_kind)e;
+    if ((rc = get_enum(c, oj, "curvature", path, 1, CURV_NAMES, 0, &e))) return rc;
+    o->curvature = (ocn_curvature)e;
+    if ((rc = get_enum(c, oj, "dynamics", path, 0, DYN_NAMES, OCN_DYN_GN, &e))) return rc;
+    o->dynamics = (ocn_dynamics)e;
+    if ((rc = get_enum(c, oj, "value", path, 0, VALUE_NAMES, OCN_VALUE_BLOCKDIAG, &e))) return rc;
+    o->value = (ocn_value_mode)e;
+    if ((rc = get_enum(c, oj, "terminal", path, 0, TERM_NAMES, OCN_TERMINAL_EXACT, &e))) return rc;
+    o->terminal = (ocn_terminal)e;
+    if ((rc = get_num(c, oj, "lr", path, 0, 0.0, 1.0, 1, &o->lr))) return rc;
+    if ((rc = get_num(c, oj, "damping", path, 0, 0.0, 0.0, 0, &o->damping))) return rc;
+    if ((rc = get_num(c, oj, "eps", path, 0, 0.0, 1e-8, 0, &o->eps))) return rc;
+    json_t *z = json_object_get(oj, "zero");
+    o->zero = 0;
+    if (z) {
+        if (!json_is_array(z)) return bad(c, "optimizer zero must be an array of names", NULL, NULL);
+        size_t i;
+        json_t *v;
+        json_array_foreach(z, i, v) {
+            if (!json_is_string(v)) return bad(c, "optimizer zero: entries must be strings", NULL, NULL);
+            int k = -1;
+            for (int j = 0; ZERO_NAMES[j]; j++)
+                if (!strcmp(ZERO_NAMES[j], json_string_value(v))) k = j;
+            if (k < 0) return bad(c, "optimizer zero: unknown term '%s'", json_string_value(v), NULL);
+            o->zero |= 1u << k;
+        }
+    }
+    return OCN_OK;
+}
+
+static int parse_loss(ctx *c, json_t *lj)
+{
+    static const char *const keys[] = {"kind", "classes", "lane_outputs", NULL};
+    ocn_game *g = c->g;
+    if (!lj) return bad(c, "loss missing", NULL, NULL);
+    if (!json_is_object(lj)) return bad(c, "loss must be an object", NULL, NULL);
+    int rc, e;
+    long long v;
+    if ((rc = check_keys(c, lj, keys, "loss:"))) return rc;
+    if ((rc = get_enum(c, lj, "kind", "loss", 1, LOSS_NAMES, 0, &e))) return rc;
+    g->loss = (ocn_loss_kind)e;
+    if ((rc = get_int(c, lj, "classes", "loss", g->loss == OCN_LOSS_CE, 2, 1 << 20, 0, &v))) return rc;
+    g->classes = (int)v;
+    if (g->loss == OCN_LOSS_MSE && json_object_get(lj, "classes"))
+        return bad(c, "loss classes is only for kind 'ce'", NULL, NULL);
+    return OCN_OK;
+}
+
+/* Resolve outputs / lane_outputs after the layout is known. */
+static int resolve_outputs(ctx *c, json_t *root)
+{
+    ocn_game *g = c->g;
+    int rc;
+    json_t *oj = json_object_get(root, "outputs");
+    if (oj) {
+        if ((rc = parse_block_list(c, oj, "outputs", &g->noutputs, &g->outputs))) return rc;
+    } else {
+        g->noutputs = 1;
+        g->outputs = calloc(1, sizeof *g->outputs);
+        if (!g->outputs) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+        if (!g->block_dim[g->T][0]) return bad(c, "outputs: block 'z' is not alive after the last stage", NULL, NULL);
+    }
+    g->out_dim = 0;
+    for (int i = 0; i < g->noutputs; i++) g->out_dim += g->block_dim[g->T][g->outputs[i]];
+    g->lane_nout = calloc((size_t)g->nlanes, sizeof *g->lane_nout);
+    g->lane_outputs = calloc((size_t)g->nlanes, sizeof *g->lane_outputs);
+    if (!g->lane_nout || !g->lane_outputs) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+    json_t *lo = json_object_get(json_object_get(root, "loss"), "lane_outputs");
+    if (lo) {
+        if (!json_is_array(lo) || (int)json_array_size(lo) != g->nlanes) {
+            char m[120];
+            snprintf(m, sizeof m, "loss lane_outputs must be an array with one entry per lane (%d lanes)", g->nlanes);
+            return bad(c, "%s", m, NULL);
+        }
+        g->separable = 1;
+        for (int n = 0; n < g->nlanes; n++) {
+            char p[64];
+            snprintf(p, sizeof p, "loss lane_outputs[%d]", n);
+            if ((rc = parse_block_list(c, json_array_get(lo, (size_t)n), p, &g->lane_nout[n], &g->lane_outputs[n])))
+                return rc;
+            int d = 0;
+            for (int i = 0; i < g->lane_nout[n]; i++) d += g->block_dim[g->T][g->lane_outputs[n][i]];
+            if (g->loss == OCN_LOSS_CE && d != g->classes) {
+                char m[160];
+                snprintf(m, sizeof m, "loss lane_outputs[%d]: output dim %d must equal classes %d", n, d, g->classes);
+                return bad(c, "%s", m, NULL);
+            }
+            if (g->loss == OCN_LOSS_MSE && d != g->out_dim) {
+                char m[160];
+                snprintf(m, sizeof m, "loss lane_outputs[%d]: output dim %d must equal the outputs' dim %d (mse targets)",
+                         n, d, g->out_dim);
+                return bad(c, "%s", m, NULL);
+            }
+        }
+    } else {
+        for (int n = 0; n < g->nlanes; n++) {
+            g->lane_nout[n] = g->noutputs;
+            g->lane_outputs[n] = malloc((size_t)g->noutputs * sizeof(int));
+            if (!g->lane_outputs[n]) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
+            memcpy(g->lane_outputs[n], g->outputs, (size_t)g->noutputs * sizeof(int));
+        }
+        if (g->loss == OCN_LOSS_CE && g->out_dim != g->classes) {
+            char m[160];
+            snprintf(m, sizeof m, "loss classes %d must equal the output dim %d", g->classes, g->out_dim);
+            return bad(c, "%s", m, NULL);
+        }
+    }
+    return OCN_OK;
+}
+
+int ocn_game_from_json(const void *json, const char *where, ocn_game **out, ocn_error *err)
+{
+    static const char *const keys[] = {"name", "seed", "batch", "input_dim", "loss", "weight_decay",
+                                       "stages", "outputs", "optimizer", NULL};
+    json_t *root = (json_t *)json;
+    *out = NULL;
+    ocn_game *g = calloc(1, sizeof *g);
+    if (!g) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory", where);
+    ctx c = {err, where, g};
+    int rc;
+    long long v;
+    if (!json_is_object(root)) {
+        rc = bad(&c, "the game description must be a JSON object", NULL, NULL);
+        goto fail;
+    }
+    if ((rc = check_keys(&c, root, keys, "game:"))) goto fail;
+    json_t *nm = json_object_get(root, "name");
+    if (!nm) { rc = bad(&c, "name missing", NULL, NULL); goto fail; }
+    if (!json_is_string(nm) || json_string_length(nm) == 0 || json_string_length(nm) >= OCN_MAX_NAME) {
+        rc = bad(&c, "name must be a non-empty string", NULL, NULL);
+        goto fail;
+    }
+    snprintf(g->name, sizeof g->name, "%s", json_string_value(nm));
+    if ((rc = get_int(&c, root, "seed", "", 1, 0, 4294967295LL, 0, &v))) goto fail;
+    g->seed = (unsigned long)v;
+    if ((rc = get_int(&c, root, "batch", "", 1, 1, 1 << 20, 0, &v))) goto fail;
+    g->batch = (int)v;
+    if ((rc = get_int(&c, root, "input_dim", "", 1, 1, 1 << 20, 0, &v))) goto fail;
+    g->input_dim = (int)v;
+    if ((rc = parse_loss(&c, json_object_get(root, "loss")))) goto fail;
+    if ((rc = get_num(&c, root, "weight_decay", "", 0, 0.0, 0.0, 0, &g->weight_decay))) goto fail;
+    if ((rc = parse_optimizer(&c, json_object_get(root, "optimizer"), &g->opt))) goto fail;
+    json_t *sa = json_object_get(root, "stages");
+    if (!sa) { rc = bad(&c, "stages missing", NULL, NULL); goto fail; }
+    if (!json_is_array(sa) || json_array_size(sa) == 0 || json_array_size(sa) > 4096) {
+        rc = bad(&c, "stages must be a non-empty array", NULL, NULL);
+        goto fail;
+    }
+    g->T = (int)json_array_size(sa);
+    g->stages = calloc((size_t)g->T, sizeof *g->stages);
+    if (!g->stages) { rc = ocn_fail(err, OCN_ENOMEM, "out of memory"); goto fail; }
+    json_t *zname = json_string("z");
+    rc = block_id(&c, zname, "input", 1) < 0 ? err->code : OCN_OK; /* block 0 is the input "z" */
+    json_decref(zname);
+    if (rc) goto fail;
+    for (int t = 0; t < g->T; t++)
+        if ((rc = parse_stage(&c, json_array_get(sa, (size_t)t), t, &g->stages[t]))) goto fail;
+    g->nlanes = 0;
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            if (g->stages[t].players[p].lane + 1 > g->nlanes) g->nlanes = g->stages[t].players[p].lane + 1;
+    if ((rc = layout(&c))) goto fail;
+    if ((rc = resolve_outputs(&c, root))) goto fail;
+    g->json = json_incref(root);
+    *out = g;
+    return OCN_OK;
+fail:
+    ocn_game_free(g);
+    return rc;
+}
+
+int ocn_game_load_string(const char *text, const char *where, ocn_game **out, ocn_error *err)
+{
+    json_error_t je;
+    *out = NULL;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!root) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", where, je.line, je.column, je.text);
+    int rc = ocn_game_from_json(root, where, out, err);
+    json_decref(root);
+    return rc;
+}
+
+int ocn_game_load_file(const char *path, ocn_game **out, ocn_error *err)
+{
+    json_error_t je;
+    *out = NULL;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", path, je.line, je.column, je.text);
+    int rc = ocn_game_from_json(root, path, out, err);
+    json_decref(root);
+    return rc;
+}
+
+void ocn_game_free(ocn_game *g)
+{
+    if (!g) return;
+    for (int t = 0; g->stages && t < g->T; t++) {
+        free(g->stages[t].players);
+        free(g->stages[t].carries);
+    }
+    free(g->stages);
+    if (g->block_dim)
+        for (int t = 0; t <= g->T; t++) free(g->block_dim[t]);
+    if (g->block_off)
+        for (int t = 0; t <= g->T; t++) free(g->block_off[t]);
+    free(g->block_dim);
+    free(g->block_off);
+    free(g->n);
+    free(g->block_names);
+    free(g->outputs);
+    if (g->lane_outputs)
+        for (int n = 0; n < g->nlanes; n++) free(g->lane_outputs[n]);
+    free(g->lane_outputs);
+    free(g->lane_nout);
+    if (g->json) json_decref((json_t *)g->json);
+    free(g);
+}
+
+const ocn_player *ocn_game_lane_player(const ocn_game *g, int t, int lane)
+{
+    for (int p = 0; p < g->stages[t].nplayers; p++)
+        if (g->stages[t].players[p].lane == lane) return &g->stages[t].players[p];
+    return NULL;
+}
+
+int ocn_game_nparams(const ocn_game *g)
+{
+    int m = 0;
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++) m += g->stages[t].players[p].m;
+    return m;
+}

@@ -1,0 +1,133 @@
+/* ocn — the command-line tool.
+ *   ocn gen GAME.json -o DIR [--force]     write a §11 fixture from the reference
+ *   ocn verify DIR...                      recompute fixtures, compare every array (§10)
+ *   ocn theorems DIR... [--json FILE]      run the §9 checks
+ * Exit status: 0 ok, 1 a check failed, 2 bad input or usage. */
+#include "ocn/fixture.h"
+#include "ocn/harness.h"
+#include "ocn/reference.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef OCN_COMMIT
+#define OCN_COMMIT "unknown"
+#endif
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: ocn gen GAME.json -o DIR [--force]\n"
+            "       ocn verify DIR... [--json FILE]\n"
+            "       ocn theorems DIR... [--json FILE]\n"
+            "  --fault NAME   (harness self-test) inject a wrong kernel into the reference:\n"
+            "                 K-sign, feedback-drop, K-perturb, k-perturb\n");
+    return 2;
+}
+
+static int die(const ocn_error *e)
+{
+    fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
+    return e->code == OCN_EINVAL || e->code == OCN_EUNSUPPORTED ? 2 : 3;
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    const char *game = NULL, *dir = NULL;
+    int force = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] == '-') return usage();
+        else if (!game) game = argv[i];
+        else return usage();
+    }
+    if (!game || !dir) return usage();
+    ocn_error e = {0};
+    ocn_game *g = NULL;
+    ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
+    int rc = ocn_game_load_file(game, &g, &e);
+    if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
+    if (!rc) rc = ocn_ref_run(g, &g->opt, in, NULL, out, &e);
+    if (!rc) {
+        /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
+        for (int i = out->count - 1; i >= 0; i--) {
+            const char *n = out->a[i].name;
+            if ((!strncmp(n, "Qthth_", 6) || !strncmp(n, "Qthx_", 5) || !strncmp(n, "K_", 2)) &&
+                out->a[i].size * sizeof(double) > (1u << 20))
+                ocn_arrayset_remove(out, n);
+        }
+        for (int i = 0; i < in->count; i++) {
+            ocn_array *a = ocn_arrayset_add(out, in->a[i].name, in->a[i].ndim, in->a[i].shape);
+            if (a) memcpy(a->data, in->a[i].data, a->size * sizeof(double));
+        }
+        ocn_arrayset_sort(out);
+        ocn_producer p = {"ocnopt reference", "reference", "f64", OCN_COMMIT, "gsl_rng_mt19937", g->seed};
+        rc = ocn_fixture_write(dir, g, out, &p, force, &e);
+    }
+    ocn_game_free(g);
+    ocn_arrayset_free(in);
+    ocn_arrayset_free(out);
+    if (rc) return die(&e);
+    printf("wrote %s\n", dir);
+    return 0;
+}
+
+typedef int (*fixture_fn)(const ocn_fixture *, const ocn_ref_opts *, ocn_report *, ocn_error *);
+
+static int cmd_fixtures(int argc, char **argv, fixture_fn fn)
+{
+    const char *json = NULL;
+    ocn_ref_opts o = {OCN_FAULT_NONE};
+    int ndirs = 0;
+    char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (!strcmp(argv[i], "--fault") && i + 1 < argc) {
+            if (ocn_fault_parse(argv[++i], &o.fault)) {
+                fprintf(stderr, "ocn: unknown fault '%s'\n", argv[i]);
+                free(dirs);
+                return 2;
+            }
+        } else if (argv[i][0] == '-') {
+            free(dirs);
+            return usage();
+        } else dirs[ndirs++] = argv[i];
+    }
+    if (!ndirs) {
+        free(dirs);
+        return usage();
+    }
+    ocn_report *rep = ocn_report_new();
+    int status = 0;
+    for (int i = 0; i < ndirs; i++) {
+        ocn_error e = {0};
+        ocn_fixture *f = NULL;
+        int rc = ocn_fixture_read(dirs[i], &f, &e);
+        if (!rc) rc = fn(f, &o, rep, &e);
+        ocn_fixture_free(f);
+        if (rc) {
+            status = die(&e);
+            break;
+        }
+    }
+    if (!status) {
+        ocn_report_print(rep, stdout);
+        ocn_error e = {0};
+        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
+        else status = ocn_report_failures(rep) ? 1 : 0;
+    }
+    ocn_report_free(rep);
+    free(dirs);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage();
+    if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture);
+    if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture);
+    return usage();
+}
