@@ -62,6 +62,16 @@ const double *ocn_bp_costate(const ocn_bp *bp, int t);
 const double *ocn_bp_kfac_a(const ocn_bp *bp, int t, int p, int *dim);
 const double *ocn_bp_kfac_g(const ocn_bp *bp, int t, int p, int *dim);
 
+/* One stage's vector-Jacobian product for one sample (plain back-propagation):
+ * given the stage input x (n_t) and a cotangent ct1 (n_{t+1}), returns
+ * ct0 = F_xᵀ ct1 (n_t) and, per player p, the pre-activation cotangent
+ * gh[p] = σ'(h) ⊙ ct1[out] (out_dim; NULL entries are skipped).  F_θᵀ ct1 of a
+ * dense player is vec(gh aᵀ), a = [z; 1]; of a bias player gh. */
+int ocn_bp_stage_vjp(const ocn_game *g, const ocn_arrayset *inputs, int t, const double *x, const double *ct1,
+                     double *ct0, double **gh, ocn_error *err);
+/* Stage-t input block z of player p for state x (pointer into x). */
+const double *ocn_bp_player_input(const ocn_game *g, int t, int p, const double *x);
+
 /* Loss L_n (mean over batch, + weight decay) with parameters from `inputs`,
  * optionally overriding theta_{t_par,p_par} by theta (may be NULL). */
 int ocn_bp_loss_at(const ocn_game *g, const ocn_arrayset *inputs, int lane, int t_par, int p_par,

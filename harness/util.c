@@ -1,0 +1,84 @@
+/* Helpers shared by the §9 checks. */
+#include "check.h"
+
+#include <float.h>
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+int check_ref_variant(check_ctx *c, const ocn_optimizer *opt, ocn_arrayset **out)
+{
+    *out = ocn_arrayset_new();
+    int rc = ocn_ref_run(c->g, opt, c->in, c->o, *out, c->err);
+    if (rc) {
+        ocn_arrayset_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+double check_norm(const double *x, size_t n)
+{
+    long double s = 0;
+    for (size_t i = 0; i < n; i++) s += (long double)x[i] * x[i];
+    return (double)sqrtl(s);
+}
+
+double check_problem_size(const ocn_game *g)
+{
+    int nmax = 0, mmax = 0;
+    for (int t = 0; t <= g->T; t++) nmax = g->n[t] > nmax ? g->n[t] : nmax;
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            mmax = g->stages[t].players[p].m > mmax ? g->stages[t].players[p].m : mmax;
+    return (double)g->batch * nmax + mmax;
+}
+
+void check_row(check_ctx *c, const char *id, const char *quantity, const double *x, const double *ref, size_t n, double cnd)
+{
+    double e = ocn_rel_err(x, ref, n);
+    ocn_report_add(c->rep, id, c->name, quantity, e, ocn_ratio(e, OCN_U64, cnd));
+}
+
+void check_fd_row(check_ctx *c, const char *id, const char *quantity, const double *x, const double *fd, size_t n,
+                  double budget)
+{
+    double d = 0, r = check_norm(fd, n);
+    for (size_t i = 0; i < n; i++) d += (x[i] - fd[i]) * (x[i] - fd[i]);
+    d = sqrt(d);
+    double e = d / fmax(r, DBL_MIN);
+    ocn_report_add(c->rep, id, c->name, quantity, e, isfinite(d) ? d / fmax(budget, DBL_MIN) : INFINITY);
+}
+
+double check_fd_step(double x) { return cbrt(OCN_U64) * fmax(1.0, fabs(x)); }
+
+int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err)
+{
+    gsl_matrix *M = gsl_matrix_alloc((size_t)n, (size_t)n), *V = gsl_matrix_alloc((size_t)n, (size_t)n);
+    gsl_vector *ev = gsl_vector_alloc((size_t)n);
+    gsl_eigen_symmv_workspace *w = gsl_eigen_symmv_alloc((size_t)n);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) gsl_matrix_set(M, (size_t)i, (size_t)j, 0.5 * (A[i * n + j] + A[j * n + i]));
+    int st = gsl_eigen_symmv(M, ev, V, w);
+    if (!st) {
+        double mx = 0;
+        for (int k = 0; k < n; k++) mx = fmax(mx, fabs(gsl_vector_get(ev, (size_t)k)));
+        double tol = n * DBL_EPSILON * mx, mn = mx;
+        for (int i = 0; i < n * n; i++) out[i] = 0;
+        for (int k = 0; k < n; k++) {
+            double l = gsl_vector_get(ev, (size_t)k);
+            if (!(fabs(l) > tol)) continue;
+            mn = fmin(mn, fabs(l));
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                    out[i * n + j] += gsl_matrix_get(V, (size_t)i, (size_t)k) * gsl_matrix_get(V, (size_t)j, (size_t)k) / l;
+        }
+        *cond = mx > 0 ? mx / mn : 1.0;
+    }
+    gsl_eigen_symmv_free(w);
+    gsl_vector_free(ev);
+    gsl_matrix_free(M), gsl_matrix_free(V);
+    if (st) return ocn_fail(err, OCN_ENUMERIC, "symmetric eigendecomposition failed (%s)", gsl_strerror(st));
+    return OCN_OK;
+}
