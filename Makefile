@@ -23,7 +23,7 @@ LIB_SRC := $(filter-out src/main.c,$(LIB_SRC))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
-GAMES    = $(wildcard fixtures/games/*.json)
+GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 GOLDEN   = $(patsubst %/manifest.json,%,$(wildcard ../shared/golden/*/manifest.json))
 
@@ -67,7 +67,7 @@ test: deps
 check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
 
-# Regenerate the shipped fixtures from fixtures/games/*.json (committed).
+# Regenerate the shipped fixtures from games/*.json (committed).
 fixtures: $(BUILD)/ocn
 	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
 

@@ -1,0 +1,67 @@
+/* The reference reproduces ../shared/golden (an independent autograd
+ * implementation of the SPEC) within §10, array by array. */
+#include "util.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static void verify_golden(const char *name)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "../shared/golden/%s", name);
+    if (access(dir, F_OK)) cr_skip_test("%s not found (shared/ must sit beside the checkout)", dir);
+    ocn_error e = {0};
+    ocn_fixture *f = NULL;
+    cr_assert_eq(ocn_fixture_read(dir, &f, &e), OCN_OK, "%s", e.msg);
+    if (f->game->opt.game == OCN_GAME_GR) {
+        ocn_fixture_free(f);
+        cr_skip_test("%s: GR games are issue 3; the reference does not compute them yet", name);
+    }
+    ocn_report *rep = ocn_report_new();
+    cr_assert_eq(ocn_verify_fixture(f, NULL, rep, &e), OCN_OK, "%s", e.msg);
+    cr_assert_gt(rep->count, 20, "every stored output array is compared");
+    for (int i = 0; i < rep->count; i++)
+        cr_expect_neq(rep->rows[i].verdict, OCN_FAILED, "%s %s: err %g ratio %g", name, rep->rows[i].quantity,
+                      rep->rows[i].err, rep->rows[i].ratio);
+    ocn_report_free(rep);
+    ocn_fixture_free(f);
+}
+
+Test(golden, resblock_relu_ce) { verify_golden("resblock-relu-ce"); }
+Test(golden, mlp_tanh_ce_kfac) { verify_golden("mlp-tanh-ce-kfac"); }
+Test(golden, lqr_bias_mse) { verify_golden("lqr-bias-mse"); }
+Test(golden, mlp_sigmoid_full_exact) { verify_golden("mlp-sigmoid-full-exact"); }
+Test(golden, coop_block_gr_exact) { verify_golden("coop-block-gr-exact"); }
+
+/* The golden arrays really constrain the reference: a wrong kernel fails REPRO. */
+Test(golden, wrong_kernel_fails_repro)
+{
+    const char *dir = "../shared/golden/lqr-bias-mse";
+    if (access(dir, F_OK)) cr_skip_test("%s not found", dir);
+    ocn_error e = {0};
+    ocn_fixture *f = NULL;
+    cr_assert_eq(ocn_fixture_read(dir, &f, &e), OCN_OK, "%s", e.msg);
+    for (int fault = 1; fault < OCN_FAULT_COUNT; fault++) {
+        ocn_report *rep = ocn_report_new();
+        ocn_ref_opts o = {(ocn_fault)fault};
+        cr_assert_eq(ocn_verify_fixture(f, &o, rep, &e), OCN_OK);
+        cr_expect_gt(ocn_report_failures(rep), 0, "fault %s not caught by the golden arrays", ocn_fault_name((ocn_fault)fault));
+        ocn_report_free(rep);
+    }
+    ocn_fixture_free(f);
+}
+
+/* Shipped fixtures are not stale: the reference reproduces them. */
+Test(golden, shipped_fixtures_reproduce)
+{
+    for (int i = 0; i < TU_NFIXTURES; i++) {
+        ocn_error e = {0};
+        ocn_fixture *f = NULL;
+        cr_assert_eq(ocn_fixture_read(TU_FIXTURES[i], &f, &e), OCN_OK, "%s", e.msg);
+        ocn_report *rep = ocn_report_new();
+        cr_assert_eq(ocn_verify_fixture(f, NULL, rep, &e), OCN_OK, "%s", e.msg);
+        cr_expect_eq(ocn_report_failures(rep), 0, "%s is stale: run make fixtures", TU_FIXTURES[i]);
+        ocn_report_free(rep);
+        ocn_fixture_free(f);
+    }
+}
