@@ -65,3 +65,12 @@ Test(golden, shipped_fixtures_reproduce)
         ocn_fixture_free(f);
     }
 }
+
+/* docs/SPEC.md is a copy of the binding ../shared/SPEC.md and must not drift. */
+Test(docs, spec_copy_in_sync)
+{
+    if (access("../shared/SPEC.md", F_OK)) cr_skip_test("../shared/SPEC.md not found");
+    char out[256];
+    cr_expect_eq(tu_sh(out, sizeof out, "cmp -s ../shared/SPEC.md docs/SPEC.md"), 0,
+                 "docs/SPEC.md differs from ../shared/SPEC.md: copy it again");
+}
