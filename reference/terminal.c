@@ -11,11 +11,12 @@ double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, 
     const ocn_game *g = m->g;
     int T = g->T, d = 0;
     for (int i = 0; i < g->lane_nout[lane]; i++) d += g->block_dim[T][g->lane_outputs[lane][i]];
-    int *idx = malloc((size_t)d * sizeof *idx);
+    int *idx = malloc((size_t)d * sizeof *idx), *yi = malloc((size_t)d * sizeof *yi);
     double *o = malloc((size_t)d * sizeof *o), *go = malloc((size_t)d * sizeof *go);
     for (int i = 0, k = 0; i < g->lane_nout[lane]; i++) {
-        int b = g->lane_outputs[lane][i];
-        for (int j = 0; j < g->block_dim[T][b]; j++, k++) idx[k] = g->block_off[T][b] + j;
+        int b = g->lane_outputs[lane][i], ypos = 0; /* mse: where block b sits in `outputs` (the layout of y) */
+        for (int j = 0; j < g->noutputs && g->outputs[j] != b; j++) ypos += g->block_dim[T][g->outputs[j]];
+        for (int j = 0; j < g->block_dim[T][b]; j++, k++) idx[k] = g->block_off[T][b] + j, yi[k] = ypos + j;
     }
     for (int k = 0; k < d; k++) o[k] = xT[idx[k]];
     double phi = 0;
@@ -37,7 +38,7 @@ double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, 
     } else {
         const double *yt = m->y + (size_t)sample * (size_t)g->out_dim;
         for (int k = 0; k < d; k++) {
-            go[k] = o[k] - yt[k];
+            go[k] = o[k] - yt[yi[k]];
             phi += 0.5 * go[k] * go[k];
         }
         if (hess && terminal == OCN_TERMINAL_EXACT)
@@ -49,6 +50,7 @@ double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, 
     if (grad)
         for (int k = 0; k < d; k++) grad[idx[k]] = go[k];
     free(idx);
+    free(yi);
     free(o);
     free(go);
     return phi;

@@ -405,11 +405,15 @@ static int resolve_outputs(ctx *c, json_t *root)
                 snprintf(m, sizeof m, "loss lane_outputs[%d]: output dim %d must equal classes %d", n, d, g->classes);
                 return bad(c, "%s", m, NULL);
             }
-            if (g->loss == OCN_LOSS_MSE && d != g->out_dim) {
-                char m[160];
-                snprintf(m, sizeof m, "loss lane_outputs[%d]: output dim %d must equal the outputs' dim %d (mse targets)",
-                         n, d, g->out_dim);
-                return bad(c, "%s", m, NULL);
+            for (int i = 0; g->loss == OCN_LOSS_MSE && i < g->lane_nout[n]; i++) {
+                int b = g->lane_outputs[n][i], found = 0;
+                for (int j = 0; j < g->noutputs; j++) found |= g->outputs[j] == b;
+                if (!found) { /* mse targets y are laid out like `outputs` */
+                    char m[300];
+                    snprintf(m, sizeof m, "loss lane_outputs[%d]: block '%s' is not in outputs (mse targets follow outputs)",
+                             n, g->block_names[b]);
+                    return bad(c, "%s", m, NULL);
+                }
             }
         }
     } else {

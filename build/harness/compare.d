@@ -1,9 +1,0 @@
-build/harness/compare.o: harness/compare.c include/ocn/harness.h \
- include/ocn/arrays.h include/ocn/error.h include/ocn/fixture.h \
- include/ocn/game.h include/ocn/reference.h
-include/ocn/harness.h:
-include/ocn/arrays.h:
-include/ocn/error.h:
-include/ocn/fixture.h:
-include/ocn/game.h:
-include/ocn/reference.h:

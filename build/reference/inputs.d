@@ -1,8 +1,0 @@
-build/reference/inputs.o: reference/inputs.c reference/ref.h \
- include/ocn/reference.h include/ocn/arrays.h include/ocn/error.h \
- include/ocn/game.h
-reference/ref.h:
-include/ocn/reference.h:
-include/ocn/arrays.h:
-include/ocn/error.h:
-include/ocn/game.h:

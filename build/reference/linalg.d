@@ -1,8 +1,0 @@
-build/reference/linalg.o: reference/linalg.c reference/ref.h \
- include/ocn/reference.h include/ocn/arrays.h include/ocn/error.h \
- include/ocn/game.h
-reference/ref.h:
-include/ocn/reference.h:
-include/ocn/arrays.h:
-include/ocn/error.h:
-include/ocn/game.h:

@@ -1,2 +1,0 @@
-build/src/error.o: src/error.c include/ocn/error.h
-include/ocn/error.h:
