@@ -2,7 +2,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Iinclude -MMD -MP
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Iinclude -MMD -MP
 LDLIBS  = -ljansson -lgsl -lgslcblas -lm
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 

@@ -61,6 +61,29 @@ Test(game, malformed_inputs)
     expect_bad("{\"name\"", "[{\"name\"", "malformed JSON");
 }
 
+Test(game, separable_lane_outputs)
+{
+    const char *sep =
+        "{\"name\": \"s\", \"seed\": 1, \"batch\": 2, \"input_dim\": 3, \"outputs\": [\"a\", \"b\"],"
+        " \"loss\": {\"kind\": \"mse\", \"lane_outputs\": [[\"a\"], [\"b\"]]},"
+        " \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"a\", \"out_dim\": 2, \"act\": \"tanh\"},"
+        "  {\"lane\": 1, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"b\", \"out_dim\": 1, \"act\": \"tanh\"}]}],"
+        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\"}}";
+    ocn_game *g = tu_game(sep);
+    cr_assert_eq(g->nlanes, 2);
+    cr_assert(g->separable);
+    cr_assert_eq(g->out_dim, 3);
+    cr_assert_eq(g->lane_outputs[1][0], 2, "block b");
+    ocn_game_free(g);
+    char bad[2048];
+    snprintf(bad, sizeof bad, "%s", sep);
+    char *p = strstr(bad, "[[\"a\"], [\"b\"]]");
+    memcpy(p, "[[\"a\"]]       ", 14);
+    ocn_error e = {0};
+    cr_assert_eq(ocn_game_load_string(bad, "sep.json", &g, &e), OCN_EINVAL);
+    cr_assert(strstr(e.msg, "one entry per lane (2 lanes)") != NULL, "%s", e.msg);
+}
+
 Test(game, missing_file_names_it)
 {
     ocn_error e = {0};

@@ -54,13 +54,15 @@ Test(golden, wrong_kernel_fails_repro)
 /* Shipped fixtures are not stale: the reference reproduces them. */
 Test(golden, shipped_fixtures_reproduce)
 {
-    for (int i = 0; i < TU_NFIXTURES; i++) {
+    int nf;
+    const char *const *fx = tu_fixtures(&nf);
+    for (int i = 0; i < nf; i++) {
         ocn_error e = {0};
         ocn_fixture *f = NULL;
-        cr_assert_eq(ocn_fixture_read(TU_FIXTURES[i], &f, &e), OCN_OK, "%s", e.msg);
+        cr_assert_eq(ocn_fixture_read(fx[i], &f, &e), OCN_OK, "%s", e.msg);
         ocn_report *rep = ocn_report_new();
         cr_assert_eq(ocn_verify_fixture(f, NULL, rep, &e), OCN_OK, "%s", e.msg);
-        cr_expect_eq(ocn_report_failures(rep), 0, "%s is stale: run make fixtures", TU_FIXTURES[i]);
+        cr_expect_eq(ocn_report_failures(rep), 0, "%s is stale: run make fixtures", fx[i]);
         ocn_report_free(rep);
         ocn_fixture_free(f);
     }

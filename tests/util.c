@@ -4,14 +4,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
 #include <sys/wait.h>
 
-const char *const TU_FIXTURES[] = {
-    "fixtures/lqr-bias-mse", "fixtures/mlp-relu-mse-kfac", "fixtures/mlp-sigmoid-full-exact",
-    "fixtures/mlp-tanh-ce", "fixtures/mlp-tanh-ce-gnouter-outer", "fixtures/mlp-tanh-mse-rmsprop-persample",
-    "fixtures/outer-sgd-e1", "fixtures/resblock-relu-ce",
-};
-const int TU_NFIXTURES = sizeof TU_FIXTURES / sizeof *TU_FIXTURES;
+/* Every shipped fixture directory (those holding a manifest.json), sorted. */
+const char *const *tu_fixtures(int *n)
+{
+    static glob_t gl; /* read-only after the first call in this test process */
+    static char *dirs[256];
+    static int count = -1;
+    if (count < 0) {
+        count = 0;
+        if (glob("fixtures/*/manifest.json", 0, NULL, &gl) == 0)
+            for (size_t i = 0; i < gl.gl_pathc && count < 256; i++) {
+                dirs[count] = strdup(gl.gl_pathv[i]);
+                *strrchr(dirs[count], '/') = 0;
+                count++;
+            }
+        globfree(&gl);
+    }
+    cr_assert_gt(count, 0, "no fixtures found (run the tests from the repository root)");
+    *n = count;
+    return (const char *const *)dirs;
+}
 
 const char *TU_RESBLOCK =
     "{\"name\": \"rb\", \"seed\": 7, \"batch\": 3, \"input_dim\": 4,"

@@ -19,7 +19,6 @@ ocn_game *tu_game(const char *json);
 extern const char *TU_RESBLOCK;
 /* Runs the theorems over a list of fixture directories, returns the report. */
 ocn_report *tu_theorems(const char *const *dirs, int n, ocn_fault fault);
-extern const char *const TU_FIXTURES[];
-extern const int TU_NFIXTURES;
+const char *const *tu_fixtures(int *n);
 
 #endif
