@@ -1,9 +1,14 @@
-/* SPEC §5 curvature modes, formed densely: M = (C + γI)/η unless the row
- * says otherwise, and M^† = η (C + γI)^†.  Kronecker products are formed
- * explicitly (that is the point of a reference) with the pinv rule applied
- * per factor, M^† = A^† ⊗ G^† (§5 last paragraph). */
+/* SPEC §5 curvature modes and §6 cooperative KFAC, formed densely:
+ * M = (C + γI)/η unless the row says otherwise, M^† = η (C + γI)^†.
+ * Kronecker products are formed explicitly (that is the point of a
+ * reference), the pinv rule applied per factor: (A ⊗ G)^† = A^† ⊗ G^†.
+ * For a joint (GR) parameter every mode is formed on θ_t = [θ_1; …]; kfac is
+ * block-diagonal over players; coop-kfac keeps the cross-player factor
+ * blocks (§6 embedding): its M^† has blocks A^†_uv ⊗ G^†_uv, because the
+ * diagonal blocks of G_ww^† blockdiag(mat P_v) A_ww^† are Σ_v G^†_uv mat(P_v) A^†_vu. */
 #include "ref.h"
 
+#include <gsl/gsl_blas.h>
 #include <math.h>
 
 static int damped_pinv(const gsl_matrix *C, double gamma, double eta, gsl_matrix *Minv, double *cond, ocn_error *err)
@@ -14,6 +19,67 @@ static int damped_pinv(const gsl_matrix *C, double gamma, double eta, gsl_matrix
     int rc = ref_pinv_m(D, Minv, cond, err);
     gsl_matrix_scale(Minv, eta);
     gsl_matrix_free(D);
+    return rc;
+}
+
+/* GR `zero: Puv` and the block-diagonal modes: drop cross-player blocks of C. */
+static void zero_cross_blocks(const ref_curv_in *in, gsl_matrix *C)
+{
+    for (int u = 0; u < in->np; u++)
+        for (int v = 0; v < in->np; v++)
+            if (u != v) {
+                gsl_matrix_view b = gsl_matrix_submatrix(C, (size_t)in->moff[u], (size_t)in->moff[v],
+                                                         (size_t)in->mdim[u], (size_t)in->mdim[v]);
+                gsl_matrix_set_zero(&b.matrix);
+            }
+}
+
+/* M^† block (u, v) = η · Ai[u, v] ⊗ Gi[u, v] (factor blocks at aoff/goff). */
+static void kron_blocks(const ref_curv_in *in, const gsl_matrix *Ai, const gsl_matrix *Gi, int diag_only, double eta,
+                        gsl_matrix *Minv)
+{
+    gsl_matrix_set_zero(Minv);
+    for (int u = 0; u < in->np; u++)
+        for (int v = 0; v < in->np; v++) {
+            if (diag_only && u != v) continue;
+            size_t au = (size_t)(in->aoff[u + 1] - in->aoff[u]), av = (size_t)(in->aoff[v + 1] - in->aoff[v]);
+            size_t gu = (size_t)(in->goff[u + 1] - in->goff[u]), gv = (size_t)(in->goff[v + 1] - in->goff[v]);
+            gsl_matrix_const_view a = gsl_matrix_const_submatrix(Ai, (size_t)in->aoff[u], (size_t)in->aoff[v], au, av);
+            gsl_matrix_const_view g = gsl_matrix_const_submatrix(Gi, (size_t)in->goff[u], (size_t)in->goff[v], gu, gv);
+            gsl_matrix_view dst = gsl_matrix_submatrix(Minv, (size_t)in->moff[u], (size_t)in->moff[v], au * gu, av * gv);
+            ref_kron(&a.matrix, &g.matrix, &dst.matrix);
+        }
+    gsl_matrix_scale(Minv, eta);
+}
+
+static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, gsl_matrix *Minv, double *cond,
+                     ocn_error *err)
+{
+    double sg = sqrt(opt->damping);
+    size_t na = in->A->size1, ng = in->G->size1;
+    gsl_matrix *Ai = gsl_matrix_calloc(na, na), *Gi = gsl_matrix_calloc(ng, ng);
+    int rc = OCN_OK;
+    *cond = 1.0;
+    if (coop) { /* §6: √γ I added to A_ww and G_ww, factor-wise pinv */
+        double ca, cg;
+        rc = damped_pinv(in->A, sg, 1.0, Ai, &ca, err);
+        if (!rc) rc = damped_pinv(in->G, sg, 1.0, Gi, &cg, err);
+        *cond = ca * cg;
+    } else { /* §5: each player's own factors (A_u + √γ I) ⊗ (G_u + √γ I) */
+        for (int u = 0; u < in->np && !rc; u++) {
+            size_t au = (size_t)(in->aoff[u + 1] - in->aoff[u]), gu = (size_t)(in->goff[u + 1] - in->goff[u]);
+            gsl_matrix_const_view a = gsl_matrix_const_submatrix(in->A, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
+            gsl_matrix_const_view g = gsl_matrix_const_submatrix(in->G, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
+            gsl_matrix_view ai = gsl_matrix_submatrix(Ai, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
+            gsl_matrix_view gi = gsl_matrix_submatrix(Gi, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
+            double ca, cg;
+            rc = damped_pinv(&a.matrix, sg, 1.0, &ai.matrix, &ca, err);
+            if (!rc) rc = damped_pinv(&g.matrix, sg, 1.0, &gi.matrix, &cg, err);
+            *cond = fmax(*cond, ca * cg);
+        }
+    }
+    if (!rc) kron_blocks(in, Ai, Gi, !coop, opt->lr, Minv);
+    gsl_matrix_free(Ai), gsl_matrix_free(Gi);
     return rc;
 }
 
@@ -28,10 +94,16 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
         *cond = 1.0;
         return OCN_OK;
     }
+    if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC) {
+        /* §6: under FNE, with zero Puv, or on a one-player stage coop-kfac is kfac */
+        int coop = opt->curvature == OCN_CURV_COOP_KFAC && opt->game == OCN_GAME_GR && in->np > 1 &&
+                   !(opt->zero & OCN_ZERO_PUV);
+        return kfac_pinv(opt, in, coop, Minv, cond, err);
+    }
     int rc = OCN_OK;
     gsl_matrix *C = gsl_matrix_calloc(m, m);
     switch (opt->curvature) {
-    case OCN_CURV_EXACT:
+    case OCN_CURV_EXACT: /* Q_θθ / P_θθ (already after `zero`) */
         gsl_matrix_memcpy(C, in->Qthth);
         rc = damped_pinv(C, gamma, eta, Minv, cond, err);
         break;
@@ -43,26 +115,11 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
         }
         rc = damped_pinv(C, 0.0, eta, Minv, cond, err);
         break;
-    case OCN_CURV_GN_OUTER: /* mean_i Q_θ^(i) Q_θ^(i)ᵀ */
+    case OCN_CURV_GN_OUTER: /* mean_i Q_θ^(i) Q_θ^(i)ᵀ on the joint per-sample gradient */
         ref_gemm(1, 0, 1.0 / (double)B, in->Qthi, in->Qthi, 0.0, C);
+        if (opt->zero & OCN_ZERO_PUV) zero_cross_blocks(in, C);
         rc = damped_pinv(C, gamma, eta, Minv, cond, err);
         break;
-    case OCN_CURV_KFAC:
-    case OCN_CURV_COOP_KFAC: { /* §6: under FNE coop-kfac is kfac */
-        double sg = sqrt(gamma), ca = 1, cg = 1;
-        size_t na = in->A->size1, ng = in->G->size1;
-        gsl_matrix *Ai = gsl_matrix_alloc(na, na), *Gi = gsl_matrix_alloc(ng, ng);
-        rc = damped_pinv(in->A, sg, 1.0, Ai, &ca, err);
-        if (!rc) rc = damped_pinv(in->G, sg, 1.0, Gi, &cg, err);
-        if (!rc) {
-            ref_kron(Ai, Gi, Minv);
-            gsl_matrix_scale(Minv, eta);
-            *cond = ca * cg;
-        }
-        gsl_matrix_free(Ai);
-        gsl_matrix_free(Gi);
-        break;
-    }
     default:
         rc = ocn_fail(err, OCN_EUNSUPPORTED, "curvature mode not handled");
     }

@@ -66,8 +66,8 @@ void ref_jac_theta(const ref_model *m, int t, int p, const double *x, gsl_matrix
     free(h);
 }
 
-void ref_second_order(const ref_model *m, int t, int p, const double *x, const double *v,
-                      gsl_matrix *Hxx, gsl_matrix *Hthx, gsl_matrix *Hthth)
+/* v'·F_xx: Wᵀ diag(v ⊙ σ'') W on each player's input block (act: diag(v ⊙ σ'')). */
+void ref_second_order_x(const ref_model *m, int t, const double *x, const double *v, gsl_matrix *Hxx)
 {
     const ocn_game *g = m->g;
     const ocn_stage *st = &g->stages[t];
@@ -75,50 +75,60 @@ void ref_second_order(const ref_model *m, int t, int p, const double *x, const d
         const ocn_player *pl = &st->players[q];
         double *h = player_h(m, t, q, x);
         const double *vo = v + g->block_off[t + 1][pl->out_block];
-        const double *z = x + g->block_off[t][pl->in_block];
         size_t co = (size_t)g->block_off[t][pl->in_block];
-        double *w = malloc((size_t)pl->out_dim * sizeof *w);
-        for (int r = 0; r < pl->out_dim; r++) w[r] = vo[r] * ref_ddact(pl->act, h[r]); /* V_x' ⊙ σ'' */
-        /* V_x'·F_xx on the input block: Wᵀ diag(w) W (act: diag(w)) */
         for (int r = 0; r < pl->out_dim; r++) {
-            if (w[r] == 0.0) continue;
+            double w = vo[r] * ref_ddact(pl->act, h[r]);
+            if (w == 0.0) continue;
             if (pl->kind == OCN_PLAYER_ACT) {
-                *gsl_matrix_ptr(Hxx, co + (size_t)r, co + (size_t)r) += w[r];
+                *gsl_matrix_ptr(Hxx, co + (size_t)r, co + (size_t)r) += w;
                 continue;
             }
             for (int a = 0; a < pl->in_dim; a++) {
-                double wa = w[r] * ref_weight(pl, m->th[t][q], m->wfix[t][q], r, a);
+                double wa = w * ref_weight(pl, m->th[t][q], m->wfix[t][q], r, a);
                 for (int b = 0; b < pl->in_dim; b++)
                     *gsl_matrix_ptr(Hxx, co + (size_t)a, co + (size_t)b) += wa * ref_weight(pl, m->th[t][q], m->wfix[t][q], r, b);
             }
         }
-        if (q == p && pl->m) {
-            /* V_x'·F_θx = h_θᵀ diag(w) W + V_h·h_θx, V_h = V_x' ⊙ σ'  (DDPNOpt eq. 27) */
-            FOR_DH_DTHETA(pl, z, {
-                for (int b = 0; b < pl->in_dim; b++)
-                    *gsl_matrix_ptr(Hthx, j, co + (size_t)b) += dh * w[r] * ref_weight(pl, m->th[t][q], m->wfix[t][q], r, b);
-            });
-            if (pl->kind == OCN_PLAYER_DENSE)
-                for (int r = 0; r < pl->out_dim; r++)
-                    for (int c = 0; c < pl->in_dim; c++)
-                        *gsl_matrix_ptr(Hthx, (size_t)c * (size_t)pl->out_dim + (size_t)r, co + (size_t)c) +=
-                            vo[r] * ref_dact(pl->act, h[r]);
-            /* V_x'·F_θθ = h_θᵀ diag(w) h_θ (h linear in θ) */
-            for (int r = 0; r < pl->out_dim; r++) {
-                if (w[r] == 0.0) continue;
-                int ncol = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
-                for (int c1 = 0; c1 < ncol; c1++) {
-                    size_t j1 = pl->kind == OCN_PLAYER_BIAS ? (size_t)r : (size_t)c1 * (size_t)pl->out_dim + (size_t)r;
-                    double d1 = (pl->kind == OCN_PLAYER_BIAS || c1 == pl->in_dim) ? 1.0 : z[c1];
-                    for (int c2 = 0; c2 < ncol; c2++) {
-                        size_t j2 = pl->kind == OCN_PLAYER_BIAS ? (size_t)r : (size_t)c2 * (size_t)pl->out_dim + (size_t)r;
-                        double d2 = (pl->kind == OCN_PLAYER_BIAS || c2 == pl->in_dim) ? 1.0 : z[c2];
-                        *gsl_matrix_ptr(Hthth, j1, j2) += d1 * w[r] * d2;
-                    }
-                }
-            }
-        }
-        free(w);
         free(h);
     }
+}
+
+/* v'·F_θx (m x n) = h_θᵀ diag(w) W + V_h·h_θx with V_h = v ⊙ σ' (DDPNOpt eq. 27),
+ * and v'·F_θθ (m x m) = h_θᵀ diag(w) h_θ (h is linear in θ), w = v ⊙ σ''. */
+void ref_second_order_player(const ref_model *m, int t, int p, const double *x, const double *v, gsl_matrix *Hthx,
+                             gsl_matrix *Hthth)
+{
+    const ocn_game *g = m->g;
+    const ocn_player *pl = &g->stages[t].players[p];
+    if (!pl->m) return;
+    double *h = player_h(m, t, p, x);
+    const double *vo = v + g->block_off[t + 1][pl->out_block];
+    const double *z = x + g->block_off[t][pl->in_block];
+    size_t co = (size_t)g->block_off[t][pl->in_block];
+    double *w = malloc((size_t)pl->out_dim * sizeof *w);
+    for (int r = 0; r < pl->out_dim; r++) w[r] = vo[r] * ref_ddact(pl->act, h[r]);
+    FOR_DH_DTHETA(pl, z, {
+        for (int b = 0; b < pl->in_dim; b++)
+            *gsl_matrix_ptr(Hthx, j, co + (size_t)b) += dh * w[r] * ref_weight(pl, m->th[t][p], m->wfix[t][p], r, b);
+    });
+    if (pl->kind == OCN_PLAYER_DENSE)
+        for (int r = 0; r < pl->out_dim; r++)
+            for (int c = 0; c < pl->in_dim; c++)
+                *gsl_matrix_ptr(Hthx, (size_t)c * (size_t)pl->out_dim + (size_t)r, co + (size_t)c) +=
+                    vo[r] * ref_dact(pl->act, h[r]);
+    for (int r = 0; r < pl->out_dim; r++) {
+        if (w[r] == 0.0) continue;
+        int ncol = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
+        for (int c1 = 0; c1 < ncol; c1++) {
+            size_t j1 = pl->kind == OCN_PLAYER_BIAS ? (size_t)r : (size_t)c1 * (size_t)pl->out_dim + (size_t)r;
+            double d1 = (pl->kind == OCN_PLAYER_BIAS || c1 == pl->in_dim) ? 1.0 : z[c1];
+            for (int c2 = 0; c2 < ncol; c2++) {
+                size_t j2 = pl->kind == OCN_PLAYER_BIAS ? (size_t)r : (size_t)c2 * (size_t)pl->out_dim + (size_t)r;
+                double d2 = (pl->kind == OCN_PLAYER_BIAS || c2 == pl->in_dim) ? 1.0 : z[c2];
+                *gsl_matrix_ptr(Hthth, j1, j2) += d1 * w[r] * d2;
+            }
+        }
+    }
+    free(w);
+    free(h);
 }

@@ -35,21 +35,28 @@ void ref_stage_forward(const ref_model *m, int t, double *const *th, const doubl
 /* §4 per-sample stage Jacobians (dense). Fx: n' x n.  Fth: n' x m of player p. */
 void ref_jac_x(const ref_model *m, int t, const double *x, gsl_matrix *Fx);
 void ref_jac_theta(const ref_model *m, int t, int p, const double *x, gsl_matrix *Fth);
-/* §4 "full": adds V_x'·F_xx to Hxx (n x n) and, for player p >= 0,
- * V_x'·F_thx (m x n) to Hthx and V_x'·F_thth (m x m) to Hthth. */
-void ref_second_order(const ref_model *m, int t, int p, const double *x, const double *v,
-                      gsl_matrix *Hxx, gsl_matrix *Hthx, gsl_matrix *Hthth);
+/* §4 "full": adds V_x'·F_xx (all players) to Hxx (n x n); for player p,
+ * adds V_x'·F_θx (m_p x n) to Hthx and V_x'·F_θθ (m_p x m_p) to Hthth. */
+void ref_second_order_x(const ref_model *m, int t, const double *x, const double *v, gsl_matrix *Hxx);
+void ref_second_order_player(const ref_model *m, int t, int p, const double *x, const double *v, gsl_matrix *Hthx,
+                             gsl_matrix *Hthth);
 
 /* §1 terminal payoff of lane n for one sample: value, gradient (n_T) and
  * Hessian (n_T x n_T, exact or outer per `terminal`) in state coordinates. */
 double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
                     double *grad, gsl_matrix *hess);
 
-/* §5: M^† (m x m) for player p at stage t, lane-local quantities given. */
+/* §5/§6: M^† (m x m) of a (joint) parameter of np players; θ blocks at
+ * moff[u] of size mdim[u].  A, G: KFAC factors of the embedded parameter
+ * (§6; player u's own factors are the diagonal blocks at aoff[u], goff[u]);
+ * NULL unless the mode is kfac/coop-kfac. */
 typedef struct {
-    const gsl_matrix *Qthth;  /* m x m, λ included */
+    const gsl_matrix *Qthth;  /* m x m, λ included, after `zero` */
     const gsl_matrix *Qthi;   /* B x m per-sample gradients */
-    const gsl_matrix *A, *G;  /* KFAC factors (kfac only) */
+    int np;
+    const int *moff, *mdim;
+    const gsl_matrix *A, *G;
+    const int *aoff, *goff;   /* np + 1 entries */
 } ref_curv_in;
 int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
                        ocn_error *err);

@@ -2,7 +2,7 @@
  * FNE backward (§4, §5), update pass (§8); every §11 array stored with its
  * §10 amplification c (problem size × product of the condition numbers of
  * the pseudo-inverses it went through). */
-#include "fne.h"
+#include "expand.h"
 #include "update.h"
 
 #include <math.h>
@@ -29,75 +29,105 @@ typedef struct {
     int fail;
 } store;
 
-static ocn_array *put(store *s, double cond, int ndim, size_t d0, size_t d1, size_t d2, const char *fmt, int t, int n)
+/* §11 names: FNE "<Q>_t{t}_n{n}", GR "<P>_t{t}" (lane < 0). */
+static void name_of(char *buf, size_t n, const char *base, int t, int lane)
+{
+    if (lane < 0) snprintf(buf, n, "%s_t%d", base, t);
+    else snprintf(buf, n, "%s_t%d_n%d", base, t, lane);
+}
+
+static ocn_array *put(store *s, double cond, int ndim, size_t d0, size_t d1, size_t d2, const char *base, int t, int n)
 {
     char name[64];
-    snprintf(name, sizeof name, fmt, t, n);
+    name_of(name, sizeof name, base, t, n);
     ocn_array *a = ocn_arrayset_add2(s->out, name, ndim, d0, d1, d2);
     if (!a) s->fail = 1;
     else a->cond = cond;
     return a;
 }
 
-static void put_matrix(store *s, double cond, const gsl_matrix *M, const char *fmt, int t, int n)
+static void put_matrix(store *s, double cond, const gsl_matrix *M, const char *base, int t, int n)
 {
-    ocn_array *a = put(s, cond, 2, M->size1, M->size2, 0, fmt, t, n);
+    ocn_array *a = put(s, cond, 2, M->size1, M->size2, 0, base, t, n);
     for (size_t i = 0; a && i < M->size1; i++)
         for (size_t j = 0; j < M->size2; j++) a->data[i * M->size2 + j] = gsl_matrix_get(M, i, j);
 }
 
 /* Per-sample diagonal blocks of a (Bn x Bn) matrix as (B, n, n). */
-static void put_diag_blocks(store *s, double cond, const gsl_matrix *M, int B, const char *fmt, int t, int n)
+static void put_diag_blocks(store *s, double cond, const gsl_matrix *M, int B, const char *base, int t, int n)
 {
     size_t d = M->size1 / (size_t)B;
-    ocn_array *a = put(s, cond, 3, (size_t)B, d, d, fmt, t, n);
+    ocn_array *a = put(s, cond, 3, (size_t)B, d, d, base, t, n);
     for (int i = 0; a && i < B; i++)
         for (size_t r = 0; r < d; r++)
             for (size_t c = 0; c < d; c++)
                 a->data[((size_t)i * d + r) * d + c] = gsl_matrix_get(M, (size_t)i * d + r, (size_t)i * d + c);
 }
 
-static void put_batch(store *s, double cond, gsl_matrix *const *M, int B, const char *fmt, int t, int n)
+/* rows [r0, r0 + nr) of each per-sample matrix, as (B, nr, cols) */
+static void put_batch_rows(store *s, double cond, gsl_matrix *const *M, int B, size_t r0, size_t nr, const char *base,
+                           int t, int n)
 {
-    size_t r = M[0]->size1, c = M[0]->size2;
-    ocn_array *a = put(s, cond, 3, (size_t)B, r, c, fmt, t, n);
+    size_t c = M[0]->size2;
+    ocn_array *a = put(s, cond, 3, (size_t)B, nr, c, base, t, n);
     for (int i = 0; a && i < B; i++)
-        for (size_t x = 0; x < r; x++)
-            for (size_t y = 0; y < c; y++) a->data[((size_t)i * r + x) * c + y] = gsl_matrix_get(M[i], x, y);
+        for (size_t x = 0; x < nr; x++)
+            for (size_t y = 0; y < c; y++) a->data[((size_t)i * nr + x) * c + y] = gsl_matrix_get(M[i], r0 + x, y);
 }
 
-static void put_values(store *s, double cond, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug, int t, int n)
+static void put_vector(store *s, double cond, const gsl_vector *v, size_t r0, size_t nr, const char *base, int t, int n)
 {
-    put_matrix(s, cond, Vx, "Vx_t%d_n%d", t, n);
-    put_diag_blocks(s, cond, VXX, B, "Vxx_t%d_n%d", t, n);
-    if (aug) put_matrix(s, cond, VXX, "VXX_t%d_n%d", t, n);
+    ocn_array *a = put(s, cond, 1, nr, 0, 0, base, t, n);
+    for (size_t j = 0; a && j < nr; j++) a->data[j] = gsl_vector_get(v, r0 + j);
 }
 
-static void put_stage(store *s, const ref_fne_out *o, int B, int aug, double cq, double cg, int t, int n)
+static void put_values(store *s, double cond, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug, int gr, int t,
+                       int n)
 {
-    put_matrix(s, cq, o->Qx, "Qx_t%d_n%d", t, n);
-    put_diag_blocks(s, cq, o->QXX, B, "Qxx_t%d_n%d", t, n);
-    if (o->p >= 0) {
-        gsl_matrix_const_view qth = gsl_matrix_const_view_vector(o->Qth, o->Qth->size, 1);
-        ocn_array *a = put(s, cq, 1, o->Qth->size, 0, 0, "Qth_t%d_n%d", t, n);
-        if (a) memcpy(a->data, qth.matrix.data, o->Qth->size * sizeof(double));
-        put_matrix(s, cq, o->Qthi, "Qthi_t%d_n%d", t, n);
-        put_batch(s, cq, o->Qthx, B, "Qthx_t%d_n%d", t, n);
-        put_matrix(s, cq, o->Qthth, "Qthth_t%d_n%d", t, n);
-        a = put(s, cg, 1, o->k->size, 0, 0, "k_t%d_n%d", t, n);
-        for (size_t j = 0; a && j < o->k->size; j++) a->data[j] = gsl_vector_get(o->k, j);
-        put_batch(s, cg, o->K, B, "K_t%d_n%d", t, n);
+    put_matrix(s, cond, Vx, gr ? "Wx" : "Vx", t, n);
+    put_diag_blocks(s, cond, VXX, B, gr ? "Wxx" : "Vxx", t, n);
+    if (aug) put_matrix(s, cond, VXX, gr ? "WXX" : "VXX", t, n);
+}
+
+/* Expansions (FNE Q of lane n, GR P), per-player gains, values. */
+static void put_stage(store *s, const ocn_game *g, const ref_stage_out *o, int aug, int gr, double cq, double cg, int t,
+                      int n)
+{
+    int B = g->batch, l = gr ? -1 : n;
+    put_matrix(s, cq, o->Qx, gr ? "Px" : "Qx", t, l);
+    put_diag_blocks(s, cq, o->QXX, B, gr ? "Pxx" : "Qxx", t, l);
+    if (o->np) {
+        size_t m = (size_t)o->m;
+        put_vector(s, cq, o->Qth, 0, m, gr ? "Pth" : "Qth", t, l);
+        put_matrix(s, cq, o->Qthi, gr ? "Pthi" : "Qthi", t, l);
+        put_batch_rows(s, cq, o->Qthx, B, 0, m, gr ? "Pthx" : "Qthx", t, l);
+        put_matrix(s, cq, o->Qthth, gr ? "Pthth" : "Qthth", t, l);
+        for (int u = 0; u < o->np; u++) { /* GR gains are stored per player (§11) */
+            const ocn_player *pl = &g->stages[t].players[o->p[u]];
+            put_vector(s, cg, o->k, (size_t)o->moff[u], (size_t)pl->m, "k", t, pl->lane);
+            put_batch_rows(s, cg, o->K, B, (size_t)o->moff[u], (size_t)pl->m, "K", t, pl->lane);
+        }
     }
-    put_values(s, cg, o->Vx, o->VXX, B, aug, t, n);
+    put_values(s, cg, o->Vx, o->VXX, B, aug, gr, t, l);
+}
+
+/* Players of an expansion: FNE lane n's own player, GR all parameterised
+ * players in lane order (θ_t = [θ_{t,1}; …]). */
+static int expansion_players(const ocn_game *g, int t, int gr, int lane, int *players)
+{
+    int np = 0;
+    for (int l = 0; l < g->nlanes; l++) {
+        if (!gr && l != lane) continue;
+        const ocn_player *pl = ocn_game_lane_player(g, t, l);
+        if (pl && pl->m) players[np++] = (int)(pl - g->stages[t].players);
+    }
+    return np;
 }
 
 int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
                 const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err)
 {
     ref_gsl_quiet();
-    if (opt->game == OCN_GAME_GR)
-        return ocn_fail(err, OCN_EUNSUPPORTED,
-                        "%s: GR (cooperative) games are not implemented in the reference yet (issue 3)", g->name);
     ocn_fault fault = o ? o->fault : OCN_FAULT_NONE;
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
@@ -105,7 +135,8 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         ref_model_free(&m);
         return rc;
     }
-    int B = g->batch, T = g->T, N = g->nlanes, aug = opt->value == OCN_VALUE_AUGMENTED;
+    int B = g->batch, T = g->T, aug = opt->value == OCN_VALUE_AUGMENTED, gr = opt->game == OCN_GAME_GR;
+    int N = gr ? 1 : g->nlanes; /* value functions: one per lane (FNE) or the joint W (GR) */
     store s = {out, 0};
 
     /* §10 amplification: size × product of condition numbers on the way */
@@ -127,7 +158,7 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         for (int i = 0; i < B; i++)
             ref_stage_forward(&m, t, m.th[t], gsl_matrix_ptr(X[t], (size_t)i, 0), gsl_matrix_ptr(X[t + 1], (size_t)i, 0));
 
-    /* terminal (§1): per lane, v_x^(i) = ∇φ_n, Ṽ = blockdiag(∇²φ_n) */
+    /* terminal (§1, §4): FNE lane n: V_T = φ_n; GR: W_T = φ (one copy) */
     gsl_matrix **v = calloc((size_t)N, sizeof *v), **V = calloc((size_t)N, sizeof *V);
     size_t nT = (size_t)g->n[T];
     gsl_matrix *H = gsl_matrix_alloc(nT, nT);
@@ -135,18 +166,19 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         v[n] = gsl_matrix_calloc((size_t)B, nT);
         V[n] = gsl_matrix_calloc((size_t)B * nT, (size_t)B * nT);
         for (int i = 0; i < B; i++) {
-            ref_terminal(&m, n, i, gsl_matrix_ptr(X[T], (size_t)i, 0), opt->terminal, gsl_matrix_ptr(v[n], (size_t)i, 0), H);
+            ref_terminal(&m, gr ? -1 : n, i, gsl_matrix_ptr(X[T], (size_t)i, 0), opt->terminal,
+                         gsl_matrix_ptr(v[n], (size_t)i, 0), H);
             gsl_matrix_view blk = gsl_matrix_submatrix(V[n], (size_t)i * nT, (size_t)i * nT, nT, nT);
             gsl_matrix_memcpy(&blk.matrix, H);
         }
-        put_values(&s, size, v[n], V[n], B, aug, T, n);
+        put_values(&s, size, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
     }
     gsl_matrix_free(H);
 
     /* backward (§4) — keep gains per player for the update pass */
     gsl_vector ***k = calloc((size_t)T, sizeof *k);
     gsl_matrix ****K = calloc((size_t)T, sizeof *K);
-    ref_fne_out *outs = calloc((size_t)N, sizeof *outs);
+    ref_stage_out *outs = calloc((size_t)N, sizeof *outs);
     cum[T] = 1.0;
     for (int t = T - 1; t >= 0 && !rc; t--) {
         k[t] = calloc((size_t)g->stages[t].nplayers, sizeof **k);
@@ -154,24 +186,34 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         double cstage = 1.0;
         memset(outs, 0, (size_t)N * sizeof *outs);
         for (int n = 0; n < N && !rc; n++) {
-            rc = ref_fne_stage(&m, opt, fault, t, n, X[t], v[n], V[n], &outs[n], err);
-            if (!rc) cstage = fmax(cstage, outs[n].cond);
+            int players[REF_MAX_PLAYERS];
+            int np = expansion_players(g, t, gr, n, players);
+            rc = ref_stage_backward(&m, opt, fault, t, players, np, X[t], v[n], V[n], &outs[n], err);
+            if (rc) ocn_error_prefix(err, gr ? "stage %d" : "stage %d lane %d", t, n);
+            else cstage = fmax(cstage, outs[n].cond);
         }
         cum[t] = cum[t + 1] * cstage;
         for (int n = 0; n < N; n++) {
-            if (!rc) put_stage(&s, &outs[n], B, aug, size * cum[t + 1], size * cum[t], t, n);
-            if (!rc && outs[n].p >= 0) { /* hand gains over; the rest is freed */
-                k[t][outs[n].p] = outs[n].k;
-                K[t][outs[n].p] = outs[n].K;
-                outs[n].k = NULL;
-                outs[n].K = NULL;
+            ref_stage_out *o2 = &outs[n];
+            if (!rc) put_stage(&s, g, o2, aug, gr, size * cum[t + 1], size * cum[t], t, n);
+            for (int u = 0; !rc && u < o2->np; u++) { /* per-player gains for the update pass */
+                int p = o2->p[u], mu = g->stages[t].players[p].m;
+                k[t][p] = gsl_vector_alloc((size_t)mu);
+                gsl_vector_view kv = gsl_vector_subvector(o2->k, (size_t)o2->moff[u], (size_t)mu);
+                gsl_vector_memcpy(k[t][p], &kv.vector);
+                K[t][p] = calloc((size_t)B, sizeof ***K);
+                for (int i = 0; i < B; i++) {
+                    K[t][p][i] = gsl_matrix_alloc((size_t)mu, o2->K[i]->size2);
+                    gsl_matrix_view Kv = gsl_matrix_submatrix(o2->K[i], (size_t)o2->moff[u], 0, (size_t)mu, o2->K[i]->size2);
+                    gsl_matrix_memcpy(K[t][p][i], &Kv.matrix);
+                }
             }
-            if (outs[n].Vx) {
+            if (o2->Vx) {
                 gsl_matrix_free(v[n]), gsl_matrix_free(V[n]);
-                v[n] = outs[n].Vx, V[n] = outs[n].VXX;
-                outs[n].Vx = outs[n].VXX = NULL;
+                v[n] = o2->Vx, V[n] = o2->VXX;
+                o2->Vx = o2->VXX = NULL;
             }
-            ref_fne_out_free(&outs[n], B);
+            ref_stage_out_free(o2, B);
         }
     }
 
@@ -186,14 +228,14 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                                   (const gsl_matrix *const *)X, dX, thn, err);
     if (!rc) {
         for (int t = 0; t <= T; t++) {
-            put_matrix(&s, size, X[t], "x_t%d%.0d", t, 0);
-            put_matrix(&s, size * cum[0], dX[t], "dx_t%d%.0d", t, 0);
+            put_matrix(&s, size, X[t], "x", t, -1);
+            put_matrix(&s, size * cum[0], dX[t], "dx", t, -1);
         }
         for (int t = 0; t < T; t++)
             for (int p = 0; p < g->stages[t].nplayers; p++) {
                 const ocn_player *pl = &g->stages[t].players[p];
                 if (!pl->m) continue;
-                ocn_array *a = put(&s, size * cum[0], 1, (size_t)pl->m, 0, 0, "theta_new_t%d_n%d", t, pl->lane);
+                ocn_array *a = put(&s, size * cum[0], 1, (size_t)pl->m, 0, 0, "theta_new", t, pl->lane);
                 if (a) memcpy(a->data, thn[t][p], (size_t)pl->m * sizeof(double));
             }
     }

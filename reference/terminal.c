@@ -5,8 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
-                    double *grad, gsl_matrix *hess)
+static double lane_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
+                            double *grad, gsl_matrix *hess)
 {
     const ocn_game *g = m->g;
     int T = g->T, d = 0;
@@ -53,5 +53,43 @@ double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, 
     free(yi);
     free(o);
     free(go);
+    return phi;
+}
+
+/* lane < 0: the network loss φ (GR's one copy, W_T = φ, §4): φ itself for a
+ * shared task, Σ_n φ_n for a separable game; `outer` is ∇φ∇φᵀ of that sum. */
+double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
+                    double *grad, gsl_matrix *hess)
+{
+    const ocn_game *g = m->g;
+    if (lane >= 0 || !g->separable) return lane_terminal(m, lane < 0 ? 0 : lane, sample, xT, terminal, grad, hess);
+    size_t nT = (size_t)g->n[g->T];
+    double phi = 0, *gl = malloc(nT * sizeof *gl);
+    gsl_matrix *hl = hess ? gsl_matrix_alloc(nT, nT) : NULL;
+    if (grad)
+        for (size_t k = 0; k < nT; k++) grad[k] = 0;
+    if (hess) gsl_matrix_set_zero(hess);
+    for (int n = 0; n < g->nlanes; n++) {
+        phi += lane_terminal(m, n, sample, xT, OCN_TERMINAL_EXACT, gl, hl);
+        if (grad)
+            for (size_t k = 0; k < nT; k++) grad[k] += gl[k];
+        if (hess && terminal == OCN_TERMINAL_EXACT) gsl_matrix_add(hess, hl);
+    }
+    if (hess && terminal == OCN_TERMINAL_OUTER) {
+        double *gt = grad ? grad : gl;
+        if (!grad) { /* recompute the total gradient */
+            for (size_t k = 0; k < nT; k++) gt[k] = 0;
+            for (int n = 0; n < g->nlanes; n++) {
+                double *tmp = malloc(nT * sizeof *tmp);
+                lane_terminal(m, n, sample, xT, OCN_TERMINAL_EXACT, tmp, NULL);
+                for (size_t k = 0; k < nT; k++) gt[k] += tmp[k];
+                free(tmp);
+            }
+        }
+        for (size_t a = 0; a < nT; a++)
+            for (size_t b = 0; b < nT; b++) gsl_matrix_set(hess, a, b, gt[a] * gt[b]);
+    }
+    free(gl);
+    if (hl) gsl_matrix_free(hl);
     return phi;
 }

@@ -344,6 +344,12 @@ static int parse_optimizer(ctx *c, json_t *oj, ocn_optimizer *o)
             if (k < 0) return bad(c, "optimizer zero: unknown term '%s'", json_string_value(v), NULL);
             o->zero |= 1u << k;
         }
+        /* §12: Qthx is the FNE term, Puv/Pux the GR ones; a flag that means
+         * nothing for the game is a mistake, not something to ignore */
+        if (o->game == OCN_GAME_FNE && (o->zero & (OCN_ZERO_PUV | OCN_ZERO_PUX)))
+            return bad(c, "optimizer zero: 'Puv' and 'Pux' apply to gr games only", NULL, NULL);
+        if (o->game == OCN_GAME_GR && (o->zero & OCN_ZERO_QTHX))
+            return bad(c, "optimizer zero: 'Qthx' applies to fne games only (gr: 'Pux')", NULL, NULL);
     }
     return OCN_OK;
 }
