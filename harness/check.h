@@ -25,6 +25,12 @@ double check_problem_size(const ocn_game *g);
 /* Pseudo-inverse of a symmetric matrix by eigendecomposition (independent of
  * the reference's SVD), same §5 rcond rule.  A, out: n x n row-major. */
 int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err);
+/* Same, also returning the numerical rank (eigenvalues kept). */
+int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *rank, ocn_error *err);
+/* Small dense helpers (row-major): C = A B (r x k)(k x c). */
+void check_matmul(const double *A, const double *B, double *C, int r, int k, int c);
+/* Copies block [r0, r0+nr) x [c0, c0+nc) of an (n x n) row-major matrix. */
+double *check_block(const double *M, int n, int r0, int nr, int c0, int nc);
 double check_norm(const double *x, size_t n);
 /* The §10 FD step and error model (SPEC §10: h = u^{1/3}·max(1,|x|)). */
 double check_fd_step(double x);
@@ -36,5 +42,14 @@ int check_t6base(check_ctx *c);
 int check_p3(check_ctx *c);
 int check_lqr(check_ctx *c);
 int check_batch(check_ctx *c);
+int check_t6c(check_ctx *c);
+int check_t6a_local(check_ctx *c);
+int check_t6a_separable(check_ctx *c);
+int check_t6a_coupled(check_ctx *c);
+int check_schur(check_ctx *c);
+int check_kfac_t3(check_ctx *c);
+int check_c7(check_ctx *c);
+int check_e4(check_ctx *c);
+int ocn_check_c7_applies(const ocn_game *g);
 
 #endif

@@ -63,10 +63,12 @@ int check_batch(check_ctx *c)
     ocn_arrayset *ra = NULL, *rb = NULL;
     int rc = check_ref_variant(c, &oa, &ra);
     if (!rc) rc = check_ref_variant(c, &ob, &rb);
+    int gr = g->opt.game == OCN_GAME_GR;
     for (int t = 0; !rc && t < g->T; t++)
-        for (int lane = 0; lane < g->nlanes; lane++) {
-            char nm[64], q[64];
-            snprintf(nm, sizeof nm, "VXX_t%d_n%d", t, lane);
+        for (int lane = 0; lane < (gr ? 1 : g->nlanes); lane++) {
+            char nm[64], q[96];
+            if (gr) snprintf(nm, sizeof nm, "WXX_t%d", t);
+            else snprintf(nm, sizeof nm, "VXX_t%d_n%d", t, lane);
             const ocn_array *V = ocn_arrayset_find(ra, nm);
             size_t N = V->shape[0], n = N / (size_t)g->batch;
             double off = 0, all = 0;
@@ -76,12 +78,14 @@ int check_batch(check_ctx *c)
                     all += x * x;
                     if (i / n != j / n) off += x * x;
                 }
-            snprintf(q, sizeof q, "offdiag VXX_t%d_n%d", t, lane);
+            snprintf(q, sizeof q, "offdiag %s", nm);
             ocn_report_measured(c->rep, "BATCH", c->name, q, all > 0 ? sqrt(off / all) : 0.0);
-            snprintf(nm, sizeof nm, "k_t%d_n%d", t, lane);
-            const ocn_array *ka = ocn_arrayset_find(ra, nm), *kb = ocn_arrayset_find(rb, nm);
-            if (ka && kb) {
-                snprintf(q, sizeof q, "k_t%d_n%d aug-vs-blockdiag", t, lane);
+            for (int p = 0; p < g->stages[t].nplayers; p++) {
+                const ocn_player *pl = &g->stages[t].players[p];
+                if (!pl->m || (!gr && pl->lane != lane)) continue;
+                snprintf(nm, sizeof nm, "k_t%d_n%d", t, pl->lane);
+                const ocn_array *ka = ocn_arrayset_find(ra, nm), *kb = ocn_arrayset_find(rb, nm);
+                snprintf(q, sizeof q, "%s aug-vs-blockdiag", nm);
                 ocn_report_measured(c->rep, "BATCH", c->name, q, ocn_rel_err(kb->data, ka->data, ka->size));
             }
         }

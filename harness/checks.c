@@ -35,7 +35,38 @@ static int applies_lqr(const ocn_game *g)
     return 1;
 }
 
-static int applies_batch(const ocn_game *g) { return applies_fne(g) && g->batch > 1; }
+static int applies_batch(const ocn_game *g) { return has_params(g) && g->batch > 1; }
+
+static int is_gr(const ocn_game *g) { return g->opt.game == OCN_GAME_GR && has_params(g); }
+
+/* Largest number of parameterised players at one stage. */
+static int max_players(const ocn_game *g)
+{
+    int best = 0;
+    for (int t = 0; t < g->T; t++) {
+        int k = 0;
+        for (int p = 0; p < g->stages[t].nplayers; p++) k += g->stages[t].players[p].m > 0;
+        best = k > best ? k : best;
+    }
+    return best;
+}
+
+static int has_two_player_stage(const ocn_game *g)
+{
+    for (int t = 0; t < g->T; t++) {
+        int k = 0;
+        for (int p = 0; p < g->stages[t].nplayers; p++) k += g->stages[t].players[p].m > 0;
+        if (k == 2) return 1;
+    }
+    return 0;
+}
+
+static int applies_multi_gr(const ocn_game *g) { return is_gr(g) && max_players(g) >= 2; }
+static int applies_separable(const ocn_game *g) { return is_gr(g) && g->separable && g->nlanes >= 2; }
+static int applies_coupled(const ocn_game *g) { return is_gr(g) && !g->separable && g->nlanes >= 2; }
+static int applies_kfac_t3(const ocn_game *g) { return is_gr(g) && has_two_player_stage(g); }
+static int applies_c7(const ocn_game *g) { return is_gr(g) && ocn_check_c7_applies(g); }
+static int applies_e4(const ocn_game *g) { return has_params(g) && g->batch > 1 && g->opt.value == OCN_VALUE_PERSAMPLE; }
 
 static const struct {
     const char *id;
@@ -49,6 +80,14 @@ static const struct {
     {"P3/E1", applies_p3, check_p3},
     {"LQR", applies_lqr, check_lqr},
     {"BATCH", applies_batch, check_batch},
+    {"T6c", is_gr, check_t6c},
+    {"T6a-local", applies_multi_gr, check_t6a_local},
+    {"T6a-separable", applies_separable, check_t6a_separable},
+    {"T6a-coupled/E2", applies_coupled, check_t6a_coupled},
+    {"SCHUR", applies_multi_gr, check_schur},
+    {"KFAC-T3/E3", applies_kfac_t3, check_kfac_t3},
+    {"C7", applies_c7, check_c7},
+    {"E4", applies_e4, check_e4},
 };
 
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err)

@@ -55,6 +55,11 @@ double check_fd_step(double x) { return cbrt(OCN_U64) * fmax(1.0, fabs(x)); }
 
 int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err)
 {
+    return check_sym_pinv_rank(A, n, out, cond, NULL, err);
+}
+
+int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *rank, ocn_error *err)
+{
     gsl_matrix *M = gsl_matrix_alloc((size_t)n, (size_t)n), *V = gsl_matrix_alloc((size_t)n, (size_t)n);
     gsl_vector *ev = gsl_vector_alloc((size_t)n);
     gsl_eigen_symmv_workspace *w = gsl_eigen_symmv_alloc((size_t)n);
@@ -65,20 +70,41 @@ int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error 
         double mx = 0;
         for (int k = 0; k < n; k++) mx = fmax(mx, fabs(gsl_vector_get(ev, (size_t)k)));
         double tol = n * DBL_EPSILON * mx, mn = mx;
+        int rk = 0;
         for (int i = 0; i < n * n; i++) out[i] = 0;
         for (int k = 0; k < n; k++) {
             double l = gsl_vector_get(ev, (size_t)k);
             if (!(fabs(l) > tol)) continue;
+            rk++;
             mn = fmin(mn, fabs(l));
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
                     out[i * n + j] += gsl_matrix_get(V, (size_t)i, (size_t)k) * gsl_matrix_get(V, (size_t)j, (size_t)k) / l;
         }
         *cond = mx > 0 ? mx / mn : 1.0;
+        if (rank) *rank = rk;
     }
     gsl_eigen_symmv_free(w);
     gsl_vector_free(ev);
     gsl_matrix_free(M), gsl_matrix_free(V);
     if (st) return ocn_fail(err, OCN_ENUMERIC, "symmetric eigendecomposition failed (%s)", gsl_strerror(st));
     return OCN_OK;
+}
+
+void check_matmul(const double *A, const double *B, double *C, int r, int k, int c)
+{
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) {
+            double s = 0;
+            for (int l = 0; l < k; l++) s += A[(size_t)i * k + l] * B[(size_t)l * c + j];
+            C[(size_t)i * c + j] = s;
+        }
+}
+
+double *check_block(const double *M, int n, int r0, int nr, int c0, int nc)
+{
+    double *b = malloc((size_t)(nr ? nr : 1) * (size_t)(nc ? nc : 1) * sizeof *b);
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nc; j++) b[(size_t)i * nc + j] = M[(size_t)(r0 + i) * n + c0 + j];
+    return b;
 }

@@ -105,6 +105,7 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
     switch (opt->curvature) {
     case OCN_CURV_EXACT: /* Q_θθ / P_θθ (already after `zero`) */
         gsl_matrix_memcpy(C, in->Qthth);
+        if (opt->zero & OCN_ZERO_PUV_CURVATURE_ONLY) zero_cross_blocks(in, C);
         rc = damped_pinv(C, gamma, eta, Minv, cond, err);
         break;
     case OCN_CURV_RMSPROP: /* diag(sqrt(mean_i Q_θ^(i) ⊙ Q_θ^(i)) + ε), no γ */

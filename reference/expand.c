@@ -209,7 +209,9 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC)
             kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G);
         ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff};
-        rc = ref_curvature_pinv(opt, &ci, Minv, &o->cond, err);
+        ocn_optimizer fo = *opt;
+        if (fault == OCN_FAULT_PUV_DROP && opt->game == OCN_GAME_GR) fo.zero |= OCN_ZERO_PUV_CURVATURE_ONLY;
+        rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err);
         if (A) gsl_matrix_free(A), gsl_matrix_free(G);
         if (!rc) {
             gsl_blas_dgemv(CblasNoTrans, 1.0, Minv, o->Qth, 0.0, o->k);

@@ -58,6 +58,8 @@ typedef struct {
     const gsl_matrix *A, *G;
     const int *aoff, *goff;   /* np + 1 entries */
 } ref_curv_in;
+/* Fault-injection bit (never parsed from a game): drop P_uv in the curvature only. */
+#define OCN_ZERO_PUV_CURVATURE_ONLY 0x100
 int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
                        ocn_error *err);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const FAULT_NAMES[] = {"none", "K-sign", "feedback-drop", "K-perturb", "k-perturb"};
+static const char *const FAULT_NAMES[] = {"none", "K-sign", "feedback-drop", "K-perturb", "k-perturb", "Puv-drop"};
 
 const char *ocn_fault_name(ocn_fault f) { return (unsigned)f < OCN_FAULT_COUNT ? FAULT_NAMES[f] : "?"; }
 

@@ -28,7 +28,9 @@ Test(theorems, shipped_fixtures_pass, .timeout = 120)
     for (int i = 0; i < r->count; i++)
         cr_expect_neq(r->rows[i].verdict, OCN_FAILED, "%s %s %s: err %g ratio %g", r->rows[i].id, r->rows[i].fixture,
                       r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
-    static const char *const ids[] = {"GRAD", "T6b", "T6-base", "P2", "P3", "LQR", "BATCH", "E1"};
+    static const char *const ids[] = {"GRAD", "T6b", "T6-base", "P2", "P3", "LQR", "BATCH", "E1", "T6c",
+                                      "T6a-local", "T6a-separable", "T6a-coupled", "E2", "SCHUR", "KFAC-T3",
+                                      "E3", "C7", "E4"};
     for (size_t k = 0; k < sizeof ids / sizeof *ids; k++)
         cr_expect_gt(count_rows(r, ids[k], NULL, 0, 1), 0, "check %s never ran", ids[k]);
     ocn_report_free(r);
@@ -76,3 +78,18 @@ Test(mutation, K_sign_flip_caught) { expect_caught(OCN_FAULT_K_SIGN, "P3"); }
 Test(mutation, feedback_dropped_caught) { expect_caught(OCN_FAULT_FEEDBACK_DROP, "LQR"); }
 Test(mutation, K_perturbed_1e6_caught) { expect_caught(OCN_FAULT_K_PERTURB, "P3"); }
 Test(mutation, k_perturbed_1e6_caught) { expect_caught(OCN_FAULT_k_PERTURB, "T6b"); }
+Test(mutation, Puv_dropped_caught) { expect_caught(OCN_FAULT_PUV_DROP, "SCHUR"); }
+Test(mutation, K_sign_flip_caught_by_gr_checks) { expect_caught(OCN_FAULT_K_SIGN, "T6a-local"); }
+
+/* SCHUR is exact on invertible stages and measured (not passed) on a singular one. */
+Test(theorems, schur_exact_and_singular_cases)
+{
+    ocn_report *r = tu_theorems_all(OCN_FAULT_NONE);
+    cr_expect_gt(count_rows(r, "SCHUR", "coop-block-gr", OCN_OK_V, 0), 0);
+    cr_expect_gt(count_rows(r, "SCHUR", "coop-block-singular-gr", OCN_MEASURED, 0), 0);
+    cr_expect_eq(count_rows(r, "SCHUR", "coop-block-singular-gr", OCN_OK_V, 0), 0, "a singular case is not a pass");
+    cr_expect_gt(count_rows(r, "C7", "coop-identity-gr", OCN_OK_V, 0), 0);
+    cr_expect_eq(count_rows(r, "C7", "coop-identity-coopkfac-undamped-gr", 0, 1), 0, "Cor. 7 needs gamma > 0");
+    cr_expect_gt(count_rows(r, "T6a-separable", "separable-2lane-gr", OCN_OK_V, 0), 0);
+    ocn_report_free(r);
+}

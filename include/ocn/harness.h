@@ -13,7 +13,7 @@
 typedef enum { OCN_OK_V = 0, OCN_MARGINAL, OCN_FAILED, OCN_MEASURED } ocn_verdict;
 
 typedef struct {
-    char id[24], fixture[160], quantity[64];
+    char id[24], fixture[160], quantity[96];
     double err, ratio;       /* ratio < 0: not applicable (measured rows) */
     ocn_verdict verdict;
 } ocn_row;

@@ -15,6 +15,7 @@ typedef enum {
     OCN_FAULT_FEEDBACK_DROP,/* update pass applies k only, drops K dx */
     OCN_FAULT_K_PERTURB,    /* K := K (1 + 1e-6) */
     OCN_FAULT_k_PERTURB,    /* k := k (1 + 1e-6) */
+    OCN_FAULT_PUV_DROP,     /* GR: cross-player blocks P_uv left out of the exact curvature */
     OCN_FAULT_COUNT
 } ocn_fault;
 
