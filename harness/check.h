@@ -51,5 +51,7 @@ int check_kfac_t3(check_ctx *c);
 int check_c7(check_ctx *c);
 int check_e4(check_ctx *c);
 int ocn_check_c7_applies(const ocn_game *g);
+int check_gtp2(check_ctx *c);
+int ocn_check_gtp2_applies(const ocn_game *g);
 
 #endif

@@ -88,6 +88,7 @@ static const struct {
     {"KFAC-T3/E3", applies_kfac_t3, check_kfac_t3},
     {"C7", applies_c7, check_c7},
     {"E4", applies_e4, check_e4},
+    {"GT-P2", ocn_check_gtp2_applies, check_gtp2},
 };
 
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err)

@@ -30,7 +30,7 @@ Test(theorems, shipped_fixtures_pass, .timeout = 120)
                       r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
     static const char *const ids[] = {"GRAD", "T6b", "T6-base", "P2", "P3", "LQR", "BATCH", "E1", "T6c",
                                       "T6a-local", "T6a-separable", "T6a-coupled", "E2", "SCHUR", "KFAC-T3",
-                                      "E3", "C7", "E4"};
+                                      "E3", "C7", "E4", "GT-P2", "E5"};
     for (size_t k = 0; k < sizeof ids / sizeof *ids; k++)
         cr_expect_gt(count_rows(r, ids[k], NULL, 0, 1), 0, "check %s never ran", ids[k]);
     ocn_report_free(r);
