@@ -93,3 +93,19 @@ Test(theorems, schur_exact_and_singular_cases)
     cr_expect_gt(count_rows(r, "T6a-separable", "separable-2lane-gr", OCN_OK_V, 0), 0);
     ocn_report_free(r);
 }
+
+/* A Schur form with the wrong sign (DGNOpt eq. 15, E3) is far outside the
+ * KFAC-T3 tolerance on every two-player stage: the check tells the signs apart. */
+Test(mutation, wrong_sign_closed_form_is_detectable)
+{
+    ocn_report *r = tu_theorems_all(OCN_FAULT_NONE);
+    int seen = 0;
+    for (int i = 0; i < r->count; i++)
+        if (!strcmp(r->rows[i].id, "E3")) {
+            seen++;
+            cr_expect_gt(r->rows[i].err / (OCN_U64 * 1e6), 10 * OCN_THRESHOLD, "%s %s: eq.15 variant only %g away",
+                         r->rows[i].fixture, r->rows[i].quantity, r->rows[i].err);
+        }
+    cr_expect_gt(seen, 0);
+    ocn_report_free(r);
+}
