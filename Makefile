@@ -26,7 +26,7 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 
-.PHONY: all deps run test check-test fixtures clean
+.PHONY: all deps run test check-test fixtures fuzz clean
 all: $(BUILD)/ocn $(BUILD)/libocn.a
 
 deps:
@@ -70,7 +70,31 @@ check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 fixtures: $(BUILD)/ocn
 	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
 
+# libFuzzer targets (clang) for the .npy reader, the manifest reader and the
+# game loader; each runs FUZZ_RUNS inputs or FUZZ_SECONDS, whichever is first.
+FUZZ_CC      ?= clang
+FUZZ_RUNS    ?= 1000000
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS  = npy manifest game
+FUZZ_SRC      = $(filter-out src/main.c,$(wildcard src/*.c))
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard include/ocn/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -g -O1 -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_SRC) -ljansson -lm
+
+fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  echo "=== fuzz $$t"; \
+	  case $$t in manifest) len=65536;; *) len=16384;; esac; \
+	  build-fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=$$len \
+	    -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus-$$t tests/fuzz/corpus/$$t \
+	    > build-fuzz/fuzz-$$t.log 2>&1 || { tail -30 build-fuzz/fuzz-$$t.log; exit 1; }; \
+	  grep -E "^Done [0-9]+ runs" build-fuzz/fuzz-$$t.log | sed "s/^/fuzz $$t: /"; \
+	done
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -54,21 +54,70 @@ static int has_nonfinite(const ocn_array *a)
     return 0;
 }
 
-static int read_arrays(ocn_fixture *f, json_t *arrays, const char *mpath, ocn_error *err)
+/* §11 manifest schema: every entry names a plain file, a dtype string and a
+ * shape of non-negative integers (at most OCN_MAX_NDIM). */
+static int check_array_entry(const char *name, json_t *e, const char *mpath, ocn_error *err)
+{
+    json_t *file = json_object_get(e, "file"), *dtype = json_object_get(e, "dtype"), *shape = json_object_get(e, "shape");
+    if (!json_is_object(e) || !json_is_string(file) || !json_is_string(dtype) || !json_is_array(shape))
+        return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s needs string 'file', 'dtype' and array 'shape'", mpath, name);
+    const char *fn = json_string_value(file);
+    if (strlen(name) == 0 || strlen(name) >= 64 || strchr(fn, '/') || fn[0] == '.' || fn[0] == 0)
+        return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s: file '%s' must be a plain name inside the fixture", mpath, name, fn);
+    if (json_array_size(shape) > OCN_MAX_NDIM)
+        return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s: more than %d dimensions", mpath, name, OCN_MAX_NDIM);
+    for (size_t d = 0; d < json_array_size(shape); d++) {
+        json_t *x = json_array_get(shape, d);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s.shape[%zu] must be a non-negative integer", mpath, name, d);
+    }
+    return OCN_OK;
+}
+
+int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, ocn_game **game, void **json_out,
+                               ocn_error *err)
+{
+    json_error_t je;
+    *game = NULL;
+    if (json_out) *json_out = NULL;
+    json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!m) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", mpath, je.line, je.column, je.text);
+    int rc = OCN_OK;
+    json_t *fmt = json_object_get(m, "format"), *arrays = json_object_get(m, "arrays"), *p = json_object_get(m, "producer");
+    if (!json_is_object(m)) rc = ocn_fail(err, OCN_EINVAL, "%s: the manifest must be a JSON object", mpath);
+    else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "ocnopt-fixture"))
+        rc = ocn_fail(err, OCN_EINVAL, "%s: format must be \"ocnopt-fixture\"", mpath);
+    else if (!json_is_integer(json_object_get(m, "version")) || json_integer_value(json_object_get(m, "version")) != 1)
+        rc = ocn_fail(err, OCN_EINVAL, "%s: version must be 1", mpath);
+    else if (p && !json_is_object(p))
+        rc = ocn_fail(err, OCN_EINVAL, "%s: producer must be an object", mpath);
+    else if (!json_is_object(arrays))
+        rc = ocn_fail(err, OCN_EINVAL, "%s: 'arrays' must be an object", mpath);
+    if (!rc) {
+        const char *name;
+        json_t *e;
+        json_object_foreach(arrays, name, e) {
+            if ((rc = check_array_entry(name, e, mpath, err))) break;
+        }
+    }
+    if (!rc) {
+        char where[4200];
+        snprintf(where, sizeof where, "%s: game", mpath);
+        rc = ocn_game_from_json(json_object_get(m, "game"), where, game, err);
+    }
+    if (!rc && json_out) *json_out = m;
+    else json_decref(m);
+    return rc;
+}
+
+static int read_arrays(ocn_fixture *f, json_t *arrays, ocn_error *err)
 {
     const char *name;
     json_t *e;
-    if (!json_is_object(arrays)) return ocn_fail(err, OCN_EINVAL, "%s: 'arrays' must be an object", mpath);
     json_object_foreach(arrays, name, e) {
-        json_t *file = json_object_get(e, "file"), *dtype = json_object_get(e, "dtype"),
-               *shape = json_object_get(e, "shape");
-        if (!json_is_object(e) || !json_is_string(file) || !json_is_string(dtype) || !json_is_array(shape))
-            return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s needs string 'file', 'dtype' and array 'shape'", mpath, name);
-        const char *fn = json_string_value(file);
-        if (strchr(fn, '/') || fn[0] == '.' || strlen(name) >= 64)
-            return ocn_fail(err, OCN_EINVAL, "%s: arrays.%s: file '%s' must be a plain name inside the fixture", mpath, name, fn);
+        json_t *dtype = json_object_get(e, "dtype"), *shape = json_object_get(e, "shape");
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", f->dir, fn);
+        snprintf(path, sizeof path, "%s/%s", f->dir, json_string_value(json_object_get(e, "file")));
         char dt[8];
         int rc = ocn_npy_read(path, f->arrays, name, dt, err);
         if (rc) return rc;
@@ -76,10 +125,8 @@ static int read_arrays(ocn_fixture *f, json_t *arrays, const char *mpath, ocn_er
             return ocn_fail(err, OCN_EINVAL, "%s: dtype %s, but the manifest says %s", path, dt, json_string_value(dtype));
         ocn_array *a = ocn_arrayset_find(f->arrays, name);
         int ok = (int)json_array_size(shape) == a->ndim;
-        for (int d = 0; ok && d < a->ndim; d++) {
-            json_t *s = json_array_get(shape, (size_t)d);
-            ok = json_is_integer(s) && json_integer_value(s) == (json_int_t)a->shape[d];
-        }
+        for (int d = 0; ok && d < a->ndim; d++)
+            ok = json_integer_value(json_array_get(shape, (size_t)d)) == (json_int_t)a->shape[d];
         if (!ok) return ocn_fail(err, OCN_EINVAL, "%s: shape does not match the manifest's arrays.%s.shape", path, name);
         if (ocn_array_is_input(name) && has_nonfinite(a))
             return ocn_fail(err, OCN_EINVAL, "%s: input array '%s' contains NaN or Inf", path, name);
@@ -94,6 +141,42 @@ static void copy_str(char *dst, size_t n, json_t *v, const char *dflt)
     snprintf(dst, n, "%s", json_is_string(v) ? json_string_value(v) : dflt);
 }
 
+/* Reads a whole small file (manifests); NUL-terminated. */
+static char *slurp(const char *path, size_t *len, ocn_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        ocn_fail(err, OCN_EINVAL, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t k;
+    while (buf && (k = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += k;
+        if (n == cap) {
+            if (cap > ((size_t)1 << 30)) {
+                free(buf);
+                buf = NULL;
+                ocn_fail(err, OCN_EINVAL, "%s: file too large", path);
+                break;
+            }
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                ocn_fail(err, OCN_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(fp);
+    if (buf) buf[n] = 0, *len = n;
+    return buf;
+}
+
 int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
 {
     *out = NULL;
@@ -105,37 +188,29 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
     f->arrays = ocn_arrayset_new();
     char mpath[4096];
     snprintf(mpath, sizeof mpath, "%s/manifest.json", f->dir);
-    json_error_t je;
     json_t *m = NULL;
     int rc;
     struct stat st;
+    size_t len = 0;
+    char *text = NULL;
     if (stat(f->dir, &st) || !S_ISDIR(st.st_mode)) {
         rc = ocn_fail(err, OCN_EINVAL, "%s: not a fixture directory", dir);
         goto done;
     }
-    m = json_load_file(mpath, JSON_REJECT_DUPLICATES, &je);
-    if (!m) {
-        rc = ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", mpath, je.line, je.column, je.text);
+    if (!(text = slurp(mpath, &len, err))) {
+        rc = err->code;
         goto done;
     }
-    json_t *fmt = json_object_get(m, "format");
-    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "ocnopt-fixture")) {
-        rc = ocn_fail(err, OCN_EINVAL, "%s: format must be \"ocnopt-fixture\"", mpath);
-        goto done;
-    }
-    if (!json_is_integer(json_object_get(m, "version")) || json_integer_value(json_object_get(m, "version")) != 1) {
-        rc = ocn_fail(err, OCN_EINVAL, "%s: version must be 1", mpath);
-        goto done;
-    }
-    char where[4200];
-    snprintf(where, sizeof where, "%s: game", mpath);
-    if ((rc = ocn_game_from_json(json_object_get(m, "game"), where, &f->game, err))) goto done;
+    void *mj = NULL;
+    if ((rc = ocn_fixture_parse_manifest(text, len, mpath, &f->game, &mj, err))) goto done;
+    m = mj;
     json_t *p = json_object_get(m, "producer");
     copy_str(f->producer, sizeof f->producer, json_object_get(p, "name"), "unknown");
     copy_str(f->backend, sizeof f->backend, json_object_get(p, "backend"), "unknown");
     copy_str(f->precision, sizeof f->precision, json_object_get(p, "precision"), "f64");
-    rc = read_arrays(f, json_object_get(m, "arrays"), mpath, err);
+    rc = read_arrays(f, json_object_get(m, "arrays"), err);
 done:
+    free(text);
     if (m) json_decref(m);
     if (rc) {
         ocn_fixture_free(f);

@@ -34,7 +34,7 @@ static int parse_header(const char *h, size_t hl, const char *where, char dtype[
 {
     const char *end = h + hl;
     const char *v = find_key(h, end, "descr");
-    if (!v) return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'descr'", where);
+    if (!v || v >= end) return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'descr'", where);
     char q = *v;
     if (q != '\'' && q != '"') return ocn_fail(err, OCN_EINVAL, "%s: .npy 'descr' is not a string", where);
     const char *ve = memchr(v + 1, q, (size_t)(end - v - 1));
@@ -46,11 +46,11 @@ static int parse_header(const char *h, size_t hl, const char *where, char dtype[
     if (strcmp(dtype, "<f8") && strcmp(dtype, "<f4"))
         return ocn_fail(err, OCN_EINVAL, "%s: dtype '%s' not supported (need '<f8' or '<f4')", where, dtype);
     v = find_key(h, end, "fortran_order");
-    if (!v) return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'fortran_order'", where);
+    if (!v || end - v < 5) return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'fortran_order'", where);
     if (!strncmp(v, "True", 4)) return ocn_fail(err, OCN_EINVAL, "%s: fortran_order arrays are not supported (C order only)", where);
     if (strncmp(v, "False", 5)) return ocn_fail(err, OCN_EINVAL, "%s: .npy 'fortran_order' is not a boolean", where);
     v = find_key(h, end, "shape");
-    if (!v || *v != '(') return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'shape' tuple", where);
+    if (!v || v >= end || *v != '(') return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'shape' tuple", where);
     v++;
     *ndim = 0;
     for (;;) {

@@ -21,6 +21,12 @@ typedef struct {
  * the manifest, NaN/Inf in inputs).  Messages name the file and field. */
 int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err);
 void ocn_fixture_free(ocn_fixture *f);
+/* Validates a manifest's text (§11 schema and the §12 game) without reading
+ * arrays: the game is returned; json_out (may be NULL) gets the parsed
+ * jansson object (json_t *, the caller json_decref()s it).  Used by
+ * ocn_fixture_read and by the fuzz target. */
+int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, ocn_game **game, void **json_out,
+                               ocn_error *err);
 /* Writes atomically: a temporary sibling directory renamed into place.  An
  * existing destination is replaced only with `force` and only if it is a fixture. */
 int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
