@@ -2,7 +2,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Iinclude -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP
 LDLIBS  = -ljansson -lgsl -lgslcblas -lm
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -80,7 +80,7 @@ FUZZ_SRC      = $(filter-out src/main.c,$(wildcard src/*.c))
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard include/ocn/*.h)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) -g -O1 -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude \
+	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_SRC) -ljansson -lm
 
 fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)

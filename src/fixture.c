@@ -1,9 +1,9 @@
 /* Fixture directory I/O (SPEC §11). */
-#define _GNU_SOURCE
 #include "ocn/fixture.h"
 #include "ocn/npy.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -279,11 +279,12 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
     return m;
 }
 
-int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
-                      const ocn_producer *p, int force, ocn_error *err)
+int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays, const ocn_producer *p,
+                      const ocn_write_opts *wo, ocn_error *err)
 {
     struct stat st;
     char clean[2048];
+    int force = wo && wo->force;
     snprintf(clean, sizeof clean, "%s", dir);
     size_t dl = strlen(clean);
     while (dl > 1 && clean[dl - 1] == '/') clean[--dl] = 0;
@@ -303,6 +304,7 @@ int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *ar
     for (int i = 0; i < arrays->count && !rc; i++) {
         snprintf(path, sizeof path, "%s/%s.npy", tmp, arrays->a[i].name);
         rc = ocn_npy_write(path, &arrays->a[i], err);
+        if (!rc && wo && wo->after_file) wo->after_file(wo->ctx, i + 1);
     }
     if (!rc) {
         json_t *m = manifest(g, arrays, p);
@@ -312,6 +314,11 @@ int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *ar
         json_decref(m);
     }
     if (!rc && exists) {
+        /* atomic swap: the destination is always a whole fixture, old or new */
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, clean, RENAME_EXCHANGE) == 0) {
+            remove_flat_dir(tmp); /* now holds the old fixture */
+            return OCN_OK;
+        }
         char old[2100];
         snprintf(old, sizeof old, "%s.old.XXXXXX", clean);
         if (!mkdtemp(old) || rename(clean, old)) {

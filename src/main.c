@@ -7,6 +7,7 @@
 #include "ocn/harness.h"
 #include "ocn/reference.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,13 @@ static int die(const ocn_error *e)
 {
     fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
     return e->code == OCN_EINVAL || e->code == OCN_EUNSUPPORTED ? 2 : 3;
+}
+
+/* OCN_FAULT_GEN_AFTER=N (tests only): die by SIGKILL after N array files,
+ * to show that a crash never leaves a partial fixture at the destination. */
+static void die_after(void *ctx, int nwritten)
+{
+    if (nwritten >= *(int *)ctx) raise(SIGKILL);
 }
 
 static int cmd_gen(int argc, char **argv)
@@ -64,7 +72,11 @@ static int cmd_gen(int argc, char **argv)
         }
         ocn_arrayset_sort(out);
         ocn_producer p = {"ocnopt reference", "reference", "f64", OCN_COMMIT, "gsl_rng_mt19937", g->seed};
-        rc = ocn_fixture_write(dir, g, out, &p, force, &e);
+        int fault_after = 0;
+        const char *fa = getenv("OCN_FAULT_GEN_AFTER");
+        if (fa) fault_after = atoi(fa);
+        ocn_write_opts wo = {force, fault_after > 0 ? die_after : NULL, &fault_after};
+        rc = ocn_fixture_write(dir, g, out, &p, &wo, &e);
     }
     ocn_game_free(g);
     ocn_arrayset_free(in);

@@ -27,10 +27,20 @@ void ocn_fixture_free(ocn_fixture *f);
  * ocn_fixture_read and by the fuzz target. */
 int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, ocn_game **game, void **json_out,
                                ocn_error *err);
-/* Writes atomically: a temporary sibling directory renamed into place.  An
- * existing destination is replaced only with `force` and only if it is a fixture. */
+/* Options of ocn_fixture_write: `force` replaces an existing fixture;
+ * after_file (may be NULL) is called after each array file is written (the
+ * CLI's fault injection uses it to die part-way). */
+typedef struct {
+    int force;
+    void (*after_file)(void *ctx, int nwritten);
+    void *ctx;
+} ocn_write_opts;
+
+/* Writes atomically: a temporary sibling directory renamed into place (an
+ * existing fixture is swapped with renameat2(RENAME_EXCHANGE)).  An existing
+ * destination is replaced only with `force` and only if it is a fixture. */
 int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
-                      const ocn_producer *p, int force, ocn_error *err);
+                      const ocn_producer *p, const ocn_write_opts *wo, ocn_error *err);
 /* Inputs of a fixture (x0, y, theta_*, Wfix_*): what a port needs to recompute. */
 int ocn_array_is_input(const char *name);
 /* One-line meaning of a §11 array name, for manifests. */
