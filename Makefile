@@ -26,7 +26,7 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 
-.PHONY: all deps run test check-test fixtures fuzz clean
+.PHONY: all deps run test check-test port-test fixtures fuzz clean
 all: $(BUILD)/ocn $(BUILD)/libocn.a
 
 deps:
@@ -52,7 +52,7 @@ $(BUILD)/ocn: $(BUILD)/src/main.o $(BUILD)/libocn.a
 $(BUILD)/tests/ocn_tests: $(TEST_OBJ) $(BUILD)/libocn.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
 
-$(TEST_OBJ): CFLAGS += -DOCN_BIN='"$(BUILD)/ocn"'
+$(TEST_OBJ): CFLAGS += -DOCN_BIN='"$(BUILD)/ocn"' -DOCN_PYTHON='"$(PYTHON)"'
 
 # The main job: the harness over the shipped fixtures.
 run: deps
@@ -65,6 +65,15 @@ test: deps
 
 check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
+	@$(MAKE) --no-print-directory port-test
+
+# A numpy-only port (examples/port_numpy.py) recomputes every shipped fixture's
+# last stage from the stored arrays: the format is self-describing.
+PYTHON ?= /usr/bin/python3
+port-test:
+	@n=0; for d in $(FIXTURES); do \
+	  $(PYTHON) examples/port_numpy.py $$d > /dev/null || { $(PYTHON) examples/port_numpy.py $$d; exit 1; }; n=$$((n+1)); \
+	done; echo "port_numpy: $$n fixtures recomputed from their stored arrays, all agree"
 
 # Regenerate the shipped fixtures from games/*.json (committed).
 fixtures: $(BUILD)/ocn

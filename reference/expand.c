@@ -40,6 +40,26 @@ void ref_stage_out_free(ref_stage_out *o, int B)
     free_batch(o->K, B);
 }
 
+static double frob(const gsl_matrix *A)
+{
+    double s = 0;
+    for (size_t i = 0; i < A->size1; i++)
+        for (size_t j = 0; j < A->size2; j++) s += gsl_matrix_get(A, i, j) * gsl_matrix_get(A, i, j);
+    return sqrt(s);
+}
+
+static double cancellation(const gsl_matrix *Q, const gsl_matrix *V)
+{
+    double d = 0;
+    for (size_t i = 0; i < Q->size1; i++)
+        for (size_t j = 0; j < Q->size2; j++) {
+            double e = gsl_matrix_get(Q, i, j) - gsl_matrix_get(V, i, j);
+            d += e * e;
+        }
+    double nv = frob(V), c = (frob(Q) + sqrt(d)) / (nv > 0 ? nv : 1e-300);
+    return c > 1 ? c : 1;
+}
+
 /* §5/§6 KFAC statistics on the embedded parameter: A_ww = mean a aᵀ with
  * a = [a_1; …; a_np], a_u = [z_u; 1] ([1] for a bias player); G_ww likewise
  * with g_u = σ'(h_u) ⊙ v_x'[out_u].  Per-player KFAC uses the diagonal blocks. */
@@ -249,6 +269,10 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
                     gsl_matrix_view Vij = gsl_matrix_submatrix(o->VXX, (size_t)i * n, (size_t)j * n, n, n);
                     gsl_matrix_set_zero(&Vij.matrix);
                 }
+    /* V = Q − correction can cancel (e.g. V_x → 0 at an exact minimiser); the
+     * subtraction's condition (‖Q‖ + ‖Q − V‖)/‖V‖ is part of §10's amplification */
+    o->cancel_x = cancellation(o->Qx, o->Vx);
+    o->cancel_xx = cancellation(o->QXX, o->VXX);
     free_batch(Fx, B), free_batch(Fth, B), free_batch(Hxx, B), free_batch(Hthx, B);
     if (Hthth) gsl_matrix_free(Hthth);
     return rc;

@@ -81,12 +81,12 @@ static void put_vector(store *s, double cond, const gsl_vector *v, size_t r0, si
     for (size_t j = 0; a && j < nr; j++) a->data[j] = gsl_vector_get(v, r0 + j);
 }
 
-static void put_values(store *s, double cond, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug, int gr, int t,
-                       int n)
+static void put_values(store *s, double cx, double cxx, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug,
+                       int gr, int t, int n)
 {
-    put_matrix(s, cond, Vx, gr ? "Wx" : "Vx", t, n);
-    put_diag_blocks(s, cond, VXX, B, gr ? "Wxx" : "Vxx", t, n);
-    if (aug) put_matrix(s, cond, VXX, gr ? "WXX" : "VXX", t, n);
+    put_matrix(s, cx, Vx, gr ? "Wx" : "Vx", t, n);
+    put_diag_blocks(s, cxx, VXX, B, gr ? "Wxx" : "Vxx", t, n);
+    if (aug) put_matrix(s, cxx, VXX, gr ? "WXX" : "VXX", t, n);
 }
 
 /* Expansions (FNE Q of lane n, GR P), per-player gains, values. */
@@ -108,7 +108,7 @@ static void put_stage(store *s, const ocn_game *g, const ref_stage_out *o, int a
             put_batch_rows(s, cg, o->K, B, (size_t)o->moff[u], (size_t)pl->m, "K", t, pl->lane);
         }
     }
-    put_values(s, cg, o->Vx, o->VXX, B, aug, gr, t, l);
+    put_values(s, cg * o->cancel_x, cg * o->cancel_xx, o->Vx, o->VXX, B, aug, gr, t, l);
 }
 
 /* Players of an expansion: FNE lane n's own player, GR all parameterised
@@ -171,7 +171,7 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
             gsl_matrix_view blk = gsl_matrix_submatrix(V[n], (size_t)i * nT, (size_t)i * nT, nT, nT);
             gsl_matrix_memcpy(&blk.matrix, H);
         }
-        put_values(&s, size, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
+        put_values(&s, size, size, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
     }
     gsl_matrix_free(H);
 

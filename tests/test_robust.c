@@ -121,3 +121,29 @@ Test(robust, bad_game_files)
     }
     tu_rm_rf(dir);
 }
+
+/* The numpy port is a real check: a 1e-6 relative change of one stored gain
+ * makes it exit 1 (and an intact fixture exit 0). */
+Test(robust, port_numpy_catches_a_wrong_array)
+{
+    char dir[256], out[16384], p[1024];
+    tu_tmpdir(dir, sizeof dir);
+    cr_assert_eq(tu_sh(NULL, 0, "cp -r fixtures/inception-gr %s/f", dir), 0);
+    int rc = tu_sh(out, sizeof out, "%s examples/port_numpy.py %s/f 2>&1", OCN_PYTHON, dir);
+    if (rc == 2 && strstr(out, "No module named")) cr_skip_test("numpy is not available to %s", OCN_PYTHON);
+    cr_assert_eq(rc, 0, "%s", out);
+    snprintf(p, sizeof p, "%s/f", dir);
+    ocn_fixture *f = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_fixture_read(p, &f, &e), OCN_OK, "%s", e.msg);
+    ocn_array *k = ocn_arrayset_find(f->arrays, "k_t1_n2");
+    cr_assert_not_null(k);
+    for (size_t i = 0; i < k->size; i++) k->data[i] *= 1 + 1e-6;
+    snprintf(p, sizeof p, "%s/f/k_t1_n2.npy", dir);
+    cr_assert_eq(ocn_npy_write(p, k, &e), OCN_OK);
+    ocn_fixture_free(f);
+    rc = tu_sh(out, sizeof out, "%s examples/port_numpy.py %s/f 2>&1", OCN_PYTHON, dir);
+    cr_assert_eq(rc, 1, "a perturbed gain must fail the port: %s", out);
+    cr_assert(strstr(out, "k_t1_n2") != NULL && strstr(out, "FAILED") != NULL, "%s", out);
+    tu_rm_rf(dir);
+}
