@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# valgrind memcheck of the CLI on one shipped fixture: zero errors, zero leaks.
+# valgrind memcheck of the CLI on shipped fixtures (FNE, GR, GT-P2 paths):
+# zero errors, zero leaks, or a non-zero exit.
 set -euo pipefail
 bin=${1:-build/ocn}
-fx=${2:-fixtures/resblock-relu-ce}
-for cmd in theorems verify; do
-  valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=all --show-leak-kinds=all -q \
-    "$bin" "$cmd" "$fx" > /dev/null
-  echo "valgrind: ocn $cmd $fx: clean"
+shift || true
+fixtures=("$@")
+[ ${#fixtures[@]} -gt 0 ] || fixtures=(fixtures/resblock-relu-ce fixtures/coop-block-gr fixtures/resblock-gtp2)
+for fx in "${fixtures[@]}"; do
+  for cmd in theorems verify; do
+    valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=all --show-leak-kinds=all -q \
+      "$bin" "$cmd" "$fx" > /dev/null
+    echo "valgrind: ocn $cmd $fx: clean (0 errors, 0 leaks)"
+  done
 done
