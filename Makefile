@@ -3,7 +3,7 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP
-LDLIBS  = -ljansson -lgsl -lgslcblas -lm
+LDLIBS  = -ljansson -lgsl -llapacke -lopenblas -lm
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 ifeq ($(SANITIZE),1)
@@ -18,7 +18,7 @@ endif
 DEB_PKGS = gcc make pkg-config libgsl-dev liblapack-dev liblapacke-dev libopenblas-dev \
            libcriterion-dev libjansson-dev python3-numpy valgrind
 
-LIB_SRC  = $(wildcard src/*.c) $(wildcard reference/*.c) $(wildcard harness/*.c)
+LIB_SRC  = $(wildcard src/*.c) $(wildcard reference/*.c) $(wildcard harness/*.c) $(wildcard optimized/*.c) $(wildcard optimized/cpu/*.c)
 LIB_SRC := $(filter-out src/main.c,$(LIB_SRC))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)

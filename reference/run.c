@@ -183,19 +183,21 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     for (int t = T - 1; t >= 0 && !rc; t--) {
         k[t] = calloc((size_t)g->stages[t].nplayers, sizeof **k);
         K[t] = calloc((size_t)g->stages[t].nplayers, sizeof **K);
-        double cstage = 1.0;
+        double cstage = 1.0, ccancel = 1.0;
         memset(outs, 0, (size_t)N * sizeof *outs);
         for (int n = 0; n < N && !rc; n++) {
             int players[REF_MAX_PLAYERS];
             int np = expansion_players(g, t, gr, n, players);
             rc = ref_stage_backward(&m, opt, fault, t, players, np, X[t], v[n], V[n], &outs[n], err);
             if (rc) ocn_error_prefix(err, gr ? "stage %d" : "stage %d lane %d", t, n);
-            else cstage = fmax(cstage, outs[n].cond);
+            else cstage = fmax(cstage, outs[n].cond), ccancel = fmax(ccancel, fmax(outs[n].cancel_x, outs[n].cancel_xx));
         }
-        cum[t] = cum[t + 1] * cstage;
+        /* amplification carried down the pass: the stage's pseudo-inverse and the
+         * cancellation in V = Q − correction both feed every earlier quantity */
+        cum[t] = cum[t + 1] * cstage * ccancel;
         for (int n = 0; n < N; n++) {
             ref_stage_out *o2 = &outs[n];
-            if (!rc) put_stage(&s, g, o2, aug, gr, size * cum[t + 1], size * cum[t], t, n);
+            if (!rc) put_stage(&s, g, o2, aug, gr, size * cum[t + 1], size * cum[t + 1] * cstage, t, n);
             for (int u = 0; !rc && u < o2->np; u++) { /* per-player gains for the update pass */
                 int p = o2->p[u], mu = g->stages[t].players[p].m;
                 k[t][p] = gsl_vector_alloc((size_t)mu);

@@ -5,6 +5,7 @@
  * Exit status: 0 ok, 1 a check failed, 2 bad input or usage. */
 #include "ocn/fixture.h"
 #include "ocn/harness.h"
+#include "ocn/optimized.h"
 #include "ocn/reference.h"
 
 #include <signal.h>
@@ -19,9 +20,10 @@
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: ocn gen GAME.json -o DIR [--force]\n"
+            "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32]\n"
             "       ocn verify DIR... [--json FILE]\n"
             "       ocn theorems DIR... [--json FILE]\n"
+            "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [--json FILE]\n"
             "  --fault NAME   (harness self-test) inject a wrong kernel into the reference:\n"
             "                 K-sign, feedback-drop, K-perturb, k-perturb\n");
     return 2;
@@ -42,22 +44,30 @@ static void die_after(void *ctx, int nwritten)
 
 static int cmd_gen(int argc, char **argv)
 {
-    const char *game = NULL, *dir = NULL;
+    const char *game = NULL, *dir = NULL, *backend = "reference", *prec = "f64";
     int force = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (argv[i][0] == '-') return usage();
         else if (!game) game = argv[i];
         else return usage();
     }
-    if (!game || !dir) return usage();
+    if (!game || !dir || (strcmp(prec, "f64") && strcmp(prec, "f32"))) return usage();
+    int optimized = strcmp(backend, "reference") != 0;
+    if (!optimized && strcmp(prec, "f64")) {
+        fprintf(stderr, "ocn: the reference computes in f64 only\n");
+        return 2;
+    }
     ocn_error e = {0};
     ocn_game *g = NULL;
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     int rc = ocn_game_load_file(game, &g, &e);
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
-    if (!rc) rc = ocn_ref_run(g, &g->opt, in, NULL, out, &e);
+    ocn_opt_config cfg = {backend, !strcmp(prec, "f32") ? 32 : 64, 1 << 20, 0};
+    if (!rc) rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, NULL, out, &e);
     if (!rc) {
         /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
         for (int i = out->count - 1; i >= 0; i--) {
@@ -71,7 +81,8 @@ static int cmd_gen(int argc, char **argv)
             if (a) memcpy(a->data, in->a[i].data, a->size * sizeof(double));
         }
         ocn_arrayset_sort(out);
-        ocn_producer p = {"ocnopt reference", "reference", "f64", OCN_COMMIT, "gsl_rng_mt19937", g->seed};
+        ocn_producer p = {optimized ? "ocnopt optimized" : "ocnopt reference", backend, prec, OCN_COMMIT, "gsl_rng_mt19937",
+                          g->seed};
         int fault_after = 0;
         const char *fa = getenv("OCN_FAULT_GEN_AFTER");
         if (fa) fault_after = atoi(fa);
@@ -135,11 +146,67 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn)
     return status;
 }
 
+static int cmd_check(int argc, char **argv)
+{
+    const char *json = NULL, *backend = "cpu", *prec = "f64";
+    int ndirs = 0;
+    char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
+        else if (argv[i][0] == '-') {
+            free(dirs);
+            return usage();
+        } else dirs[ndirs++] = argv[i];
+    }
+    int precs[2], np = 0;
+    if (!strcmp(prec, "f64") || !strcmp(prec, "both")) precs[np++] = 64;
+    if (!strcmp(prec, "f32") || !strcmp(prec, "both")) precs[np++] = 32;
+    const char *backends[2] = {backend, NULL};
+    int nb = 1;
+    if (!strcmp(backend, "all")) backends[0] = "cpu", backends[1] = "cuda", nb = 2;
+    if (!ndirs || !np || (strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "all"))) {
+        free(dirs);
+        return usage();
+    }
+    ocn_report *rep = ocn_report_new();
+    int status = 0, skipped = 0;
+    for (int i = 0; i < ndirs && !status; i++) {
+        ocn_error e = {0};
+        ocn_fixture *f = NULL;
+        int rc = ocn_fixture_read(dirs[i], &f, &e);
+        for (int b = 0; !rc && b < nb; b++)
+            for (int p = 0; !rc && p < np; p++) {
+                rc = ocn_check_fixture(f, backends[b], precs[p], rep, &skipped, &e);
+                if (rc == OCN_EUNSUPPORTED && !strcmp(backends[b], "cuda")) { /* no GPU backend in this build */
+                    printf("SKIP  cuda/f%-9d %-28s %s\n", precs[p], f->game->name, ocn_error_message(&e));
+                    skipped++;
+                    rc = OCN_OK;
+                }
+            }
+        ocn_fixture_free(f);
+        if (rc) status = die(&e);
+    }
+    if (!status) {
+        fflush(stdout);
+        ocn_report_print(rep, stdout);
+        if (skipped) printf("(%d fixture runs skipped: the optimized path refuses their mode)\n", skipped);
+        ocn_error e = {0};
+        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
+        else status = ocn_report_failures(rep) ? 1 : 0;
+    }
+    ocn_report_free(rep);
+    free(dirs);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture);
     if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture);
+    if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     return usage();
 }

@@ -48,4 +48,10 @@ int ocn_verify_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *
 /* Run every §9 check that applies to the fixture's game. */
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err);
 
+/* `ocn check`: optimized (backend, precision 32/64) vs reference on one
+ * fixture; a game the optimized path refuses is printed as SKIP and counted
+ * in *skipped, never as a pass. */
+int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
+                      ocn_error *err);
+
 #endif

@@ -1,0 +1,937 @@
+/* The optimized step (SPEC §5–§8), written once for REAL = double and float
+ * (step_f64.c / step_f32.c include this file).  Nothing here forms an m x m
+ * matrix, a Jacobian, or a feedback gain K (§7):
+ *   - value Hessians are carried per sample as v_xx = Zᵀ... stored as Zt (r x n
+ *     rows per sample) and a signed S (r x r);
+ *   - a parameter vector of a dense player is kept in its vec([W b]) order,
+ *     which is the row-major (in+1) x out matrix "Tm", so a per-sample gradient
+ *     q = a ⊗ g is the rank-one Tm = a gᵀ and every contraction is a GEMM;
+ *   - curvature: sgd and rmsprop elementwise, kfac through the
+ *     eigendecompositions of its two factors, coop-kfac through the inverse
+ *     of the embedded factors (§6), exact (GN) and gn-outer through Woodbury
+ *     (§7) on a Gram matrix of size B·r;
+ *   - the feedback is applied as M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i)). */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAT2_(a, b) a##_##b
+#define CAT2(a, b) CAT2_(a, b)
+#define FN(name) CAT2(name, SFX)
+
+/* ---- small helpers ---- */
+
+static REAL *FN(zalloc)(size_t n) { return calloc(n ? n : 1, sizeof(REAL)); }
+
+static REAL FN(dotv)(const REAL *a, const REAL *b, int n)
+{
+    REAL s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static REAL FN(act)(ocn_act a, REAL h)
+{
+    switch (a) {
+    case OCN_ACT_TANH: return (REAL)tanh(h);
+    case OCN_ACT_RELU: return h > 0 ? h : 0;
+    case OCN_ACT_SIGMOID: return (REAL)(1 / (1 + exp(-h)));
+    default: return h;
+    }
+}
+
+static REAL FN(dact)(ocn_act a, REAL h)
+{
+    switch (a) {
+    case OCN_ACT_TANH: { REAL s = (REAL)tanh(h); return 1 - s * s; }
+    case OCN_ACT_RELU: return h > 0 ? 1 : 0;
+    case OCN_ACT_SIGMOID: { REAL s = (REAL)(1 / (1 + exp(-h))); return s * (1 - s); }
+    default: return 1;
+    }
+}
+
+/* Pseudo-inverse of a symmetric matrix in place by eigendecomposition with
+ * the §5 rcond rule (n·eps·|λ|max).  Returns the backend status. */
+static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
+{
+    REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
+    memcpy(V, A, (size_t)n * n * sizeof(REAL));
+    int st = SYEV(bk, n, V, w);
+    if (!st) {
+        REAL mx = 0;
+        for (int k = 0; k < n; k++) mx = fabs(w[k]) > mx ? (REAL)fabs(w[k]) : mx;
+        REAL tol = (REAL)n * EPS * mx;
+        for (int k = 0; k < n; k++) w[k] = fabs(w[k]) > tol ? 1 / w[k] : 0; /* V diag(1/w) Vᵀ */
+        REAL *T = FN(zalloc)((size_t)n * n);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < n; k++) T[(size_t)i * n + k] = V[(size_t)i * n + k] * w[k];
+        GEMM(bk, 0, 1, n, n, n, 1, T, n, V, n, 0, A, n);
+        free(T);
+    }
+    free(V), free(w);
+    return st;
+}
+
+/* ---- the model in REAL ---- */
+
+typedef struct {
+    const ocn_player *pl;
+    int p, na, out, m;
+    REAL *th;    /* θ in vec order = Tm (na x out) */
+    REAL *wfix;  /* bias player's W (out x in) */
+    REAL *H;     /* pre-activation of the nominal forward pass (B x out) */
+    REAL *A;     /* a = [z; 1] per sample (B x na); [1] for bias */
+} FN(opl);
+
+typedef struct {
+    const ocn_game *g;
+    const ocn_optimizer *opt;
+    const ocn_opt_config *cfg;
+    const ocn_backend *bk;
+    int B, T;
+    FN(opl) **pl;   /* [t][p] */
+    REAL **X;       /* nominal states (B x n_t) */
+    REAL *y;
+} FN(omodel);
+
+static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL *X, REAL *Xn, REAL **Hout)
+{
+    const ocn_game *g = M->g;
+    int B = M->B, n = g->n[t], n1 = g->n[t + 1];
+    memset(Xn, 0, (size_t)B * n1 * sizeof(REAL));
+    const ocn_stage *st = &g->stages[t];
+    for (int p = 0; p < st->nplayers; p++) {
+        FN(opl) *P = &M->pl[t][p];
+        const ocn_player *pl = P->pl;
+        int in = pl->in_dim, out = pl->out_dim, ci = g->block_off[t][pl->in_block], co = g->block_off[t + 1][pl->out_block];
+        REAL *H = Hout ? Hout[p] : FN(zalloc)((size_t)B * out);
+        if (pl->kind == OCN_PLAYER_ACT) {
+            for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, X + (size_t)i * n + ci, (size_t)out * sizeof(REAL));
+        } else {
+            const REAL *b = pl->kind == OCN_PLAYER_DENSE ? th[p] + (size_t)in * out : th[p];
+            for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, b, (size_t)out * sizeof(REAL));
+            if (pl->kind == OCN_PLAYER_DENSE) /* H += Z Wᵀ; Wᵀ = rows 0..in-1 of Tm */
+                GEMM(M->bk, 0, 0, B, out, in, 1, X + ci, n, th[p], out, 1, H, out);
+            else
+                GEMM(M->bk, 0, 1, B, out, in, 1, X + ci, n, P->wfix, in, 1, H, out);
+        }
+        for (int i = 0; i < B; i++)
+            for (int r = 0; r < out; r++) Xn[(size_t)i * n1 + co + r] += FN(act)(pl->act, H[(size_t)i * out + r]);
+        if (!Hout) free(H);
+    }
+    for (int k = 0; k < st->ncarries; k++) {
+        int f = g->block_off[t][st->carries[k].from], to = g->block_off[t + 1][st->carries[k].to];
+        int d = g->block_dim[t][st->carries[k].from];
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < d; j++) Xn[(size_t)i * n1 + to + j] += X[(size_t)i * n + f + j];
+    }
+}
+
+/* Vector-Jacobian product of stage t for R = B·c cotangent rows Y (R x n'):
+ * Xc (R x n) = F_xᵀ rows, GH[p] (R x out) = σ'(h) ⊙ Y[out block] (sample = row / c). */
+static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, REAL **GH)
+{
+    const ocn_game *g = M->g;
+    int B = M->B, R = B * c, n = g->n[t], n1 = g->n[t + 1];
+    memset(Xc, 0, (size_t)R * n * sizeof(REAL));
+    const ocn_stage *st = &g->stages[t];
+    for (int p = 0; p < st->nplayers; p++) {
+        FN(opl) *P = &M->pl[t][p];
+        const ocn_player *pl = P->pl;
+        int in = pl->in_dim, out = pl->out_dim, ci = g->block_off[t][pl->in_block], co = g->block_off[t + 1][pl->out_block];
+        REAL *G = GH[p];
+        for (int row = 0; row < R; row++) {
+            const REAL *h = P->H + (size_t)(row / c) * out;
+            for (int o = 0; o < out; o++) G[(size_t)row * out + o] = FN(dact)(pl->act, h[o]) * Y[(size_t)row * n1 + co + o];
+        }
+        if (pl->kind == OCN_PLAYER_ACT) {
+            for (int row = 0; row < R; row++)
+                for (int o = 0; o < out; o++) Xc[(size_t)row * n + ci + o] += G[(size_t)row * out + o];
+        } else if (pl->kind == OCN_PLAYER_DENSE) { /* G W: W = (Tm rows 0..in-1)ᵀ */
+            GEMM(M->bk, 0, 1, R, in, out, 1, G, out, P->th, out, 1, Xc + ci, n);
+        } else {
+            GEMM(M->bk, 0, 0, R, in, out, 1, G, out, P->wfix, in, 1, Xc + ci, n);
+        }
+    }
+    for (int k = 0; k < st->ncarries; k++) {
+        int f = g->block_off[t][st->carries[k].from], to = g->block_off[t + 1][st->carries[k].to];
+        int d = g->block_dim[t][st->carries[k].from];
+        for (int row = 0; row < R; row++)
+            for (int j = 0; j < d; j++) Xc[(size_t)row * n + f + j] += Y[(size_t)row * n1 + to + j];
+    }
+}
+
+/* ---- curvature M^† on Tm-form parameter vectors (§5, §6, §7) ---- */
+
+enum { CV_SCALED, CV_RMS, CV_KFAC, CV_COOP, CV_WOOD };
+
+typedef struct {
+    int mode, np, r, B;
+    FN(opl) *P[REF_MAXP];
+    REAL eta;
+    REAL *dinv[REF_MAXP];           /* rmsprop: 1/(sqrt(mean q²) + ε), Tm form */
+    REAL *Ai[REF_MAXP], *Gi[REF_MAXP]; /* kfac: factor pseudo-inverses */
+    REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
+    int ao[REF_MAXP + 1], go[REF_MAXP + 1];
+    /* Woodbury (μI + U D Uᵀ)^{-1}, U = [a_k ⊗ gu_kl]/√B over the players of a group */
+    int ngroups, grp[REF_MAXP];     /* group of each player (Puv: one per player) */
+    REAL mu;
+    int upr;                        /* columns of U per sample: r (exact) or 1 (gn-outer) */
+    REAL *GU[REF_MAXP];             /* per player the g's that build U (B·upr x out) */
+    REAL *D;                        /* B blocks upr x upr (exact: S'), NULL = I */
+    REAL *Rinv[REF_MAXP];           /* per group (μI + UᵀU D)^{-1} (B·upr square) */
+    REAL *Guu[REF_MAXP];            /* per group UᵀU·B (the Gram of the q's) */
+} FN(minv);
+
+/* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group. */
+static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, const ocn_backend *bk)
+{
+    int B = W->B, c = W->upr;
+    memset(ux, 0, (size_t)B * c * sizeof(REAL));
+    for (int q = 0; q < W->np; q++) {
+        if (W->grp[q] != grp) continue;
+        FN(opl) *P = W->P[q];
+        REAL *Y = FN(zalloc)((size_t)B * P->out); /* A_p X_p */
+        GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X[q], P->out, 0, Y, P->out);
+        for (int k = 0; k < B; k++)
+            for (int l = 0; l < c; l++) ux[k * c + l] += FN(dotv)(Y + (size_t)k * P->out, W->GU[q] + (size_t)(k * c + l) * P->out, P->out);
+        free(Y);
+    }
+}
+
+/* X_p += s · Σ_k a_pk (Σ_l w_kl gu_pkl)ᵀ for the players of a group. */
+static void FN(wood_u)(FN(minv) *W, int grp, const REAL *w, REAL s, REAL **X, const ocn_backend *bk)
+{
+    int B = W->B, c = W->upr;
+    for (int q = 0; q < W->np; q++) {
+        if (W->grp[q] != grp) continue;
+        FN(opl) *P = W->P[q];
+        REAL *Cg = FN(zalloc)((size_t)B * P->out);
+        for (int k = 0; k < B; k++)
+            for (int l = 0; l < c; l++)
+                for (int o = 0; o < P->out; o++) Cg[(size_t)k * P->out + o] += w[k * c + l] * W->GU[q][(size_t)(k * c + l) * P->out + o];
+        GEMM(bk, 1, 0, P->na, P->out, B, s, P->A, P->na, Cg, P->out, 1, X[q], P->out);
+        free(Cg);
+    }
+}
+
+/* Y = M^† X for the players' Tm blocks. */
+static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_backend *bk)
+{
+    int np = W->np;
+    if (W->mode == CV_SCALED || W->mode == CV_RMS) {
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta * X[q][j] * (W->mode == CV_RMS ? W->dinv[q][j] : 1);
+    } else if (W->mode == CV_KFAC) { /* η Ai X Gi (Tm form of vec(G^† mat(x) A^†)) */
+        for (int q = 0; q < np; q++) {
+            FN(opl) *P = W->P[q];
+            REAL *T = FN(zalloc)((size_t)P->m);
+#if OCN_MUTANT == MUT_KFAC_TRANSPOSE
+            /* mutant: θ read in the wrong vec order, i.e. G ⊗ A instead of A ⊗ G */
+            GEMM(bk, 0, 0, P->out, P->na, P->out, 1, W->Gi[q], P->out, X[q], P->na, 0, T, P->na);
+            GEMM(bk, 0, 0, P->out, P->na, P->na, W->eta, T, P->na, W->Ai[q], P->na, 0, Y[q], P->na);
+#else
+            GEMM(bk, 0, 0, P->na, P->out, P->na, 1, W->Ai[q], P->na, X[q], P->out, 0, T, P->out);
+            GEMM(bk, 0, 0, P->na, P->out, P->out, W->eta, T, P->out, W->Gi[q], P->out, 0, Y[q], P->out);
+#endif
+            free(T);
+        }
+    } else if (W->mode == CV_COOP) { /* Y_u = η Σ_v Aw[u,v] X_v Gw[v,u] (diagonal blocks of the embedding) */
+        int naw = W->ao[np], ngw = W->go[np];
+        for (int u = 0; u < np; u++) memset(Y[u], 0, (size_t)W->P[u]->m * sizeof(REAL));
+        for (int u = 0; u < np; u++)
+            for (int v = 0; v < np; v++) {
+                FN(opl) *Pu = W->P[u], *Pv = W->P[v];
+                REAL *T = FN(zalloc)((size_t)Pu->na * Pv->out);
+                GEMM(bk, 0, 0, Pu->na, Pv->out, Pv->na, 1, W->Aw + (size_t)W->ao[u] * naw + W->ao[v], naw, X[v], Pv->out, 0,
+                     T, Pv->out);
+                GEMM(bk, 0, 0, Pu->na, Pu->out, Pv->out, W->eta, T, Pv->out, W->Gw + (size_t)W->go[v] * ngw + W->go[u], ngw,
+                     1, Y[u], Pu->out);
+                free(T);
+            }
+    } else { /* Woodbury per group: η/μ (x − U D R^{-1} Uᵀ x) */
+        int nc = W->B * W->upr;
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = X[q][j];
+        REAL *ux = FN(zalloc)((size_t)nc), *t1 = FN(zalloc)((size_t)nc), *t2 = FN(zalloc)((size_t)nc);
+        REAL s = (REAL)(1.0 / sqrt((double)W->B));
+        for (int gr = 0; gr < W->ngroups; gr++) {
+            FN(wood_ut)(W, gr, X, ux, bk);
+            for (int k = 0; k < nc; k++) ux[k] *= s;
+            for (int k = 0; k < nc; k++) t1[k] = FN(dotv)(W->Rinv[gr] + (size_t)k * nc, ux, nc);
+            for (int k = 0; k < W->B; k++) /* t2 = D t1 */
+                for (int j = 0; j < W->upr; j++)
+                    t2[k * W->upr + j] = W->D ? FN(dotv)(W->D + ((size_t)k * W->upr + j) * W->upr, t1 + k * W->upr, W->upr)
+                                              : t1[k * W->upr + j];
+            FN(wood_u)(W, gr, t2, -s, Y, bk);
+        }
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] *= W->eta / W->mu;
+        free(ux), free(t1), free(t2);
+    }
+}
+
+static void FN(minv_free)(FN(minv) *W)
+{
+    for (int q = 0; q < REF_MAXP; q++) {
+        free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->Rinv[q]), free(W->Guu[q]), free(W->GU[q]);
+    }
+    free(W->Aw), free(W->Gw), free(W->D);
+}
+
+/* Gram of per-sample gradients of a group: G[(k,l),(k',l')] = Σ_p (a_pk·a_pk')(g_pkl·g_pk'l'). */
+static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const *GR, int cr, const ocn_backend *bk)
+{
+    int B = W->B;
+    REAL *G = FN(zalloc)((size_t)B * cl * B * cr);
+    for (int q = 0; q < W->np; q++) {
+        if (W->grp[q] != grp) continue;
+        FN(opl) *P = W->P[q];
+        REAL *AA = FN(zalloc)((size_t)B * B), *GG = FN(zalloc)((size_t)B * cl * B * cr);
+        GEMM(bk, 0, 1, B, B, P->na, 1, P->A, P->na, P->A, P->na, 0, AA, B);
+        GEMM(bk, 0, 1, B * cl, B * cr, P->out, 1, GL[q], P->out, GR[q], P->out, 0, GG, B * cr);
+        for (int i = 0; i < B * cl; i++)
+            for (int j = 0; j < B * cr; j++) G[(size_t)i * B * cr + j] += AA[(i / cl) * B + j / cr] * GG[(size_t)i * B * cr + j];
+        free(AA), free(GG);
+    }
+    return G;
+}
+
+/* Builds M^† for the players P of one expansion.  GHv: value-gradient g's (B x out),
+ * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r). */
+static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL **GHv, REAL **GHz, const REAL *Sp, int r,
+                          ocn_error *err)
+{
+    const ocn_optimizer *o = M->opt;
+    const ocn_backend *bk = M->bk;
+    int B = M->B;
+    memset(W, 0, sizeof *W);
+    W->np = np, W->r = r, W->B = B, W->eta = (REAL)o->lr;
+    for (int q = 0; q < np; q++) W->P[q] = P[q];
+    REAL sg = (REAL)sqrt(o->damping);
+#if OCN_MUTANT == MUT_DAMP_TWICE
+    sg *= 2;
+#endif
+    if ((o->zero & OCN_ZERO_MID) || o->curvature == OCN_CURV_SGD) {
+        W->mode = CV_SCALED;
+        return OCN_OK;
+    }
+    if (o->curvature == OCN_CURV_RMSPROP) { /* mean_i q_i ⊙ q_i = (1/B) Σ_i (a_i ⊙ a_i)(g_i ⊙ g_i)ᵀ */
+        W->mode = CV_RMS;
+        for (int q = 0; q < np; q++) {
+            REAL *A2 = FN(zalloc)((size_t)B * P[q]->na), *G2 = FN(zalloc)((size_t)B * P[q]->out);
+            for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
+            for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
+            W->dinv[q] = FN(zalloc)((size_t)P[q]->m);
+            GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
+            for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] = 1 / ((REAL)sqrt(W->dinv[q][j]) + (REAL)o->eps);
+            free(A2), free(G2);
+        }
+        return OCN_OK;
+    }
+    int coop = o->curvature == OCN_CURV_COOP_KFAC && o->game == OCN_GAME_GR && np > 1 && !(o->zero & OCN_ZERO_PUV);
+    if (o->curvature == OCN_CURV_KFAC || (o->curvature == OCN_CURV_COOP_KFAC && !coop)) {
+        W->mode = CV_KFAC;
+        for (int q = 0; q < np; q++) {
+            int na = P[q]->na, out = P[q]->out;
+            W->Ai[q] = FN(zalloc)((size_t)na * na);
+            W->Gi[q] = FN(zalloc)((size_t)out * out);
+            GEMM(bk, 1, 0, na, na, B, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
+            GEMM(bk, 1, 0, out, out, B, (REAL)(1.0 / B), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
+            for (int i = 0; i < na; i++) W->Ai[q][(size_t)i * na + i] += sg;
+            for (int i = 0; i < out; i++) W->Gi[q][(size_t)i * out + i] += sg;
+            if (FN(sym_pinv)(bk, W->Ai[q], na) || FN(sym_pinv)(bk, W->Gi[q], out))
+                return ocn_fail(err, OCN_ENUMERIC, "kfac: eigendecomposition of a factor failed");
+        }
+        return OCN_OK;
+    }
+    if (coop) { /* §6: √γ I added to A_ww, G_ww, embedded pseudo-inverses */
+        W->mode = CV_COOP;
+        W->ao[0] = W->go[0] = 0;
+        for (int q = 0; q < np; q++) W->ao[q + 1] = W->ao[q] + P[q]->na, W->go[q + 1] = W->go[q] + P[q]->out;
+        int naw = W->ao[np], ngw = W->go[np];
+        REAL *Aall = FN(zalloc)((size_t)B * naw), *Gall = FN(zalloc)((size_t)B * ngw);
+        for (int i = 0; i < B; i++)
+            for (int q = 0; q < np; q++) {
+                memcpy(Aall + (size_t)i * naw + W->ao[q], P[q]->A + (size_t)i * P[q]->na, (size_t)P[q]->na * sizeof(REAL));
+                memcpy(Gall + (size_t)i * ngw + W->go[q], GHv[q] + (size_t)i * P[q]->out, (size_t)P[q]->out * sizeof(REAL));
+            }
+        W->Aw = FN(zalloc)((size_t)naw * naw);
+        W->Gw = FN(zalloc)((size_t)ngw * ngw);
+        GEMM(bk, 1, 0, naw, naw, B, (REAL)(1.0 / B), Aall, naw, Aall, naw, 0, W->Aw, naw);
+        GEMM(bk, 1, 0, ngw, ngw, B, (REAL)(1.0 / B), Gall, ngw, Gall, ngw, 0, W->Gw, ngw);
+        for (int i = 0; i < naw; i++) W->Aw[(size_t)i * naw + i] += sg;
+        for (int i = 0; i < ngw; i++) W->Gw[(size_t)i * ngw + i] += sg;
+        free(Aall), free(Gall);
+        if (FN(sym_pinv)(bk, W->Aw, naw) || FN(sym_pinv)(bk, W->Gw, ngw))
+            return ocn_fail(err, OCN_ENUMERIC, "coop-kfac: eigendecomposition of an embedded factor failed");
+        return OCN_OK;
+    }
+    /* Woodbury: exact (μ = λ + γ, U from q_θ = F_θᵀ Z', D = S') or gn-outer (μ = γ, U from the per-sample gradients) */
+    W->mode = CV_WOOD;
+    int exact = o->curvature == OCN_CURV_EXACT;
+    W->mu = (REAL)(exact ? M->g->weight_decay + o->damping : o->damping);
+    W->upr = exact ? r : 1;
+    int puv = (o->zero & OCN_ZERO_PUV) != 0;
+    W->ngroups = puv ? np : 1;
+    for (int q = 0; q < np; q++) { /* owned copies: the update pass applies M^† after the stage's buffers are gone */
+        size_t len = (size_t)B * (exact ? r : 1) * P[q]->out;
+        W->grp[q] = puv ? q : 0;
+        W->GU[q] = FN(zalloc)(len);
+        memcpy(W->GU[q], exact ? GHz[q] : GHv[q], len * sizeof(REAL));
+    }
+    int c = W->upr, nc = B * c;
+    if (exact) {
+        W->D = FN(zalloc)((size_t)B * r * r);
+        memcpy(W->D, Sp, (size_t)B * r * r * sizeof(REAL));
+    }
+    for (int gr = 0; gr < W->ngroups; gr++) {
+        W->Guu[gr] = FN(gram)(W, gr, W->GU, c, W->GU, c, bk);
+        REAL *R = FN(zalloc)((size_t)nc * nc);
+        for (int i = 0; i < nc; i++) /* R = μI + (UᵀU) D, UᵀU = Guu / B, D block diagonal */
+            for (int j = 0; j < nc; j++) {
+                REAL s = 0;
+                if (W->D) {
+                    int k = j / c, jj = j % c;
+                    for (int l = 0; l < c; l++) s += W->Guu[gr][(size_t)i * nc + k * c + l] * W->D[((size_t)k * c + l) * c + jj];
+                } else {
+                    s = W->Guu[gr][(size_t)i * nc + j];
+                }
+                R[(size_t)i * nc + j] = s / B + (i == j ? W->mu : 0);
+            }
+        W->Rinv[gr] = FN(zalloc)((size_t)nc * nc);
+        for (int i = 0; i < nc; i++) W->Rinv[gr][(size_t)i * nc + i] = 1;
+        int *ipiv = calloc((size_t)nc, sizeof(int));
+        int st = GESV(bk, nc, nc, R, ipiv, W->Rinv[gr]);
+        free(ipiv), free(R);
+        if (st) return ocn_fail(err, OCN_ENUMERIC, "Woodbury: the %d x %d capacitance matrix is singular", nc, nc);
+    }
+    return OCN_OK;
+}
+
+/* T_i[j][l] = q^(ij)ᵀ M^† q^(il) for every sample, q^(ij) = a_i ⊗ gz_ij (per player). */
+static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *const *GHv, REAL *T, const ocn_backend *bk)
+{
+    int B = W->B, r = W->r, np = W->np;
+    memset(T, 0, (size_t)B * r * r * sizeof(REAL));
+    if (W->mode == CV_WOOD) {
+        int c = W->upr, nc = B * c;
+        for (int gr = 0; gr < W->ngroups; gr++) {
+            REAL *Gzz = FN(gram)(W, gr, GHz, r, GHz, r, bk);
+            /* X = Uᵀ q^(il)·√B: the group's Gram between U's g's and the q's */
+            REAL *X = FN(gram)(W, gr, W->GU, c, GHz, r, bk);
+            REAL *Y = FN(zalloc)((size_t)nc * B * r), *DY = FN(zalloc)((size_t)nc * B * r);
+            GEMM(bk, 0, 0, nc, B * r, nc, 1, W->Rinv[gr], nc, X, B * r, 0, Y, B * r); /* R^{-1} X */
+            for (int k = 0; k < B; k++)                                                /* D R^{-1} X */
+                for (int j = 0; j < c; j++)
+                    for (int col = 0; col < B * r; col++) {
+                        REAL s = 0;
+                        for (int l = 0; l < c; l++)
+                            s += (W->D ? W->D[((size_t)k * c + j) * c + l] : (REAL)(j == l)) * Y[(size_t)(k * c + l) * B * r + col];
+                        DY[(size_t)(k * c + j) * B * r + col] = s;
+                    }
+            for (int i = 0; i < B; i++)
+                for (int j = 0; j < r; j++)
+                    for (int l = 0; l < r; l++) {
+                        int a = i * r + j, b = i * r + l;
+                        REAL s = 0;
+                        for (int k = 0; k < nc; k++) s += X[(size_t)k * B * r + a] * DY[(size_t)k * B * r + b];
+                        T[((size_t)i * r + j) * r + l] += W->eta / W->mu * (Gzz[(size_t)a * B * r + b] - s / B);
+                    }
+            free(X), free(Gzz), free(Y), free(DY);
+        }
+        return;
+    }
+    for (int i = 0; i < B; i++)
+        for (int u = 0; u < np; u++)
+            for (int v = 0; v < np; v++) {
+                if (W->mode != CV_COOP && u != v) continue;
+                FN(opl) *Pu = W->P[u], *Pv = W->P[v];
+                const REAL *au = Pu->A + (size_t)i * Pu->na, *av = Pv->A + (size_t)i * Pv->na;
+                for (int j = 0; j < r; j++)
+                    for (int l = 0; l < r; l++) {
+                        const REAL *gj = GHz[u] + (size_t)(i * r + j) * Pu->out, *gl = GHz[v] + (size_t)(i * r + l) * Pv->out;
+                        REAL s = 0;
+                        if (W->mode == CV_SCALED) {
+                            s = FN(dotv)(au, au, Pu->na) * FN(dotv)(gj, gl, Pu->out);
+                        } else if (W->mode == CV_RMS) {
+                            for (int cc = 0; cc < Pu->na; cc++)
+                                for (int o = 0; o < Pu->out; o++)
+                                    s += au[cc] * au[cc] * gj[o] * gl[o] * W->dinv[u][(size_t)cc * Pu->out + o];
+                        } else if (W->mode == CV_KFAC) {
+                            REAL sa = 0, sgg = 0;
+                            for (int x = 0; x < Pu->na; x++) sa += au[x] * FN(dotv)(W->Ai[u] + (size_t)x * Pu->na, au, Pu->na);
+                            for (int x = 0; x < Pu->out; x++) sgg += gj[x] * FN(dotv)(W->Gi[u] + (size_t)x * Pu->out, gl, Pu->out);
+                            s = sa * sgg;
+                        } else { /* coop: (a_ui Aw[u,v] a_vi)(g_uij Gw[u,v] g_vil) */
+                            int naw = W->ao[np], ngw = W->go[np];
+                            REAL sa = 0, sgg = 0;
+                            for (int x = 0; x < Pu->na; x++)
+                                sa += au[x] * FN(dotv)(W->Aw + (size_t)(W->ao[u] + x) * naw + W->ao[v], av, Pv->na);
+                            for (int x = 0; x < Pu->out; x++)
+                                sgg += gj[x] * FN(dotv)(W->Gw + (size_t)(W->go[u] + x) * ngw + W->go[v], gl, Pv->out);
+                            s = sa * sgg;
+                        }
+                        T[((size_t)i * r + j) * r + l] += W->eta * s;
+                    }
+            }
+    (void)GHv;
+}
+
+/* ---- one step ---- */
+
+typedef struct {
+    int np, r, fb;         /* players, rank of the incoming value, feedback present */
+    FN(opl) *P[REF_MAXP];
+    FN(minv) W;
+    REAL *k[REF_MAXP];     /* gains, Tm form */
+    REAL *GHz[REF_MAXP];   /* σ' ⊙ Z' on each player's outputs (B·r x out) */
+    REAL *qxt;             /* q_x = F_xᵀ Z' (B·r x n) */
+    REAL *Sp;              /* incoming S' (B x r x r) */
+} FN(expn);
+
+typedef struct {
+    int r;
+    REAL *v, *Zt, *S;      /* B x n, B·r x n, B x r x r */
+} FN(lval);
+
+/* §1/§7 terminal: v = ∇φ, and v_xx = Zᵀ S Z with Z = ∇φ, S = 1 (outer),
+ * Z = [e_c − p], S = diag(p) (ce), Z = I, S = I (mse).  lane < 0: GR's φ. */
+static void FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L)
+{
+    const ocn_game *g = M->g;
+    int B = M->B, T = g->T, n = g->n[T], outer = M->opt->terminal == OCN_TERMINAL_OUTER;
+    int l0 = lane < 0 ? 0 : lane, l1 = lane < 0 ? (g->separable ? g->nlanes : 1) : lane + 1;
+    int r = 0;
+    for (int l = l0; l < l1; l++) {
+        int d = 0;
+        for (int q = 0; q < g->lane_nout[l]; q++) d += g->block_dim[T][g->lane_outputs[l][q]];
+        r += outer ? 0 : d;
+    }
+    if (outer) r = 1;
+    L->r = r;
+    L->v = FN(zalloc)((size_t)B * n);
+    L->Zt = FN(zalloc)((size_t)B * r * n);
+    L->S = FN(zalloc)((size_t)B * r * r);
+    for (int i = 0; i < B; i++) {
+        const REAL *x = M->X[T] + (size_t)i * n;
+        REAL *v = L->v + (size_t)i * n;
+        int col = 0;
+        for (int l = l0; l < l1; l++) {
+            int d = 0, idx[4096], yi[4096];
+            for (int q = 0; q < g->lane_nout[l]; q++) {
+                int b = g->lane_outputs[l][q], ypos = 0;
+                for (int j = 0; j < g->noutputs && g->outputs[j] != b; j++) ypos += g->block_dim[T][g->outputs[j]];
+                for (int j = 0; j < g->block_dim[T][b] && d < 4096; j++, d++) idx[d] = g->block_off[T][b] + j, yi[d] = ypos + j;
+            }
+            REAL p[4096];
+            if (g->loss == OCN_LOSS_CE) {
+                int y = (int)M->y[i];
+                REAL mx = x[idx[0]], s = 0;
+                for (int k = 1; k < d; k++) mx = x[idx[k]] > mx ? x[idx[k]] : mx;
+                for (int k = 0; k < d; k++) s += (REAL)exp(x[idx[k]] - mx);
+                for (int k = 0; k < d; k++) p[k] = (REAL)exp(x[idx[k]] - mx) / s;
+                for (int k = 0; k < d; k++) v[idx[k]] += p[k] - (k == y);
+                if (!outer)
+                    for (int c = 0; c < d; c++, col++) {
+                        REAL *z = L->Zt + ((size_t)i * r + col) * n;
+                        for (int k = 0; k < d; k++) z[idx[k]] = (k == c) - p[k];
+                        L->S[((size_t)i * r + col) * r + col] = p[c];
+                    }
+            } else {
+                const REAL *yt = M->y + (size_t)i * g->out_dim;
+                for (int k = 0; k < d; k++) v[idx[k]] += x[idx[k]] - yt[yi[k]];
+                if (!outer)
+                    for (int c = 0; c < d; c++, col++) {
+                        L->Zt[((size_t)i * r + col) * n + idx[c]] = 1;
+                        L->S[((size_t)i * r + col) * r + col] = 1;
+                    }
+            }
+        }
+        if (outer) {
+            memcpy(L->Zt + (size_t)i * n, v, (size_t)n * sizeof(REAL));
+            L->S[i] = 1;
+        }
+    }
+}
+
+static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S); }
+
+/* ---- output (converted to float64) ---- */
+
+static void FN(put)(ocn_arrayset *out, int *fail, const REAL *x, int ndim, size_t d0, size_t d1, size_t d2, const char *nm)
+{
+    ocn_array *a = ocn_arrayset_add2(out, nm, ndim, d0, d1, d2);
+    if (!a) {
+        *fail = 1;
+        return;
+    }
+    for (size_t i = 0; i < a->size; i++) a->data[i] = (double)x[i];
+}
+
+/* v_xx^(i) = Ztᵀ S Zt per sample (B x n x n). */
+static REAL *FN(form_vxx)(const FN(lval) *L, int B, int n)
+{
+    int r = L->r;
+    REAL *V = FN(zalloc)((size_t)B * n * n);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < r; j++)
+            for (int l = 0; l < r; l++) {
+                REAL s = L->S[((size_t)i * r + j) * r + l];
+                if (s == 0) continue;
+                const REAL *zj = L->Zt + ((size_t)i * r + j) * n, *zl = L->Zt + ((size_t)i * r + l) * n;
+                for (int a = 0; a < n; a++)
+                    for (int b = 0; b < n; b++) V[((size_t)i * n + a) * n + b] += zj[a] * s * zl[b];
+            }
+    return V;
+}
+
+/* K^(i) = M^† q_θ^(i) S'^(i) q_x^(i)ᵀ, formed only for output (B x m_p x n per player). */
+static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
+{
+    int B = M->B, r = E->r, np = E->np;
+    REAL *X[REF_MAXP], *Y[REF_MAXP];
+    for (int q = 0; q < np; q++) {
+        X[q] = FN(zalloc)((size_t)E->P[q]->m), Y[q] = FN(zalloc)((size_t)E->P[q]->m);
+        memset(K[q], 0, (size_t)B * E->P[q]->m * n * sizeof(REAL));
+    }
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < r; j++) {
+            for (int q = 0; q < np; q++) { /* q^(ij) = a_i g_ijᵀ */
+                FN(opl) *P = E->P[q];
+                for (int c = 0; c < P->na; c++)
+                    for (int o = 0; o < P->out; o++)
+                        X[q][(size_t)c * P->out + o] = P->A[(size_t)i * P->na + c] * E->GHz[q][(size_t)(i * r + j) * P->out + o];
+            }
+            FN(minv_apply)(&E->W, X, Y, M->bk);
+            for (int l = 0; l < r; l++) {
+                REAL s = E->Sp[((size_t)i * r + j) * r + l];
+                if (s == 0) continue;
+                const REAL *qx = E->qxt + (size_t)(i * r + l) * n;
+                for (int q = 0; q < np; q++)
+                    for (int a = 0; a < E->P[q]->m; a++)
+                        for (int b = 0; b < n; b++) K[q][((size_t)i * E->P[q]->m + a) * n + b] += Y[q][a] * s * qx[b];
+            }
+        }
+    for (int q = 0; q < np; q++) free(X[q]), free(Y[q]);
+}
+
+static void FN(expn_free)(FN(expn) *E)
+{
+    FN(minv_free)(&E->W);
+    for (int q = 0; q < E->np; q++) free(E->k[q]), free(E->GHz[q]);
+    free(E->qxt), free(E->Sp);
+}
+
+static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
+{
+    if (lane < 0) snprintf(b, n, "%s_t%d", base, t);
+    else snprintf(b, n, "%s_t%d_n%d", base, t, lane);
+}
+
+int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
+                    const ocn_backend *bk, ocn_arrayset *out, ocn_error *err)
+{
+    int B = g->batch, T = g->T, gr = opt->game == OCN_GAME_GR, rc = OCN_OK, fail = 0;
+    int N = gr ? 1 : g->nlanes, nofb = cfg && cfg->no_feedback;
+    long limit = cfg ? cfg->form_limit : 0;
+    double cfac = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / B;
+#if OCN_MUTANT == MUT_NO_INV_B
+    cfac = 1.0;
+#endif
+    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL};
+    M.pl = calloc((size_t)T, sizeof *M.pl);
+    M.X = calloc((size_t)T + 1, sizeof *M.X);
+    for (int t = 0; t <= T; t++) M.X[t] = FN(zalloc)((size_t)B * g->n[t]);
+    const ocn_array *x0 = ocn_arrayset_find(in, "x0"), *ya = ocn_arrayset_find(in, "y");
+    for (size_t i = 0; i < x0->size; i++) M.X[0][i] = (REAL)x0->data[i];
+    M.y = FN(zalloc)(ya->size);
+    for (size_t i = 0; i < ya->size; i++) M.y[i] = (REAL)ya->data[i];
+    char nm[64];
+    for (int t = 0; t < T; t++) {
+        const ocn_stage *st = &g->stages[t];
+        M.pl[t] = calloc((size_t)st->nplayers, sizeof **M.pl);
+        for (int p = 0; p < st->nplayers; p++) {
+            FN(opl) *P = &M.pl[t][p];
+            const ocn_player *pl = &st->players[p];
+            P->pl = pl, P->p = p, P->out = pl->out_dim, P->m = pl->m;
+            P->na = pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1;
+            P->th = FN(zalloc)((size_t)pl->m);
+            if (pl->m) {
+                snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
+                const ocn_array *a = ocn_arrayset_find(in, nm);
+                for (int j = 0; j < pl->m; j++) P->th[j] = (REAL)a->data[j];
+            }
+            if (pl->kind == OCN_PLAYER_BIAS) {
+                snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, pl->lane);
+                const ocn_array *a = ocn_arrayset_find(in, nm);
+                P->wfix = FN(zalloc)(a->size);
+                for (size_t j = 0; j < a->size; j++) P->wfix[j] = (REAL)a->data[j];
+            }
+            P->H = FN(zalloc)((size_t)B * pl->out_dim);
+            P->A = FN(zalloc)((size_t)B * P->na);
+        }
+    }
+    /* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
+    for (int t = 0; t < T; t++) {
+        const ocn_stage *st = &g->stages[t];
+        REAL *th[REF_MAXP], *H[REF_MAXP];
+        for (int p = 0; p < st->nplayers; p++) th[p] = M.pl[t][p].th, H[p] = M.pl[t][p].H;
+        FN(stage_forward)(&M, t, th, M.X[t], M.X[t + 1], H);
+        for (int p = 0; p < st->nplayers; p++) {
+            FN(opl) *P = &M.pl[t][p];
+            int ci = g->block_off[t][P->pl->in_block];
+            for (int i = 0; i < B; i++) {
+                for (int c = 0; c + 1 < P->na; c++) P->A[(size_t)i * P->na + c] = M.X[t][(size_t)i * g->n[t] + ci + c];
+                P->A[(size_t)i * P->na + P->na - 1] = 1;
+            }
+        }
+    }
+    for (int t = 0; t <= T; t++) {
+        snprintf(nm, sizeof nm, "x_t%d", t);
+        FN(put)(out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
+    }
+    /* terminal */
+    FN(lval) *L = calloc((size_t)N, sizeof *L);
+    for (int l = 0; l < N; l++) {
+        FN(terminal)(&M, gr ? -1 : l, &L[l]);
+        FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", T, gr ? -1 : l);
+        FN(put)(out, &fail, L[l].v, 2, (size_t)B, (size_t)g->n[T], 0, nm);
+        if (!nofb && (long)B * g->n[T] * g->n[T] <= limit) {
+            REAL *V = FN(form_vxx)(&L[l], B, g->n[T]);
+            FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", T, gr ? -1 : l);
+            FN(put)(out, &fail, V, 3, (size_t)B, (size_t)g->n[T], (size_t)g->n[T], nm);
+            free(V);
+        }
+    }
+    /* backward (§4 with §7's low-rank values) */
+    FN(expn) **E = calloc((size_t)T, sizeof *E);
+    for (int t = T - 1; t >= 0 && !rc; t--) {
+        const ocn_stage *st = &g->stages[t];
+        int n = g->n[t], n1 = g->n[t + 1], np_all = st->nplayers;
+        E[t] = calloc((size_t)N, sizeof **E);
+        for (int l = 0; l < N && !rc; l++) {
+            FN(lval) *V = &L[l];
+            int r = V->r;
+            REAL *gx = FN(zalloc)((size_t)B * n), *qxt = nofb ? NULL : FN(zalloc)((size_t)B * r * n);
+            REAL *GHv[REF_MAXP], *GHz[REF_MAXP];
+            for (int p = 0; p < np_all; p++) {
+                GHv[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
+                GHz[p] = nofb ? NULL : FN(zalloc)((size_t)B * r * st->players[p].out_dim);
+            }
+            FN(stage_vjp)(&M, t, V->v, 1, gx, GHv);
+            if (!nofb) FN(stage_vjp)(&M, t, V->Zt, r, qxt, GHz);
+            /* players of the expansion: FNE lane l's own, GR all (lane order) */
+            FN(expn) *X = &E[t][l];
+            X->r = r;
+            int pidx[REF_MAXP];
+            for (int lane = 0; lane < g->nlanes; lane++) {
+                if (!gr && lane != l) continue;
+                const ocn_player *pl = ocn_game_lane_player(g, t, lane);
+                if (!pl || !pl->m) continue;
+                int p = (int)(pl - st->players);
+                pidx[X->np] = p;
+                X->P[X->np++] = &M.pl[t][p];
+            }
+            REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r);
+            memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
+            REAL *Qth[REF_MAXP] = {0};
+            if (X->np) {
+                REAL *gv[REF_MAXP], *gz[REF_MAXP];
+                for (int q = 0; q < X->np; q++) {
+                    FN(opl) *P = X->P[q];
+                    gv[q] = GHv[pidx[q]], gz[q] = nofb ? NULL : GHz[pidx[q]];
+                    Qth[q] = FN(zalloc)((size_t)P->m); /* λθ + (1/B) Aᵀ G (the batch gradient, Tm form) */
+#if OCN_MUTANT == MUT_F32_ACCUM
+                    for (int c = 0; c < P->na; c++)
+                        for (int o = 0; o < P->out; o++) {
+                            float s = 0;
+                            for (int i = 0; i < B; i++) s += (float)(P->A[(size_t)i * P->na + c] * gv[q][(size_t)i * P->out + o]);
+                            Qth[q][(size_t)c * P->out + o] = (REAL)s / (REAL)B;
+                        }
+#else
+                    GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
+#endif
+                    for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
+                    X->k[q] = FN(zalloc)((size_t)P->m);
+                }
+                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, r, err);
+                if (!rc) FN(minv_apply)(&X->W, Qth, X->k, bk);
+                X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
+                if (X->fb) {
+                    REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
+                    FN(minv_quad)(&X->W, gz, gv, Tq, bk);
+                    for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
+                        FN(opl) *P = X->P[q];
+                        REAL *Y = FN(zalloc)((size_t)B * P->out);
+                        GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+                        for (int i = 0; i < B; i++)
+                            for (int j = 0; j < r; j++) w[i * r + j] += FN(dotv)(Y + (size_t)i * P->out, gz[q] + (size_t)(i * r + j) * P->out, P->out);
+                        free(Y);
+                    }
+                    vnew = FN(zalloc)((size_t)B * n);
+                    memcpy(vnew, gx, (size_t)B * n * sizeof(REAL));
+                    for (int i = 0; i < B; i++) {
+                        const REAL *Sp = V->S + (size_t)i * r * r, *Ti = Tq + (size_t)i * r * r;
+                        for (int j = 0; j < r; j++) { /* v_x = Q_x − q_x S' (q_θᵀ k) */
+                            REAL s = FN(dotv)(Sp + (size_t)j * r, w + (size_t)i * r, r);
+                            for (int a = 0; a < n; a++) vnew[(size_t)i * n + a] -= qxt[(size_t)(i * r + j) * n + a] * s;
+                        }
+                        for (int j = 0; j < r; j++) /* S = S' − c S' T S' */
+                            for (int l2 = 0; l2 < r; l2++) {
+                                REAL s = 0;
+                                for (int a = 0; a < r; a++)
+                                    for (int b = 0; b < r; b++) s += Sp[(size_t)j * r + a] * Ti[(size_t)a * r + b] * Sp[(size_t)b * r + l2];
+#if OCN_MUTANT == MUT_S_SIGN
+                                Snew[((size_t)i * r + j) * r + l2] = Sp[(size_t)j * r + l2] + (REAL)cfac * s;
+#else
+                                Snew[((size_t)i * r + j) * r + l2] = Sp[(size_t)j * r + l2] - (REAL)cfac * s;
+#endif
+                            }
+                    }
+                    free(Tq), free(w);
+                }
+            }
+            /* outputs of this stage */
+            FN(name)(nm, sizeof nm, gr ? "Px" : "Qx", t, gr ? -1 : l);
+            FN(put)(out, &fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
+            if (X->np && !rc) {
+                int mt = 0;
+                for (int q = 0; q < X->np; q++) mt += X->P[q]->m;
+                REAL *cat = FN(zalloc)((size_t)mt);
+                for (int q = 0, o = 0; q < X->np; o += X->P[q]->m, q++) memcpy(cat + o, Qth[q], (size_t)X->P[q]->m * sizeof(REAL));
+                FN(name)(nm, sizeof nm, gr ? "Pth" : "Qth", t, gr ? -1 : l);
+                FN(put)(out, &fail, cat, 1, (size_t)mt, 0, 0, nm);
+                free(cat);
+                REAL *K[REF_MAXP];
+                int formK = X->fb;
+                for (int q = 0; q < X->np; q++) formK = formK && (long)B * X->P[q]->m * n <= limit;
+                for (int q = 0; q < X->np; q++) {
+                    FN(name)(nm, sizeof nm, "k", t, X->P[q]->pl->lane);
+                    FN(put)(out, &fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
+                    K[q] = formK ? FN(zalloc)((size_t)B * X->P[q]->m * n) : NULL;
+                }
+                X->GHz[0] = NULL;
+                if (formK) {
+                    for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
+                    X->qxt = qxt, X->Sp = V->S;
+                    FN(form_K)(&M, X, n, K);
+                    X->qxt = NULL, X->Sp = NULL;
+                    for (int q = 0; q < X->np; q++) {
+                        X->GHz[q] = NULL;
+                        FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
+                        FN(put)(out, &fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+                    }
+                }
+                for (int q = 0; q < X->np; q++) free(K[q]);
+            }
+            for (int q = 0; q < X->np; q++) free(Qth[q]);
+            /* the stage's value becomes the incoming value of stage t − 1 */
+            FN(lval) nv = {r, vnew == gx ? gx : vnew, nofb ? NULL : qxt, Snew};
+            FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", t, gr ? -1 : l);
+            FN(put)(out, &fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
+            if (!nofb && (long)B * n * n <= limit) {
+                REAL *Vf = FN(form_vxx)(&nv, B, n);
+                FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", t, gr ? -1 : l);
+                FN(put)(out, &fail, Vf, 3, (size_t)B, (size_t)n, (size_t)n, nm);
+                free(Vf);
+            }
+            /* keep what the update pass needs (§8) */
+            if (X->fb) {
+                for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]], GHz[pidx[q]] = NULL;
+                X->qxt = FN(zalloc)((size_t)B * r * n);
+                memcpy(X->qxt, qxt, (size_t)B * r * n * sizeof(REAL));
+                X->Sp = V->S, V->S = NULL;
+            }
+            for (int p = 0; p < np_all; p++) free(GHv[p]), free(GHz[p]);
+            if (vnew != gx) free(gx);
+            FN(lval_free)(V);
+            *V = nv;
+            (void)n1;
+        }
+    }
+    /* update pass (§8): θ ← θ − (k + M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i))) */
+    REAL *Xh = FN(zalloc)((size_t)B * g->n[0]);
+    memcpy(Xh, M.X[0], (size_t)B * g->n[0] * sizeof(REAL));
+    for (int t = 0; t <= T && !rc; t++) {
+        int n = g->n[t];
+        REAL *dx = FN(zalloc)((size_t)B * n);
+        for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M.X[t][i];
+        snprintf(nm, sizeof nm, "dx_t%d", t);
+        FN(put)(out, &fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+        if (t == T) {
+            free(dx);
+            break;
+        }
+        const ocn_stage *st = &g->stages[t];
+        REAL *thn[REF_MAXP];
+        for (int p = 0; p < st->nplayers; p++) {
+            thn[p] = FN(zalloc)((size_t)st->players[p].m);
+            memcpy(thn[p], M.pl[t][p].th, (size_t)st->players[p].m * sizeof(REAL));
+        }
+        for (int l = 0; l < N; l++) {
+            FN(expn) *X = &E[t][l];
+            if (!X->np) continue;
+            REAL *dth[REF_MAXP], *y[REF_MAXP], *fbk[REF_MAXP];
+            for (int q = 0; q < X->np; q++) {
+                dth[q] = FN(zalloc)((size_t)X->P[q]->m);
+                memcpy(dth[q], X->k[q], (size_t)X->P[q]->m * sizeof(REAL));
+                y[q] = FN(zalloc)((size_t)X->P[q]->m), fbk[q] = FN(zalloc)((size_t)X->P[q]->m);
+            }
+#if OCN_MUTANT != MUT_NO_FEEDBACK
+            if (X->fb) {
+                int r = X->r;
+                REAL *cc = FN(zalloc)((size_t)B * r); /* c_ij = Σ_l S'_i[j][l] (q_x^(il)·δx_i) */
+                for (int i = 0; i < B; i++)
+                    for (int j = 0; j < r; j++)
+                        for (int l2 = 0; l2 < r; l2++)
+                            cc[i * r + j] += X->Sp[((size_t)i * r + j) * r + l2] *
+                                             FN(dotv)(X->qxt + (size_t)(i * r + l2) * n, dx + (size_t)i * n, n);
+                for (int q = 0; q < X->np; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
+                    FN(opl) *P = X->P[q];
+                    REAL *Cg = FN(zalloc)((size_t)B * P->out);
+                    for (int i = 0; i < B; i++)
+                        for (int j = 0; j < r; j++)
+                            for (int o = 0; o < P->out; o++) Cg[(size_t)i * P->out + o] += cc[i * r + j] * X->GHz[q][(size_t)(i * r + j) * P->out + o];
+                    GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
+                    free(Cg);
+                }
+                FN(minv_apply)(&X->W, y, fbk, bk);
+                for (int q = 0; q < X->np; q++)
+                    for (int j = 0; j < X->P[q]->m; j++) dth[q][j] += fbk[q][j];
+                free(cc);
+            }
+#endif
+            for (int q = 0; q < X->np; q++) {
+                int p = X->P[q]->p;
+                for (int j = 0; j < X->P[q]->m; j++) thn[p][j] -= dth[q][j];
+                snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
+                FN(put)(out, &fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
+                free(dth[q]), free(y[q]), free(fbk[q]);
+            }
+        }
+        REAL *Xn = FN(zalloc)((size_t)B * g->n[t + 1]), *Hs[REF_MAXP];
+        for (int p = 0; p < st->nplayers; p++) Hs[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
+        FN(stage_forward)(&M, t, thn, Xh, Xn, Hs);
+        for (int p = 0; p < st->nplayers; p++) free(Hs[p]), free(thn[p]);
+        free(Xh), free(dx);
+        Xh = Xn;
+    }
+    free(Xh);
+    for (int t = 0; t < T; t++) {
+        for (int l = 0; E[t] && l < N; l++) FN(expn_free)(&E[t][l]);
+        free(E[t]);
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            FN(opl) *P = &M.pl[t][p];
+            free(P->th), free(P->wfix), free(P->H), free(P->A);
+        }
+        free(M.pl[t]);
+    }
+    for (int l = 0; l < N; l++) FN(lval_free)(&L[l]);
+    free(L), free(E);
+    for (int t = 0; t <= T; t++) free(M.X[t]);
+    free(M.X), free(M.pl), free(M.y);
+    if (!rc && fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+    return rc;
+}
