@@ -9,6 +9,7 @@
 #include "ref.h"
 
 #include <gsl/gsl_blas.h>
+#include <float.h>
 #include <math.h>
 
 static int damped_pinv(const gsl_matrix *C, double gamma, double eta, gsl_matrix *Minv, double *cond, ocn_error *err)
@@ -114,7 +115,19 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
             for (size_t i = 0; i < B; i++) s += gsl_matrix_get(in->Qthi, i, j) * gsl_matrix_get(in->Qthi, i, j);
             gsl_matrix_set(C, j, j, sqrt(s / (double)B) + opt->eps);
         }
-        rc = damped_pinv(C, 0.0, eta, Minv, cond, err);
+        { /* a diagonal C: its pseudo-inverse is elementwise, same §5 rcond rule */
+            double mx = 0, mn = INFINITY;
+            for (size_t j = 0; j < m; j++) mx = fmax(mx, fabs(gsl_matrix_get(C, j, j)));
+            gsl_matrix_set_zero(Minv);
+            for (size_t j = 0; j < m; j++) {
+                double d = gsl_matrix_get(C, j, j);
+                if (fabs(d) > (double)m * DBL_EPSILON * mx) {
+                    gsl_matrix_set(Minv, j, j, eta / d);
+                    mn = fmin(mn, fabs(d));
+                }
+            }
+            *cond = mx > 0 && isfinite(mn) ? mx / mn : 1.0;
+        }
         break;
     case OCN_CURV_GN_OUTER: /* mean_i Q_θ^(i) Q_θ^(i)ᵀ on the joint per-sample gradient */
         ref_gemm(1, 0, 1.0 / (double)B, in->Qthi, in->Qthi, 0.0, C);

@@ -133,7 +133,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
     const ocn_game *g = m->g;
     int B = m->B, rc = OCN_OK;
     size_t n = (size_t)g->n[t], n1 = (size_t)g->n[t + 1];
-    int full = opt->dynamics == OCN_DYN_FULL;
+    int full = opt->dynamics == OCN_DYN_FULL, aug = opt->value == OCN_VALUE_AUGMENTED;
     o->np = np;
     o->m = 0;
     o->cond = 1.0;
@@ -163,6 +163,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         gsl_vector_view qi = gsl_matrix_row(o->Qx, (size_t)i);
         gsl_blas_dgemv(CblasTrans, 1.0, Fx[i], &vi.vector, 0.0, &qi.vector);
         for (int j = 0; j < B; j++) {
+            if (i != j && !aug) continue; /* blockdiag/persample: Ṽ'_ij = 0 exactly off the diagonal */
             gsl_matrix_const_view Vij = gsl_matrix_const_submatrix(VXXnext, (size_t)i * n1, (size_t)j * n1, n1, n1);
             gsl_matrix_view Qij = gsl_matrix_submatrix(o->QXX, (size_t)i * n, (size_t)j * n, n, n);
             ref_gemm(1, 0, 1.0, Fx[i], &Vij.matrix, 0.0, T1);
@@ -186,6 +187,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
             gsl_blas_dgemv(CblasTrans, 1.0, Fth[i], &vi.vector, 0.0, &gi.vector);
             gsl_vector_add(o->Qth, &gi.vector);
             for (int j = 0; j < B; j++) {
+                if (i != j && !aug) continue;
                 gsl_matrix_const_view Vij = gsl_matrix_const_submatrix(VXXnext, (size_t)i * n1, (size_t)j * n1, n1, n1);
                 ref_gemm(1, 0, 1.0, Fth[i], &Vij.matrix, 0.0, T2);
                 ref_gemm(0, 0, 1.0, T2, Fx[j], 1.0, o->Qthx[j]);

@@ -4,6 +4,7 @@
 
 #include <float.h>
 #include <gsl/gsl_blas.h>
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
 #include <math.h>
@@ -45,7 +46,34 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     gsl_vector *S = gsl_vector_alloc(C);
     if (tr) gsl_matrix_transpose_memcpy(U, A);
     else gsl_matrix_memcpy(U, A);
-    int st = gsl_linalg_SV_decomp_jacobi(U, V, S);
+    /* One-sided Jacobi SVD (accurate small singular values) up to 128 columns.
+     * Above, GSL's unblocked SVDs take minutes; a symmetric matrix (all our
+     * curvatures are) is decomposed by its eigendecomposition instead, which is
+     * an SVD with σ = |λ| and right vectors sign-flipped: V = U·sign(λ). */
+    int st, sym = !tr && r == c && C > 128;
+    for (size_t i = 0; sym && i < r; i++)
+        for (size_t j = 0; sym && j < i; j++) sym = gsl_matrix_get(A, i, j) == gsl_matrix_get(A, j, i);
+    if (sym) {
+        gsl_matrix *W = gsl_matrix_alloc(r, r);
+        gsl_matrix_memcpy(W, A);
+        gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(r);
+        st = gsl_eigen_symmv(W, S, U, ws);
+        gsl_eigen_symmv_free(ws);
+        gsl_matrix_free(W);
+        gsl_matrix_memcpy(V, U);
+        for (size_t k = 0; !st && k < C; k++)
+            if (gsl_vector_get(S, k) < 0) {
+                gsl_vector_set(S, k, -gsl_vector_get(S, k));
+                gsl_vector_view col = gsl_matrix_column(V, k);
+                gsl_vector_scale(&col.vector, -1.0);
+            }
+    } else if (C <= 128) {
+        st = gsl_linalg_SV_decomp_jacobi(U, V, S);
+    } else {
+        gsl_vector *work = gsl_vector_alloc(C);
+        st = gsl_linalg_SV_decomp(U, V, S, work);
+        gsl_vector_free(work);
+    }
     if (st) {
         gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);
         return ocn_fail(err, OCN_ENUMERIC, "pseudo-inverse: SVD failed (%s)", gsl_strerror(st));
@@ -54,18 +82,18 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     for (size_t k = 0; k < C; k++) smax = fmax(smax, gsl_vector_get(S, k));
     double tol = (double)(r > c ? r : c) * DBL_EPSILON * smax, smin = smax;
     /* M = U S Vᵀ  =>  M^† = V S^† Uᵀ;  for the transposed case A = V S Uᵀ, A^† = U S^† Vᵀ */
-    gsl_matrix_set_zero(Ainv);
+    /* A^† = L diag(1/σ) Rᵀ over the retained σ (L = V, R = U; transposed case swapped) */
+    gsl_matrix *L = gsl_matrix_alloc(c, C), *Rm = gsl_matrix_alloc(r, C);
+    gsl_matrix_memcpy(L, tr ? U : V);
+    gsl_matrix_memcpy(Rm, tr ? V : U);
     for (size_t k = 0; k < C; k++) {
-        double s = gsl_vector_get(S, k);
-        if (!(s > tol) || s == 0.0) continue;
-        smin = fmin(smin, s);
-        for (size_t i = 0; i < c; i++)
-            for (size_t j = 0; j < r; j++) {
-                double a = tr ? gsl_matrix_get(U, i, k) : gsl_matrix_get(V, i, k);
-                double b = tr ? gsl_matrix_get(V, j, k) : gsl_matrix_get(U, j, k);
-                *gsl_matrix_ptr(Ainv, i, j) += a * b / s;
-            }
+        double s = gsl_vector_get(S, k), f = (s > tol && s != 0.0) ? 1.0 / s : 0.0;
+        if (f != 0.0) smin = fmin(smin, s);
+        gsl_vector_view col = gsl_matrix_column(L, k);
+        gsl_vector_scale(&col.vector, f);
     }
+    gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, L, Rm, 0.0, Ainv);
+    gsl_matrix_free(L), gsl_matrix_free(Rm);
     if (cond) *cond = smax > 0 ? smax / smin : 1.0;
     gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);
     return OCN_OK;

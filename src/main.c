@@ -72,7 +72,8 @@ static int cmd_gen(int argc, char **argv)
         /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
         for (int i = out->count - 1; i >= 0; i--) {
             const char *n = out->a[i].name;
-            if ((!strncmp(n, "Qthth_", 6) || !strncmp(n, "Qthx_", 5) || !strncmp(n, "K_", 2)) &&
+            if ((!strncmp(n, "Qthth_", 6) || !strncmp(n, "Qthx_", 5) || !strncmp(n, "K_", 2) ||
+                 !strncmp(n, "Pthth_", 6) || !strncmp(n, "Pthx_", 5)) &&
                 out->a[i].size * sizeof(double) > (1u << 20))
                 ocn_arrayset_remove(out, n);
         }
