@@ -2,7 +2,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP
+CFLAGS  += $(EXTRA_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP
 LDLIBS  = -ljansson -lgsl -llapacke -lopenblas -lm
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -26,7 +26,7 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 
-.PHONY: all deps run test check-test port-test fixtures fuzz clean
+.PHONY: all deps run test check-test port-test fixtures fuzz mutants bench clean
 all: $(BUILD)/ocn $(BUILD)/libocn.a
 
 deps:
@@ -79,6 +79,23 @@ port-test:
 fixtures: $(BUILD)/ocn
 	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
 
+# Mutation testing of the optimized path: each compile-time fault
+# (optimized/opt.h, OCN_MUTANT=1..6) must make `ocn check` fail.
+MUTANTS = 1 2 3 4 5 6
+mutants: deps
+	@caught=0; total=0; \
+	for m in $(MUTANTS); do \
+	  total=$$((total+1)); \
+	  $(MAKE) --no-print-directory -s BUILD=build-mut/$$m EXTRA_CFLAGS=-DOCN_MUTANT=$$m build-mut/$$m/ocn > /dev/null || exit 1; \
+	  if build-mut/$$m/ocn check --precision f64 $(FIXTURES) > build-mut/$$m/check.log 2>&1; then \
+	    echo "mutant $$m: NOT caught"; \
+	  else \
+	    st=$$?; [ $$st -eq 1 ] || { echo "mutant $$m: ocn check exited $$st"; tail -3 build-mut/$$m/check.log; exit 1; }; \
+	    echo "mutant $$m: caught ($$(grep -c FAILED build-mut/$$m/check.log) rows FAILED)"; caught=$$((caught+1)); \
+	  fi; \
+	done; \
+	echo "mutants: $$caught/$$total caught"; [ $$caught -eq $$total ]
+
 # libFuzzer targets (clang) for the .npy reader, the manifest reader and the
 # game loader; each runs FUZZ_RUNS inputs or FUZZ_SECONDS, whichever is first.
 FUZZ_CC      ?= clang
@@ -104,6 +121,6 @@ fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	done
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-mut
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -23,6 +23,7 @@ static int usage(void)
             "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32]\n"
             "       ocn verify DIR... [--json FILE]\n"
             "       ocn theorems DIR... [--json FILE]\n"
+            "       ocn compare DIR_A DIR_B [--json FILE]\n"
             "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [--json FILE]\n"
             "  --fault NAME   (harness self-test) inject a wrong kernel into the reference:\n"
             "                 K-sign, feedback-drop, K-perturb, k-perturb\n");
@@ -202,6 +203,34 @@ static int cmd_check(int argc, char **argv)
     return status;
 }
 
+static int cmd_compare(int argc, char **argv)
+{
+    const char *json = NULL, *dirs[2] = {NULL, NULL};
+    int nd = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (argv[i][0] == '-' || nd == 2) return usage();
+        else dirs[nd++] = argv[i];
+    }
+    if (nd != 2) return usage();
+    ocn_error e = {0};
+    ocn_fixture *a = NULL, *b = NULL;
+    ocn_report *rep = ocn_report_new();
+    int rc = ocn_fixture_read(dirs[0], &a, &e);
+    if (!rc) rc = ocn_fixture_read(dirs[1], &b, &e);
+    if (!rc) rc = ocn_compare_fixtures(a, b, rep, stdout, &e);
+    int status;
+    if (rc) status = die(&e);
+    else {
+        ocn_report_print(rep, stdout);
+        status = ocn_report_failures(rep) ? 1 : 0;
+        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
+    }
+    ocn_fixture_free(a), ocn_fixture_free(b);
+    ocn_report_free(rep);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
@@ -209,5 +238,6 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture);
     if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture);
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 2, argv + 2);
     return usage();
 }

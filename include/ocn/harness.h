@@ -54,4 +54,8 @@ int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report
 int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
                       ocn_error *err);
 
+/* `ocn compare`: fixtures A and B of the same game, every common array;
+ * arrays on one side only are named on `notes` (may be NULL). */
+int ocn_compare_fixtures(const ocn_fixture *a, const ocn_fixture *b, ocn_report *rep, FILE *notes, ocn_error *err);
+
 #endif

@@ -1,0 +1,81 @@
+/* The optimized CPU backend against the dense reference (`ocn check`), its
+ * refusals, and fixtures written by it (`ocn gen --backend cpu`). */
+#include "util.h"
+#include "ocn/optimized.h"
+
+#include <string.h>
+
+Test(optimized, matches_reference_on_every_fixture_f64_and_f32, .timeout = 600)
+{
+    int n, skipped = 0, ran = 0;
+    const char *const *d = tu_fixtures(&n);
+    for (int prec = 32; prec <= 64; prec += 32) {
+        ocn_report *r = ocn_report_new();
+        for (int i = 0; i < n; i++) {
+            ocn_error e = {0};
+            ocn_fixture *f = NULL;
+            cr_assert_eq(ocn_fixture_read(d[i], &f, &e), OCN_OK, "%s", e.msg);
+            cr_assert_eq(ocn_check_fixture(f, "cpu", prec, r, &skipped, &e), OCN_OK, "%s", e.msg);
+            ocn_fixture_free(f);
+        }
+        for (int i = 0; i < r->count; i++)
+            cr_expect_neq(r->rows[i].verdict, OCN_FAILED, "f%d %s %s: err %g ratio %g", prec, r->rows[i].fixture,
+                          r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
+        ran += r->count;
+        ocn_report_free(r);
+    }
+    cr_expect_gt(ran, 500, "the comparison covers many arrays");
+    cr_expect_lt(skipped, 2 * n / 3, "most fixtures are in the optimized path's modes");
+}
+
+Test(optimized, refuses_what_it_cannot_compute)
+{
+    static const struct { const char *fixture, *want; } cases[] = {
+        {"fixtures/lqr-bias-mse", "'augmented' is reference-only"},
+        {"fixtures/mlp-sigmoid-full-exact", "'augmented' is reference-only"},
+        {"fixtures/coop-block-singular-gr", "needs weight_decay + damping > 0"},
+        {"fixtures/coop-identity-coopkfac-undamped-gr", "coop-kfac needs damping > 0"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        ocn_error e = {0};
+        ocn_fixture *f = NULL;
+        cr_assert_eq(ocn_fixture_read(cases[k].fixture, &f, &e), OCN_OK);
+        ocn_arrayset *out = ocn_arrayset_new();
+        ocn_opt_config cfg = {"cpu", 64, 0, 0};
+        cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
+        cr_expect(strstr(e.msg, cases[k].want) != NULL, "%s: %s", cases[k].fixture, e.msg);
+        cr_expect_eq(out->count, 0, "nothing computed on refusal");
+        ocn_arrayset_free(out);
+        /* full dynamics is refused too, with its own message */
+        ocn_optimizer o = f->game->opt;
+        o.value = OCN_VALUE_BLOCKDIAG, o.dynamics = OCN_DYN_FULL;
+        cr_expect(strstr(ocn_opt_unsupported(f->game, &o), "'full'") != NULL);
+        ocn_fixture_free(f);
+    }
+    ocn_error e = {0};
+    ocn_fixture *f = NULL;
+    cr_assert_eq(ocn_fixture_read("fixtures/mlp-tanh-ce", &f, &e), OCN_OK);
+    ocn_arrayset *out = ocn_arrayset_new();
+    ocn_opt_config cfg = {"tpu", 64, 0, 0};
+    cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
+    cr_expect(strstr(e.msg, "backend 'tpu'") != NULL, "%s", e.msg);
+    ocn_arrayset_free(out);
+    ocn_fixture_free(f);
+}
+
+Test(optimized, gen_backend_cpu_and_compare)
+{
+    char dir[256], out[65536];
+    tu_tmpdir(dir, sizeof dir);
+    cr_assert_eq(tu_sh(out, sizeof out, "%s gen games/coop-block-gr.json -o %s/opt --backend cpu 2>&1", OCN_BIN, dir), 0, "%s", out);
+    cr_assert_eq(tu_sh(out, sizeof out, "%s compare fixtures/coop-block-gr %s/opt 2>&1", OCN_BIN, dir), 0, "%s", out);
+    cr_assert(strstr(out, " 0 failed") != NULL, "%s", out);
+    cr_assert(strstr(out, "only in fixtures/coop-block-gr") != NULL, "arrays one side lacks are named: %s", out);
+    cr_assert_eq(tu_sh(out, sizeof out, "grep -c '\"backend\": \"cpu\"' %s/opt/manifest.json", dir), 0);
+    /* a wrong array on one side fails the comparison */
+    cr_assert_eq(tu_sh(NULL, 0, "cp fixtures/coop-block-fne/k_t0_n0.npy %s/opt/k_t0_n0.npy", dir), 0);
+    cr_assert_eq(tu_sh(out, sizeof out, "%s compare fixtures/coop-block-gr %s/opt 2>&1", OCN_BIN, dir), 1, "%s", out);
+    cr_assert_eq(tu_sh(out, sizeof out, "%s compare fixtures/coop-block-gr fixtures/mlp-tanh-ce 2>&1", OCN_BIN), 2,
+                 "different games are not compared: %s", out);
+    tu_rm_rf(dir);
+}
