@@ -79,6 +79,14 @@ port-test:
 fixtures: $(BUILD)/ocn
 	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
 
+# The benchmark program (ratios measured in one run; see docs/performance.md).
+$(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/libocn.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ocn-bench
+	$(BUILD)/ocn-bench
+
 # Mutation testing of the optimized path: each compile-time fault
 # (optimized/opt.h, OCN_MUTANT=1..6) must make `ocn check` fail.
 MUTANTS = 1 2 3 4 5 6

@@ -443,6 +443,23 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *const *GHv, REAL 
         }
         return;
     }
+    if (W->mode == CV_KFAC) { /* η (a_iᵀ A^† a_i)(g_ijᵀ G^† g_il) with the products done as GEMMs */
+        for (int u = 0; u < np; u++) {
+            FN(opl) *P = W->P[u];
+            REAL *AA = FN(zalloc)((size_t)B * P->na), *GG = FN(zalloc)((size_t)B * r * P->out);
+            GEMM(bk, 0, 0, B, P->na, P->na, 1, P->A, P->na, W->Ai[u], P->na, 0, AA, P->na);
+            GEMM(bk, 0, 0, B * r, P->out, P->out, 1, GHz[u], P->out, W->Gi[u], P->out, 0, GG, P->out);
+            for (int i = 0; i < B; i++) {
+                REAL sa = FN(dotv)(AA + (size_t)i * P->na, P->A + (size_t)i * P->na, P->na);
+                for (int j = 0; j < r; j++)
+                    for (int l = 0; l < r; l++)
+                        T[((size_t)i * r + j) * r + l] +=
+                            W->eta * sa * FN(dotv)(GG + (size_t)(i * r + j) * P->out, GHz[u] + (size_t)(i * r + l) * P->out, P->out);
+            }
+            free(AA), free(GG);
+        }
+        return;
+    }
     for (int i = 0; i < B; i++)
         for (int u = 0; u < np; u++)
             for (int v = 0; v < np; v++) {

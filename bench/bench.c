@@ -1,0 +1,168 @@
+/* make bench: the optimized CPU step against its own baselines, measured in
+ * one run (ratios, never absolute claims from a unit test).
+ *   DDP step   : FNE, kfac, terminal outer, blockdiag (feedback + value Hessian)
+ *   KFAC step  : the same code path with no_feedback (no K, no value Hessian)
+ *   SGD step   : sgd curvature, no_feedback (a plain back-propagation step)
+ * MLP of depth 6, batch 128, widths 64..1024 (BENCH_MAX_WIDTH to go further),
+ * f32 and f64; median of several repetitions; exponent of time vs width
+ * (optimized, and the dense reference at the widths it can afford); peak
+ * memory of the DDP step vs the KFAC step, each measured in its own child. */
+#include "ocn/game.h"
+#include "ocn/optimized.h"
+#include "ocn/reference.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEPTH 6
+#define BATCH 128
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static ocn_game *mlp(int width, int batch, const char *curv)
+{
+    char buf[8192];
+    int k = snprintf(buf, sizeof buf,
+                     "{\"name\": \"bench-w%d\", \"seed\": 1, \"batch\": %d, \"input_dim\": %d,"
+                     " \"loss\": {\"kind\": \"ce\", \"classes\": 10}, \"weight_decay\": 1e-4, \"stages\": [",
+                     width, batch, width);
+    for (int l = 0; l < DEPTH; l++)
+        k += snprintf(buf + k, sizeof buf - (size_t)k,
+                      "%s{\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": %d, \"act\": \"%s\"}]}",
+                      l ? ", " : "", l == DEPTH - 1 ? 10 : width, l == DEPTH - 1 ? "identity" : "tanh");
+    snprintf(buf + k, sizeof buf - (size_t)k,
+             "], \"optimizer\": {\"game\": \"fne\", \"curvature\": \"%s\", \"value\": \"blockdiag\", \"terminal\": \"outer\","
+             " \"lr\": 0.1, \"damping\": 0.01}}",
+             curv);
+    ocn_game *g = NULL;
+    ocn_error e = {0};
+    if (ocn_game_load_string(buf, "bench", &g, &e)) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        exit(2);
+    }
+    return g;
+}
+
+typedef enum { DDP, KFAC, SGD } mode_t2;
+
+/* One step; returns seconds, or -1 on error. */
+static double step(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec, int reference)
+{
+    ocn_optimizer o = g->opt;
+    if (mode == SGD) o.curvature = OCN_CURV_SGD;
+    ocn_opt_config cfg = {"cpu", prec, 0, mode != DDP};
+    ocn_arrayset *out = ocn_arrayset_new();
+    ocn_error e = {0};
+    double t0 = now();
+    int rc = reference ? ocn_ref_run(g, &o, in, NULL, out, &e) : ocn_opt_run(g, &o, in, &cfg, out, &e);
+    double t = now() - t0;
+    ocn_arrayset_free(out);
+    if (rc) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return -1;
+    }
+    return t;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_time(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec, int reps, int reference)
+{
+    double t[16];
+    step(g, in, mode, prec, reference); /* warm-up */
+    for (int r = 0; r < reps; r++) t[r] = step(g, in, mode, prec, reference);
+    qsort(t, (size_t)reps, sizeof *t, cmp);
+    return t[reps / 2];
+}
+
+/* Peak resident memory (KiB) of a child process that runs one step. */
+static long peak_kib(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(step(g, in, mode, prec, 0) < 0);
+    int st;
+    struct rusage ru;
+    if (wait4(pid, &st, 0, &ru) < 0) return -1;
+    return ru.ru_maxrss;
+}
+
+static double fit_exponent(const int *w, const double *t, int n)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < n; i++) {
+        double x = log((double)w[i]), y = log(t[i]);
+        sx += x, sy += y, sxx += x * x, sxy += x * y;
+    }
+    return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+int main(void)
+{
+    int maxw = getenv("BENCH_MAX_WIDTH") ? atoi(getenv("BENCH_MAX_WIDTH")) : 1024;
+    int widths[8], nw = 0;
+    for (int w = 64; w <= maxw && nw < 8; w *= 2) widths[nw++] = w;
+    printf("ocnopt bench: MLP depth %d, batch %d, CPU backend, %ld cores online; median of repetitions\n", DEPTH, BATCH,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("%-5s %6s %12s %12s %12s %9s %9s %10s\n", "prec", "width", "ddp_s", "kfac_s", "sgd_s", "ddp/kfac", "ddp/sgd", "mem ddp/kfac");
+    double sum_kfac = 0, sum_sgd = 0, sum_mem = 0, sum_exp = 0;
+    for (int pi = 0; pi < 2; pi++) {
+        int prec = pi ? 64 : 32;
+        double tddp[8];
+        for (int i = 0; i < nw; i++) {
+            int w = widths[i], reps = w >= 512 ? 3 : 5;
+            ocn_game *g = mlp(w, BATCH, "kfac");
+            ocn_arrayset *in = ocn_arrayset_new();
+            ocn_error e = {0};
+            ocn_ref_init_inputs(g, in, &e);
+            double td = median_time(g, in, DDP, prec, reps, 0), tk = median_time(g, in, KFAC, prec, reps, 0),
+                   ts = median_time(g, in, SGD, prec, reps, 0);
+            long md = peak_kib(g, in, DDP, prec), mk = peak_kib(g, in, KFAC, prec);
+            tddp[i] = td;
+            printf("f%-4d %6d %12.4f %12.4f %12.4f %9.3f %9.3f %10.3f\n", prec, w, td, tk, ts, td / tk, td / ts,
+                   (double)md / (double)mk);
+            fflush(stdout);
+            if (prec == 32 && w == 1024) sum_kfac = td / tk, sum_sgd = td / ts, sum_mem = (double)md / (double)mk;
+            ocn_arrayset_free(in);
+            ocn_game_free(g);
+        }
+        double ex = fit_exponent(widths, tddp, nw);
+        printf("f%d: fitted exponent of the optimized DDP step time vs width (%d..%d): %.3f\n", prec, widths[0],
+               widths[nw - 1], ex);
+        if (prec == 32) sum_exp = ex;
+    }
+    /* the dense reference, at the widths it can afford (its Q_θθ is m x m, m ≈ w²) */
+    int rw[3] = {8, 16, 32};
+    double rt[3];
+    for (int i = 0; i < 3; i++) {
+        ocn_game *g = mlp(rw[i], BATCH, "kfac");
+        ocn_arrayset *in = ocn_arrayset_new();
+        ocn_error e = {0};
+        ocn_ref_init_inputs(g, in, &e);
+        rt[i] = median_time(g, in, DDP, 64, 3, 1);
+        printf("reference f64 width %d: %.4f s\n", rw[i], rt[i]);
+        ocn_arrayset_free(in);
+        ocn_game_free(g);
+    }
+    printf("reference: fitted exponent of step time vs width (8..32): %.3f\n", fit_exponent(rw, rt, 3));
+    if (maxw >= 1024)
+        printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f\n", sum_kfac, sum_sgd, sum_exp, sum_mem);
+    else
+        printf("summary: (width 1024 not run: BENCH_MAX_WIDTH=%d)\n", maxw);
+    return 0;
+}
