@@ -59,6 +59,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/ocn theorems $(FIXTURES)
 	$(BUILD)/ocn verify $(FIXTURES)
+	$(BUILD)/ocn check --backend cpu --precision both $(FIXTURES)
 
 test: deps
 	@$(MAKE) --no-print-directory check-test
