@@ -18,6 +18,23 @@ endif
 DEB_PKGS = gcc make pkg-config libgsl-dev liblapack-dev liblapacke-dev libopenblas-dev \
            libcriterion-dev libjansson-dev python3-numpy valgrind
 
+# CUDA backend: built when nvcc is found (it lives at /usr/local/cuda/bin on
+# these machines, off PATH), skipped with a printed reason otherwise.  The
+# sanitizer build leaves it out (ASan and the CUDA runtime do not mix).
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+ifeq ($(SANITIZE),1)
+NVCC :=
+endif
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_OBJ   = $(BUILD)/optimized/cuda/backend_cuda.o
+CFLAGS    += -DOCN_HAVE_CUDA
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublas -lcudart -lstdc++
+CUDA_NOTE  = CUDA backend: built with $(NVCC) (sm_90 + PTX)
+else
+CUDA_NOTE  = CUDA backend: skipped (nvcc not found$(if $(filter 1,$(SANITIZE)), or sanitizer build,))
+endif
+
 LIB_SRC  = $(wildcard src/*.c) $(wildcard reference/*.c) $(wildcard harness/*.c) $(wildcard optimized/*.c) $(wildcard optimized/cpu/*.c)
 LIB_SRC := $(filter-out src/main.c,$(LIB_SRC))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -43,7 +60,13 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/src/main.o: CFLAGS += -DOCN_COMMIT='"$(COMMIT)"'
 
-$(BUILD)/libocn.a: $(LIB_OBJ)
+$(BUILD)/optimized/cuda/backend_cuda.o: optimized/cuda/backend_cuda.cu optimized/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O2 -Iinclude -DOCN_HAVE_CUDA -gencode arch=compute_90,code=sm_90 \
+	  -gencode arch=compute_90,code=compute_90 -c $< -o $@
+
+$(BUILD)/libocn.a: $(LIB_OBJ) $(CUDA_OBJ)
+	@echo "$(CUDA_NOTE)"
 	ar rcs $@ $^
 
 $(BUILD)/ocn: $(BUILD)/src/main.o $(BUILD)/libocn.a
@@ -130,6 +153,6 @@ fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	done
 
 clean:
-	rm -rf build build-san build-fuzz build-mut
+	rm -rf build build-san build-fuzz build-mut build-vg
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -16,6 +16,8 @@ typedef struct {
 
 /* Runs the reference on a variant of the fixture's optimizer. */
 int check_ref_variant(check_ctx *c, const ocn_optimizer *opt, ocn_arrayset **out);
+/* The same on two variants that differ only in the value mode. */
+int check_ref_value_modes(check_ctx *c, ocn_value_mode a, ocn_arrayset **ra, ocn_value_mode b, ocn_arrayset **rb);
 /* §10 row comparing x against ref with amplification cnd. */
 void check_row(check_ctx *c, const char *id, const char *quantity, const double *x, const double *ref, size_t n, double cnd);
 /* §10 FD rows: err = ‖x − fd‖, ratio against the FD error model budget. */

@@ -317,12 +317,9 @@ int check_schur(check_ctx *c)
 int check_e4(check_ctx *c)
 {
     const ocn_game *g = c->g;
-    ocn_optimizer ops = g->opt, obd = g->opt;
-    ops.value = OCN_VALUE_PERSAMPLE;
-    obd.value = OCN_VALUE_BLOCKDIAG;
     ocn_arrayset *rp = NULL, *rb = NULL;
-    int rc = check_ref_variant(c, &ops, &rp), gr = g->opt.game == OCN_GAME_GR, T = g->T;
-    if (!rc) rc = check_ref_variant(c, &obd, &rb);
+    int rc = check_ref_value_modes(c, OCN_VALUE_PERSAMPLE, &rp, OCN_VALUE_BLOCKDIAG, &rb), gr = g->opt.game == OCN_GAME_GR,
+        T = g->T;
     for (int lane = 0; !rc && lane < (gr ? 1 : g->nlanes); lane++) {
         const char *fq = gr ? "Pxx_t%d" : "Qxx_t%d_n%d", *fv = gr ? "Wxx_t%d" : "Vxx_t%d_n%d";
         const ocn_array *Qp = get(rp, fq, T - 1, lane), *Vp = get(rp, fv, T - 1, lane), *Vb = get(rb, fv, T - 1, lane);

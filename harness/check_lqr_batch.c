@@ -57,12 +57,8 @@ int check_lqr(check_ctx *c)
 int check_batch(check_ctx *c)
 {
     const ocn_game *g = c->g;
-    ocn_optimizer oa = g->opt, ob = g->opt;
-    oa.value = OCN_VALUE_AUGMENTED;
-    ob.value = OCN_VALUE_BLOCKDIAG;
     ocn_arrayset *ra = NULL, *rb = NULL;
-    int rc = check_ref_variant(c, &oa, &ra);
-    if (!rc) rc = check_ref_variant(c, &ob, &rb);
+    int rc = check_ref_value_modes(c, OCN_VALUE_AUGMENTED, &ra, OCN_VALUE_BLOCKDIAG, &rb);
     int gr = g->opt.game == OCN_GAME_GR;
     for (int t = 0; !rc && t < g->T; t++)
         for (int lane = 0; lane < (gr ? 1 : g->nlanes); lane++) {

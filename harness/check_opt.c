@@ -11,7 +11,7 @@
 #define STRUCTURAL_RATIO (2 * 10 * OCN_THRESHOLD)
 
 int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
-                      ocn_error *err)
+                      FILE *notes, ocn_error *err)
 {
     const ocn_game *g = f->game;
     char id[24];
@@ -19,7 +19,7 @@ int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, 
     const char *why = ocn_opt_unsupported(g, &g->opt);
     if (why) { /* reported, never a pass */
         if (skipped) ++*skipped;
-        printf("SKIP  %-14s %-28s %s\n", id, g->name, why);
+        if (notes) fprintf(notes, "SKIP  %-14s %-28s %s\n", id, g->name, why);
         return OCN_OK;
     }
     ocn_arrayset *ref = ocn_arrayset_new(), *opt = ocn_arrayset_new();

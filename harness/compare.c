@@ -112,7 +112,8 @@ void ocn_report_print(const ocn_report *r, FILE *f)
     }
     fprintf(f, "(%d measured, %d marginal; threshold %.0f, FAILED at %.0f)\n", measured, marginal, OCN_THRESHOLD,
             10 * OCN_THRESHOLD);
-    fprintf(f, "%d passed, %d failed\n", ocn_report_passes(r), ocn_report_failures(r));
+    if (r->skipped) fprintf(f, "%d passed, %d failed, %d skipped\n", ocn_report_passes(r), ocn_report_failures(r), r->skipped);
+    else fprintf(f, "%d passed, %d failed\n", ocn_report_passes(r), ocn_report_failures(r));
 }
 
 int ocn_report_write_json(const ocn_report *r, const char *path, ocn_error *err)
@@ -132,6 +133,7 @@ int ocn_report_write_json(const ocn_report *r, const char *path, ocn_error *err)
     json_object_set_new(root, "rows", rows);
     json_object_set_new(root, "passed", json_integer(ocn_report_passes(r)));
     json_object_set_new(root, "failed", json_integer(ocn_report_failures(r)));
+    json_object_set_new(root, "skipped", json_integer(r->skipped));
     json_object_set_new(root, "threshold", json_real(OCN_THRESHOLD));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

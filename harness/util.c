@@ -18,6 +18,16 @@ int check_ref_variant(check_ctx *c, const ocn_optimizer *opt, ocn_arrayset **out
     return rc;
 }
 
+int check_ref_value_modes(check_ctx *c, ocn_value_mode a, ocn_arrayset **ra, ocn_value_mode b, ocn_arrayset **rb)
+{
+    ocn_optimizer oa = c->g->opt, ob = c->g->opt;
+    oa.value = a, ob.value = b;
+    *rb = NULL;
+    int rc = check_ref_variant(c, &oa, ra);
+    if (!rc) rc = check_ref_variant(c, &ob, rb);
+    return rc;
+}
+
 double check_norm(const double *x, size_t n)
 {
     long double s = 0;

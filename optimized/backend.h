@@ -22,5 +22,9 @@ typedef struct ocn_backend {
 } ocn_backend;
 
 const ocn_backend *ocn_backend_cpu(void);
+#ifdef OCN_HAVE_CUDA
+/* NULL when no usable GPU is present, with the reason in *why. */
+const ocn_backend *ocn_backend_cuda(const char **why);
+#endif
 
 #endif

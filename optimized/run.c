@@ -34,6 +34,15 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     const char *bname = cfg && cfg->backend ? cfg->backend : "cpu";
     const ocn_backend *bk = NULL;
     if (!strcmp(bname, "cpu")) bk = ocn_backend_cpu();
+    if (!strcmp(bname, "cuda")) {
+#ifdef OCN_HAVE_CUDA
+        const char *gpu = "";
+        bk = ocn_backend_cuda(&gpu);
+        if (!bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': no usable GPU (%s)", gpu);
+#else
+        return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': this build has no CUDA backend (nvcc was not found at build time)");
+#endif
+    }
     if (!bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend '%s' is not available in this build", bname);
     if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
         (opt->curvature == OCN_CURV_EXACT))

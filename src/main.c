@@ -43,6 +43,16 @@ static void die_after(void *ctx, int nwritten)
     if (nwritten >= *(int *)ctx) raise(SIGKILL);
 }
 
+/* Prints the table and closing line, writes --json; exit 1 on any FAILED row. */
+static int finish_report(const ocn_report *rep, const char *json)
+{
+    fflush(stdout);
+    ocn_report_print(rep, stdout);
+    ocn_error e = {0};
+    if (json && ocn_report_write_json(rep, json, &e)) return die(&e);
+    return ocn_report_failures(rep) ? 1 : 0;
+}
+
 static int cmd_gen(int argc, char **argv)
 {
     const char *game = NULL, *dir = NULL, *backend = "reference", *prec = "f64";
@@ -137,12 +147,7 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn)
             break;
         }
     }
-    if (!status) {
-        ocn_report_print(rep, stdout);
-        ocn_error e = {0};
-        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
-        else status = ocn_report_failures(rep) ? 1 : 0;
-    }
+    if (!status) status = finish_report(rep, json);
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -180,7 +185,7 @@ static int cmd_check(int argc, char **argv)
         int rc = ocn_fixture_read(dirs[i], &f, &e);
         for (int b = 0; !rc && b < nb; b++)
             for (int p = 0; !rc && p < np; p++) {
-                rc = ocn_check_fixture(f, backends[b], precs[p], rep, &skipped, &e);
+                rc = ocn_check_fixture(f, backends[b], precs[p], rep, &skipped, stdout, &e);
                 if (rc == OCN_EUNSUPPORTED && !strcmp(backends[b], "cuda")) { /* no GPU backend in this build */
                     printf("SKIP  cuda/f%-9d %-28s %s\n", precs[p], f->game->name, ocn_error_message(&e));
                     skipped++;
@@ -190,14 +195,8 @@ static int cmd_check(int argc, char **argv)
         ocn_fixture_free(f);
         if (rc) status = die(&e);
     }
-    if (!status) {
-        fflush(stdout);
-        ocn_report_print(rep, stdout);
-        if (skipped) printf("(%d fixture runs skipped: the optimized path refuses their mode)\n", skipped);
-        ocn_error e = {0};
-        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
-        else status = ocn_report_failures(rep) ? 1 : 0;
-    }
+    rep->skipped = skipped; /* the closing line says ", N skipped" */
+    if (!status) status = finish_report(rep, json);
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -219,13 +218,7 @@ static int cmd_compare(int argc, char **argv)
     int rc = ocn_fixture_read(dirs[0], &a, &e);
     if (!rc) rc = ocn_fixture_read(dirs[1], &b, &e);
     if (!rc) rc = ocn_compare_fixtures(a, b, rep, stdout, &e);
-    int status;
-    if (rc) status = die(&e);
-    else {
-        ocn_report_print(rep, stdout);
-        status = ocn_report_failures(rep) ? 1 : 0;
-        if (json && ocn_report_write_json(rep, json, &e)) status = die(&e);
-    }
+    int status = rc ? die(&e) : finish_report(rep, json);
     ocn_fixture_free(a), ocn_fixture_free(b);
     ocn_report_free(rep);
     return status;

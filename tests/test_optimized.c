@@ -15,7 +15,7 @@ Test(optimized, matches_reference_on_every_fixture_f64_and_f32, .timeout = 600)
             ocn_error e = {0};
             ocn_fixture *f = NULL;
             cr_assert_eq(ocn_fixture_read(d[i], &f, &e), OCN_OK, "%s", e.msg);
-            cr_assert_eq(ocn_check_fixture(f, "cpu", prec, r, &skipped, &e), OCN_OK, "%s", e.msg);
+            cr_assert_eq(ocn_check_fixture(f, "cpu", prec, r, &skipped, NULL, &e), OCN_OK, "%s", e.msg);
             ocn_fixture_free(f);
         }
         for (int i = 0; i < r->count; i++)

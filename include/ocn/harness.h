@@ -21,6 +21,7 @@ typedef struct {
 typedef struct ocn_report {
     int count, cap;
     ocn_row *rows;
+    int skipped;             /* runs refused (e.g. by the optimized path), printed, never passed */
 } ocn_report;
 
 /* §10 */
@@ -49,10 +50,10 @@ int ocn_verify_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err);
 
 /* `ocn check`: optimized (backend, precision 32/64) vs reference on one
- * fixture; a game the optimized path refuses is printed as SKIP and counted
- * in *skipped, never as a pass. */
+ * fixture; a game the optimized path refuses is counted in *skipped (and
+ * named on `notes`, may be NULL), never passed. */
 int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
-                      ocn_error *err);
+                      FILE *notes, ocn_error *err);
 
 /* `ocn compare`: fixtures A and B of the same game, every common array;
  * arrays on one side only are named on `notes` (may be NULL). */
