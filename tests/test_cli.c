@@ -9,12 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 /* Copies a shipped fixture into dir/name. */
 static void copy_fixture(const char *src, const char *dir, const char *name)
 {
@@ -62,17 +56,6 @@ Test(cli, gen_is_atomic_deterministic_and_reproducible)
     tu_rm_rf(dir);
 }
 
-/* Runs cmd, expects exit 2, a single line naming `want`, and that `path` was not written. */
-static void expect_bad(const char *cmd, const char *want, const char *not_written)
-{
-    char out[8192];
-    int rc = tu_sh(out, sizeof out, "%s 2>&1", cmd);
-    cr_assert_eq(rc, 2, "'%s' exited %d: %s", cmd, rc, out);
-    cr_assert(strstr(out, want) != NULL, "'%s': message '%s' does not name '%s'", cmd, out, want);
-    cr_assert(strchr(out, '\n') == out + strlen(out) - 1, "exactly one line: '%s'", out);
-    if (not_written) cr_assert(!exists(not_written), "%s must not be written", not_written);
-}
-
 Test(cli, bad_input_is_one_line_exit_2_nothing_written)
 {
     char dir[256], cmd[4096], p[1024], q[2048];
@@ -87,7 +70,7 @@ Test(cli, bad_input_is_one_line_exit_2_nothing_written)
     fclose(f);
     snprintf(q, sizeof q, "%s/out", dir);
     snprintf(cmd, sizeof cmd, "%s gen %s -o %s", OCN_BIN, p, q);
-    expect_bad(cmd, "bad.json: stage 0 player 0: out_dim missing", q);
+    tu_expect_exit2(cmd, "bad.json: stage 0 player 0: out_dim missing", q);
     /* NaN in an input array */
     copy_fixture("fixtures/mlp-tanh-ce", dir, "nan");
     snprintf(p, sizeof p, "%s/nan", dir);
@@ -101,27 +84,27 @@ Test(cli, bad_input_is_one_line_exit_2_nothing_written)
     ocn_fixture_free(fx);
     snprintf(q, sizeof q, "%s/r.json", dir);
     snprintf(cmd, sizeof cmd, "%s theorems %s --json %s", OCN_BIN, p, q);
-    expect_bad(cmd, "nan/x0.npy: input array 'x0' contains NaN or Inf", q);
+    tu_expect_exit2(cmd, "nan/x0.npy: input array 'x0' contains NaN or Inf", q);
     /* truncated .npy */
     copy_fixture("fixtures/mlp-tanh-ce", dir, "trunc");
     cr_assert_eq(tu_sh(NULL, 0, "truncate -s 200 %s/trunc/k_t0_n0.npy", dir), 0);
     snprintf(cmd, sizeof cmd, "%s verify %s/trunc", OCN_BIN, dir);
-    expect_bad(cmd, "trunc/k_t0_n0.npy: truncated .npy data", NULL);
+    tu_expect_exit2(cmd, "trunc/k_t0_n0.npy: truncated .npy data", NULL);
     /* dtype disagreeing with the manifest */
     copy_fixture("fixtures/mlp-tanh-ce", dir, "dtype");
     cr_assert_eq(tu_sh(NULL, 0, "sed -i '0,/\"<f8\"/s//\"<f4\"/' %s/dtype/manifest.json", dir), 0);
     snprintf(cmd, sizeof cmd, "%s verify %s/dtype", OCN_BIN, dir);
-    expect_bad(cmd, "but the manifest says <f4", NULL);
+    tu_expect_exit2(cmd, "but the manifest says <f4", NULL);
     /* wrong shape for the game */
     copy_fixture("fixtures/mlp-tanh-ce", dir, "shape");
     cr_assert_eq(tu_sh(NULL, 0, "cp %s/shape/theta_t1_n0.npy %s/shape/theta_t0_n0.npy && "
                                 "sed -i 's/\"theta_t0_n0.npy\"/\"theta_t0_n0.npy\"/' %s/shape/manifest.json",
                        dir, dir, dir), 0);
     snprintf(cmd, sizeof cmd, "%s verify %s/shape", OCN_BIN, dir);
-    expect_bad(cmd, "theta_t0_n0.npy: shape does not match", NULL);
+    tu_expect_exit2(cmd, "theta_t0_n0.npy: shape does not match", NULL);
     /* not a fixture at all */
     snprintf(cmd, sizeof cmd, "%s theorems %s/nothing", OCN_BIN, dir);
-    expect_bad(cmd, "nothing: not a fixture directory", NULL);
+    tu_expect_exit2(cmd, "nothing: not a fixture directory", NULL);
     char out[4096];
     cr_assert_eq(tu_sh(out, sizeof out, "%s frobnicate 2>&1", OCN_BIN), 2, "unknown command: usage, exit 2");
     cr_assert(strstr(out, "usage:") != NULL);

@@ -19,20 +19,6 @@ Test(cuda, matches_reference_on_every_fixture, .timeout = 600)
     ocn_fixture_free(probe);
     if (rc == OCN_EUNSUPPORTED) cr_skip_test("%s", e.msg);
     cr_assert_eq(rc, OCN_OK, "%s", e.msg);
-    int n, skipped = 0;
-    const char *const *d = tu_fixtures(&n);
-    for (int prec = 32; prec <= 64; prec += 32) {
-        ocn_report *r = ocn_report_new();
-        for (int i = 0; i < n; i++) {
-            ocn_fixture *f = NULL;
-            cr_assert_eq(ocn_fixture_read(d[i], &f, &e), OCN_OK, "%s", e.msg);
-            cr_assert_eq(ocn_check_fixture(f, "cuda", prec, r, &skipped, NULL, &e), OCN_OK, "%s", e.msg);
-            ocn_fixture_free(f);
-        }
-        for (int i = 0; i < r->count; i++)
-            cr_expect_neq(r->rows[i].verdict, OCN_FAILED, "cuda f%d %s %s: err %g ratio %g", prec, r->rows[i].fixture,
-                          r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
-        ocn_report_free(r);
-    }
+    cr_expect_gt(tu_check_all("cuda"), 500);
 #endif
 }

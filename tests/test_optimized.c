@@ -7,25 +7,7 @@
 
 Test(optimized, matches_reference_on_every_fixture_f64_and_f32, .timeout = 600)
 {
-    int n, skipped = 0, ran = 0;
-    const char *const *d = tu_fixtures(&n);
-    for (int prec = 32; prec <= 64; prec += 32) {
-        ocn_report *r = ocn_report_new();
-        for (int i = 0; i < n; i++) {
-            ocn_error e = {0};
-            ocn_fixture *f = NULL;
-            cr_assert_eq(ocn_fixture_read(d[i], &f, &e), OCN_OK, "%s", e.msg);
-            cr_assert_eq(ocn_check_fixture(f, "cpu", prec, r, &skipped, NULL, &e), OCN_OK, "%s", e.msg);
-            ocn_fixture_free(f);
-        }
-        for (int i = 0; i < r->count; i++)
-            cr_expect_neq(r->rows[i].verdict, OCN_FAILED, "f%d %s %s: err %g ratio %g", prec, r->rows[i].fixture,
-                          r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
-        ran += r->count;
-        ocn_report_free(r);
-    }
-    cr_expect_gt(ran, 500, "the comparison covers many arrays");
-    cr_expect_lt(skipped, 2 * n / 3, "most fixtures are in the optimized path's modes");
+    cr_expect_gt(tu_check_all("cpu"), 500, "the comparison covers many arrays");
 }
 
 Test(optimized, refuses_what_it_cannot_compute)

@@ -61,16 +61,6 @@ static void put(const char *path, const void *b, size_t n)
     fclose(f);
 }
 
-static void expect_exit2(const char *cmd, const char *want, const char *not_written)
-{
-    char out[8192];
-    int rc = tu_sh(out, sizeof out, "%s 2>&1", cmd);
-    cr_expect_eq(rc, 2, "'%s' exited %d: %s", cmd, rc, out);
-    cr_expect(strstr(out, want) != NULL, "'%s': '%s' lacks '%s'", cmd, out, want);
-    cr_expect(strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
-    if (not_written) cr_expect(!exists(not_written), "%s written", not_written);
-}
-
 /* Each bad .npy replaces k_t0_n0.npy of a copied fixture. */
 Test(robust, bad_npy_files)
 {
@@ -90,7 +80,7 @@ Test(robust, bad_npy_files)
         snprintf(p, sizeof p, "%s/f/k_t0_n0.npy", dir);
         put(p, cases[i].bytes, cases[i].n);
         snprintf(cmd, sizeof cmd, "%s theorems %s/f --json %s", OCN_BIN, dir, js);
-        expect_exit2(cmd, cases[i].want, js);
+        tu_expect_exit2(cmd, cases[i].want, js);
     }
     tu_rm_rf(dir);
 }
@@ -117,7 +107,7 @@ Test(robust, bad_game_files)
         const char *t = cases[i].text ? cases[i].text : deep;
         put(p, t, strlen(t));
         snprintf(cmd, sizeof cmd, "%s gen %s -o %s", OCN_BIN, p, q);
-        expect_exit2(cmd, cases[i].want, q);
+        tu_expect_exit2(cmd, cases[i].want, q);
     }
     tu_rm_rf(dir);
 }

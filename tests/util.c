@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 /* Every shipped fixture directory (those holding a manifest.json), sorted. */
@@ -99,4 +100,38 @@ ocn_report *tu_theorems(const char *const *dirs, int n, ocn_fault fault)
         ocn_fixture_free(f);
     }
     return rep;
+}
+
+void tu_expect_exit2(const char *cmd, const char *want, const char *not_written)
+{
+    char out[8192];
+    struct stat st;
+    int rc = tu_sh(out, sizeof out, "%s 2>&1", cmd);
+    cr_expect_eq(rc, 2, "'%s' exited %d: %s", cmd, rc, out);
+    cr_expect(strstr(out, want) != NULL, "'%s': message '%s' does not name '%s'", cmd, out, want);
+    cr_expect(strchr(out, '\n') == out + strlen(out) - 1, "exactly one line: '%s'", out);
+    if (not_written) cr_expect(stat(not_written, &st) != 0, "%s must not be written", not_written);
+}
+
+int tu_check_all(const char *backend)
+{
+    int n, skipped = 0, ran = 0;
+    const char *const *d = tu_fixtures(&n);
+    for (int prec = 32; prec <= 64; prec += 32) {
+        ocn_report *r = ocn_report_new();
+        for (int i = 0; i < n; i++) {
+            ocn_error e = {0};
+            ocn_fixture *f = NULL;
+            cr_assert_eq(ocn_fixture_read(d[i], &f, &e), OCN_OK, "%s", e.msg);
+            cr_assert_eq(ocn_check_fixture(f, backend, prec, r, &skipped, NULL, &e), OCN_OK, "%s", e.msg);
+            ocn_fixture_free(f);
+        }
+        for (int i = 0; i < r->count; i++)
+            cr_expect_neq(r->rows[i].verdict, OCN_FAILED, "%s f%d %s %s: err %g ratio %g", backend, prec, r->rows[i].fixture,
+                          r->rows[i].quantity, r->rows[i].err, r->rows[i].ratio);
+        ran += r->count;
+        ocn_report_free(r);
+    }
+    cr_expect_lt(skipped, 2 * n / 3, "most fixtures are in the optimized path's modes");
+    return ran;
 }
