@@ -62,7 +62,12 @@ static int has_two_player_stage(const ocn_game *g)
 }
 
 static int applies_multi_gr(const ocn_game *g) { return is_gr(g) && max_players(g) >= 2; }
-static int applies_separable(const ocn_game *g) { return is_gr(g) && g->separable && g->nlanes >= 2; }
+/* Lemma 9 needs W_T'' = Σ_n ∇²φ_n (block-diagonal over the lanes): with
+ * terminal `outer`, GR's ∇φ∇φᵀ of the sum has cross-lane blocks. */
+static int applies_separable(const ocn_game *g)
+{
+    return is_gr(g) && g->separable && g->nlanes >= 2 && g->opt.terminal == OCN_TERMINAL_EXACT;
+}
 static int applies_coupled(const ocn_game *g) { return is_gr(g) && !g->separable && g->nlanes >= 2; }
 static int applies_kfac_t3(const ocn_game *g) { return is_gr(g) && has_two_player_stage(g); }
 static int applies_c7(const ocn_game *g) { return is_gr(g) && ocn_check_c7_applies(g); }
