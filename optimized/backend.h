@@ -19,6 +19,10 @@ typedef struct ocn_backend {
     /* LU factorisation and solve of a general n x n system with nrhs right-hand sides (B is n x nrhs) */
     int (*dgesv)(int n, int nrhs, double *A, int *ipiv, double *B);
     int (*sgesv)(int n, int nrhs, float *A, int *ipiv, float *B);
+    /* inverse of a symmetric positive definite matrix in place (Cholesky);
+     * nonzero if A is not numerically positive definite */
+    int (*dspdinv)(int n, double *A);
+    int (*sspdinv)(int n, float *A);
 } ocn_backend;
 
 const ocn_backend *ocn_backend_cpu(void);

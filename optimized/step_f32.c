@@ -11,4 +11,5 @@
 #define GEMM(bk, ...) (bk)->sgemm(__VA_ARGS__)
 #define SYEV(bk, ...) (bk)->ssyev(__VA_ARGS__)
 #define GESV(bk, ...) (bk)->sgesv(__VA_ARGS__)
+#define SPDINV(bk, ...) (bk)->sspdinv(__VA_ARGS__)
 #include "step_impl.h"

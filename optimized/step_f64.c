@@ -11,4 +11,5 @@
 #define GEMM(bk, ...) (bk)->dgemm(__VA_ARGS__)
 #define SYEV(bk, ...) (bk)->dsyev(__VA_ARGS__)
 #define GESV(bk, ...) (bk)->dgesv(__VA_ARGS__)
+#define SPDINV(bk, ...) (bk)->dspdinv(__VA_ARGS__)
 #include "step_impl.h"

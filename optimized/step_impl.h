@@ -73,6 +73,24 @@ static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
     return st;
 }
 
+/* Inverse of a KFAC factor A + √γI.  With γ > 0 the factor is positive
+ * definite by construction and a Cholesky inverse is used (several times
+ * cheaper than an eigendecomposition); it equals the §5 pseudo-inverse as
+ * long as cond ≤ 1/(n·ε).  With γ = 0 (or a factor Cholesky rejects) the
+ * eigendecomposition pseudo-inverse with the rcond rule defines the result. */
+static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, int damped)
+{
+    if (damped) {
+        REAL *C = FN(zalloc)((size_t)n * n);
+        memcpy(C, A, (size_t)n * n * sizeof(REAL));
+        int st = SPDINV(bk, n, C);
+        if (!st) memcpy(A, C, (size_t)n * n * sizeof(REAL));
+        free(C);
+        if (!st) return 0;
+    }
+    return FN(sym_pinv)(bk, A, n);
+}
+
 /* ---- the model in REAL ---- */
 
 typedef struct {
@@ -341,7 +359,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             GEMM(bk, 1, 0, out, out, B, (REAL)(1.0 / B), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
             for (int i = 0; i < na; i++) W->Ai[q][(size_t)i * na + i] += sg;
             for (int i = 0; i < out; i++) W->Gi[q][(size_t)i * out + i] += sg;
-            if (FN(sym_pinv)(bk, W->Ai[q], na) || FN(sym_pinv)(bk, W->Gi[q], out))
+            if (FN(factor_inv)(bk, W->Ai[q], na, sg > 0) || FN(factor_inv)(bk, W->Gi[q], out, sg > 0))
                 return ocn_fail(err, OCN_ENUMERIC, "kfac: eigendecomposition of a factor failed");
         }
         return OCN_OK;
@@ -364,7 +382,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         for (int i = 0; i < naw; i++) W->Aw[(size_t)i * naw + i] += sg;
         for (int i = 0; i < ngw; i++) W->Gw[(size_t)i * ngw + i] += sg;
         free(Aall), free(Gall);
-        if (FN(sym_pinv)(bk, W->Aw, naw) || FN(sym_pinv)(bk, W->Gw, ngw))
+        if (FN(factor_inv)(bk, W->Aw, naw, sg > 0) || FN(factor_inv)(bk, W->Gw, ngw, sg > 0))
             return ocn_fail(err, OCN_ENUMERIC, "coop-kfac: eigendecomposition of an embedded factor failed");
         return OCN_OK;
     }
@@ -905,16 +923,27 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                         for (int l2 = 0; l2 < r; l2++)
                             cc[i * r + j] += X->Sp[((size_t)i * r + j) * r + l2] *
                                              FN(dotv)(X->qxt + (size_t)(i * r + l2) * n, dx + (size_t)i * n, n);
+                int lowrank = X->W.mode == CV_KFAC;
                 for (int q = 0; q < X->np; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
                     FN(opl) *P = X->P[q];
                     REAL *Cg = FN(zalloc)((size_t)B * P->out);
                     for (int i = 0; i < B; i++)
                         for (int j = 0; j < r; j++)
                             for (int o = 0; o < P->out; o++) Cg[(size_t)i * P->out + o] += cc[i * r + j] * X->GHz[q][(size_t)(i * r + j) * P->out + o];
-                    GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
+                    if (lowrank) {
+                        /* kfac: M^† y = (η/B) (A A^†)ᵀ (Cg G^†), rank B — O(B·(na² + out² + na·out))
+                         * instead of the two n³ products of a general M^† application */
+                        REAL *AAi = FN(zalloc)((size_t)B * P->na), *CG = FN(zalloc)((size_t)B * P->out);
+                        GEMM(bk, 0, 0, B, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
+                        GEMM(bk, 0, 0, B, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
+                        GEMM(bk, 1, 0, P->na, P->out, B, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
+                        free(AAi), free(CG);
+                    } else {
+                        GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
+                    }
                     free(Cg);
                 }
-                FN(minv_apply)(&X->W, y, fbk, bk);
+                if (!lowrank) FN(minv_apply)(&X->W, y, fbk, bk);
                 for (int q = 0; q < X->np; q++)
                     for (int j = 0; j < X->P[q]->m; j++) dth[q][j] += fbk[q][j];
                 free(cc);

@@ -33,6 +33,25 @@ static int sgesv(int n, int nrhs, float *A, int *ipiv, float *B)
     return (int)LAPACKE_sgesv(LAPACK_ROW_MAJOR, n, nrhs, A, n, ipiv, B, nrhs);
 }
 
-static const ocn_backend CPU = {"cpu", dgemm, sgemm, dsyev, ssyev, dgesv, sgesv};
+/* potrf + potri fill the upper triangle; mirror it */
+static int dspdinv(int n, double *A)
+{
+    int st = (int)LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A, n);
+    if (!st) st = (int)LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, A, n);
+    for (int i = 0; !st && i < n; i++)
+        for (int j = 0; j < i; j++) A[(size_t)i * n + j] = A[(size_t)j * n + i];
+    return st;
+}
+
+static int sspdinv(int n, float *A)
+{
+    int st = (int)LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'U', n, A, n);
+    if (!st) st = (int)LAPACKE_spotri(LAPACK_ROW_MAJOR, 'U', n, A, n);
+    for (int i = 0; !st && i < n; i++)
+        for (int j = 0; j < i; j++) A[(size_t)i * n + j] = A[(size_t)j * n + i];
+    return st;
+}
+
+static const ocn_backend CPU = {"cpu", dgemm, sgemm, dsyev, ssyev, dgesv, sgesv, dspdinv, sspdinv};
 
 const ocn_backend *ocn_backend_cpu(void) { return &CPU; }

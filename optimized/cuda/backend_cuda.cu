@@ -146,6 +146,41 @@ template <typename T> int gesv(int n, int nrhs, T *A, int *ipiv_host, T *B)
     return st;
 }
 
+/* SPD inverse: Cholesky (potrf) and potrs against the identity. */
+template <typename T> int spdinv(int n, T *A)
+{
+    T *I = new T[(size_t)n * n];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) I[(size_t)i * n + j] = i == j;
+    dev<T> dA((size_t)n * n), dI((size_t)n * n);
+    dev<int> info(1);
+    cusolverDnHandle_t h = nullptr;
+    int st = -1, hinfo = 1, lwork = 0;
+    if (dA.up(A, (size_t)n * n) && dI.up(I, (size_t)n * n) && cusolverDnCreate(&h) == CUSOLVER_STATUS_SUCCESS) {
+        cusolverStatus_t s;
+        if constexpr (sizeof(T) == 8) s = cusolverDnDpotrf_bufferSize(h, CUBLAS_FILL_MODE_UPPER, n, (double *)dA.p, n, &lwork);
+        else s = cusolverDnSpotrf_bufferSize(h, CUBLAS_FILL_MODE_UPPER, n, (float *)dA.p, n, &lwork);
+        dev<T> work((size_t)lwork);
+        if (s == CUSOLVER_STATUS_SUCCESS && work.ok) {
+            if constexpr (sizeof(T) == 8)
+                s = cusolverDnDpotrf(h, CUBLAS_FILL_MODE_UPPER, n, (double *)dA.p, n, (double *)work.p, lwork, info.p);
+            else
+                s = cusolverDnSpotrf(h, CUBLAS_FILL_MODE_UPPER, n, (float *)dA.p, n, (float *)work.p, lwork, info.p);
+            if (s == CUSOLVER_STATUS_SUCCESS && info.down(&hinfo, 1) && hinfo == 0) {
+                if constexpr (sizeof(T) == 8)
+                    s = cusolverDnDpotrs(h, CUBLAS_FILL_MODE_UPPER, n, n, (double *)dA.p, n, (double *)dI.p, n, info.p);
+                else
+                    s = cusolverDnSpotrs(h, CUBLAS_FILL_MODE_UPPER, n, n, (float *)dA.p, n, (float *)dI.p, n, info.p);
+                if (s == CUSOLVER_STATUS_SUCCESS && info.down(&hinfo, 1) && hinfo == 0 && dI.down(A, (size_t)n * n)) st = 0;
+            }
+            if (st && hinfo > 0) st = hinfo; /* not positive definite */
+        }
+        cusolverDnDestroy(h);
+    }
+    delete[] I;
+    return st; /* the inverse of a symmetric matrix is symmetric: layout needs no transpose */
+}
+
 void dgemm_op(int ta, int tb, int m, int n, int k, double al, const double *A, int lda, const double *B, int ldb, double be,
               double *C, int ldc) { gemm<double>(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc); }
 void sgemm_op(int ta, int tb, int m, int n, int k, float al, const float *A, int lda, const float *B, int ldb, float be,
@@ -154,8 +189,10 @@ int dsyev_op(int n, double *A, double *w) { return syevd<double>(n, A, w); }
 int ssyev_op(int n, float *A, float *w) { return syevd<float>(n, A, w); }
 int dgesv_op(int n, int nrhs, double *A, int *ipiv, double *B) { return gesv<double>(n, nrhs, A, ipiv, B); }
 int sgesv_op(int n, int nrhs, float *A, int *ipiv, float *B) { return gesv<float>(n, nrhs, A, ipiv, B); }
+int dspdinv_op(int n, double *A) { return spdinv<double>(n, A); }
+int sspdinv_op(int n, float *A) { return spdinv<float>(n, A); }
 
-const ocn_backend CUDA = {"cuda", dgemm_op, sgemm_op, dsyev_op, ssyev_op, dgesv_op, sgesv_op};
+const ocn_backend CUDA = {"cuda", dgemm_op, sgemm_op, dsyev_op, ssyev_op, dgesv_op, sgesv_op, dspdinv_op, sspdinv_op};
 
 } // namespace
 
