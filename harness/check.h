@@ -29,6 +29,12 @@ double check_problem_size(const ocn_game *g);
 int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err);
 /* Same, also returning the numerical rank (eigenvalues kept). */
 int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *rank, ocn_error *err);
+/* KFAC on the harness side: Ai = (mean a aᵀ + √γI)^†, Gi = (mean g gᵀ + √γI)^†
+ * from per-sample a (B x na) and g (B x ng); cond = cond(A)·cond(G). */
+int check_kfac_pinv(const double *av, int na, const double *gv, int ng, int B, double gamma, double *Ai, double *Gi,
+                    double *cond, ocn_error *err);
+/* out = η vec(Gi mat(q) Ai), mat(q) the ng x na column-major reshaping (§2). */
+void check_kfac_apply(const double *Ai, int na, const double *Gi, int ng, double eta, const double *q, double *out);
 /* Small dense helpers (row-major): C = A B (r x k)(k x c). */
 void check_matmul(const double *A, const double *B, double *C, int r, int k, int c);
 /* Copies block [r0, r0+nr) x [c0, c0+nc) of an (n x n) row-major matrix. */

@@ -72,6 +72,31 @@ int check_t6c(check_ctx *c)
     return rc;
 }
 
+/* Right-hand sides of the gain solves, one row per parameter of the stage:
+ * column 0 is P_θ, then P_θx^(i) for every sample (m x (1 + B·n)). */
+static double *gain_rhs(const ocn_array *Pth, const ocn_array *Pthx, int m, int B, int n)
+{
+    int nc = 1 + B * n;
+    double *R = malloc((size_t)m * nc * sizeof *R);
+    for (int a = 0; a < m; a++) {
+        R[(size_t)a * nc] = Pth->data[a];
+        for (int i = 0; i < B; i++)
+            for (int x = 0; x < n; x++) R[(size_t)a * nc + 1 + (size_t)i * n + x] = Pthx->data[((size_t)i * m + a) * n + x];
+    }
+    return R;
+}
+
+/* Splits solved columns (mu x (1 + B·n)) into k (mu) and K (B x mu x n), scaled. */
+static void split_gains(const double *sol, int mu, int B, int n, double scale, double *kw, double *Kw)
+{
+    int nc = 1 + B * n;
+    for (int a = 0; a < mu; a++) {
+        kw[a] = scale * sol[(size_t)a * nc];
+        for (int i = 0; i < B; i++)
+            for (int x = 0; x < n; x++) Kw[((size_t)i * mu + a) * n + x] = scale * sol[(size_t)a * nc + 1 + (size_t)i * n + x];
+    }
+}
+
 /* η (P_uu + γI)^† rhs for each player block u, columns of rhs (m_u x ncol). */
 static int block_solve(check_ctx *c, const double *Pthth, int m, int off, int mu, const double *rhs, int ncol, double *out,
                        double *cond, int *rank)
@@ -101,28 +126,16 @@ int check_t6a_local(check_ctx *c)
         if (np < 2) continue; /* a one-player stage is FNE by definition */
         const ocn_array *Pthth = get(r, "Pthth_t%d", t, 0), *Pth = get(r, "Pth_t%d", t, 0), *Pthx = get(r, "Pthx_t%d", t, 0);
         if (!Pthth || !Pthx) continue; /* omitted for large shapes (§11) */
+        double *R = gain_rhs(Pth, Pthx, m, B, n);
         for (int u = 0; u < np && !rc; u++) {
             const ocn_player *pl = &g->stages[t].players[p[u]];
             int mu = pl->m;
-            double *rhs = malloc((size_t)mu * (1 + (size_t)B * n) * sizeof *rhs), *sol = malloc((size_t)mu * (1 + (size_t)B * n) * sizeof *sol);
-            /* columns: P_u, then P_ux^(i) for every sample */
-            for (int a = 0; a < mu; a++) {
-                rhs[(size_t)a * (1 + B * n)] = Pth->data[moff[u] + a];
-                for (int i = 0; i < B; i++)
-                    for (int x = 0; x < n; x++)
-                        rhs[(size_t)a * (1 + B * n) + 1 + (size_t)i * n + x] = Pthx->data[((size_t)i * m + moff[u] + a) * n + x];
-            }
-            double cond;
+            double *sol = malloc((size_t)mu * (1 + (size_t)B * n) * sizeof *sol), cond;
             int rank;
-            rc = block_solve(c, Pthth->data, m, moff[u], mu, rhs, 1 + B * n, sol, &cond, &rank);
+            rc = block_solve(c, Pthth->data, m, moff[u], mu, R + (size_t)moff[u] * (1 + B * n), 1 + B * n, sol, &cond, &rank);
             if (!rc) {
                 double *kw = malloc((size_t)mu * sizeof *kw), *Kw = malloc((size_t)B * mu * n * sizeof *Kw);
-                for (int a = 0; a < mu; a++) {
-                    kw[a] = sol[(size_t)a * (1 + B * n)];
-                    for (int i = 0; i < B; i++)
-                        for (int x = 0; x < n; x++)
-                            Kw[((size_t)i * mu + a) * n + x] = sol[(size_t)a * (1 + B * n) + 1 + (size_t)i * n + x];
-                }
+                split_gains(sol, mu, B, n, 1.0, kw, Kw); /* block_solve applied η */
                 const ocn_array *k = get(r, "k_t%d_n%d", t, pl->lane), *K = get(r, "K_t%d_n%d", t, pl->lane);
                 if (rank == mu) { /* exact; the error bound is the sum of both sides' amplifications */
                     row(c, "T6a-local", k->name, k, kw, k->cond + size * cond);
@@ -134,8 +147,9 @@ int check_t6a_local(check_ctx *c)
                 }
                 free(kw), free(Kw);
             }
-            free(rhs), free(sol);
+            free(sol);
         }
+        free(R);
     }
     ocn_arrayset_free(r);
     return rc;
@@ -246,13 +260,8 @@ int check_schur(check_ctx *c)
         int p[MAXP], moff[MAXP], m, np = gr_players(g, t, p, moff, &m), n = g->n[t];
         const ocn_array *Pthth = get(r, "Pthth_t%d", t, 0), *Pth = get(r, "Pth_t%d", t, 0), *Pthx = get(r, "Pthx_t%d", t, 0);
         if (np < 2 || !Pthth || !Pthx) continue;
-        int nc = 1 + B * n; /* right-hand sides: P_θ and every sample's P_θx */
-        double *R = malloc((size_t)m * nc * sizeof *R);
-        for (int a = 0; a < m; a++) {
-            R[(size_t)a * nc] = Pth->data[a];
-            for (int i = 0; i < B; i++)
-                for (int x = 0; x < n; x++) R[(size_t)a * nc + 1 + (size_t)i * n + x] = Pthx->data[((size_t)i * m + a) * n + x];
-        }
+        int nc = 1 + B * n;
+        double *R = gain_rhs(Pth, Pthx, m, B, n);
         for (int u = 0; u < np && !rc; u++) {
             int mu = g->stages[t].players[p[u]].m, mv = m - mu, lane = g->stages[t].players[p[u]].lane;
             int *vi = malloc((size_t)mv * sizeof *vi), k = 0; /* indices of the rest */
@@ -288,11 +297,7 @@ int check_schur(check_ctx *c)
                 }
             check_matmul(Sti, rhs, sol, mu, mu, nc);
             double *kw = malloc((size_t)mu * sizeof *kw), *Kw = malloc((size_t)B * mu * n * sizeof *Kw);
-            for (int a = 0; a < mu; a++) {
-                kw[a] = eta * sol[(size_t)a * nc];
-                for (int i = 0; i < B; i++)
-                    for (int x = 0; x < n; x++) Kw[((size_t)i * mu + a) * n + x] = eta * sol[(size_t)a * nc + 1 + (size_t)i * n + x];
-            }
+            split_gains(sol, mu, B, n, eta, kw, Kw);
             const ocn_array *ka = get(r, "k_t%d_n%d", t, lane), *Ka = get(r, "K_t%d_n%d", t, lane);
             char q[80];
             if (!rc && rv == mv && ru == mu) {

@@ -30,14 +30,7 @@ static void minv_apply(const minv_t *M, const double *q, double *out)
         }
         return;
     }
-    int na = M->na, ng = M->ng; /* η vec(G^† mat(q) A^†), mat column-major (§2) */
-    for (int r = 0; r < ng; r++)
-        for (int col = 0; col < na; col++) {
-            double s = 0;
-            for (int a = 0; a < ng; a++)
-                for (int b = 0; b < na; b++) s += M->Gi[r * ng + a] * q[(size_t)b * ng + a] * M->Ai[b * na + col];
-            out[(size_t)col * ng + r] = M->eta * s;
-        }
+    check_kfac_apply(M->Ai, M->na, M->Gi, M->ng, M->eta, q, out);
 }
 
 static double dot(const double *a, const double *b, int n)
@@ -71,21 +64,8 @@ static int build_minv(check_ctx *c, const ocn_optimizer *o, const ocn_player *pl
             M->kind = 1;
             M->na = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
             M->ng = pl->out_dim;
-            int na = M->na, ng = M->ng;
-            double *A = calloc((size_t)na * na, sizeof *A), *G = calloc((size_t)ng * ng, sizeof *G), ca, cg;
-            M->Ai = malloc((size_t)na * na * sizeof *M->Ai), M->Gi = malloc((size_t)ng * ng * sizeof *M->Gi);
-            for (int i = 0; i < B; i++) {
-                for (int a = 0; a < na; a++)
-                    for (int b = 0; b < na; b++) A[a * na + b] += av[i * na + a] * av[i * na + b] / B;
-                for (int a = 0; a < ng; a++)
-                    for (int b = 0; b < ng; b++) G[a * ng + b] += ghv[i * ng + a] * ghv[i * ng + b] / B;
-            }
-            for (int a = 0; a < na; a++) A[a * na + a] += sqrt(gam);
-            for (int a = 0; a < ng; a++) G[a * ng + a] += sqrt(gam);
-            rc = check_sym_pinv(A, na, M->Ai, &ca, c->err);
-            if (!rc) rc = check_sym_pinv(G, ng, M->Gi, &cg, c->err);
-            M->cond = ca * cg;
-            free(A), free(G);
+            M->Ai = malloc((size_t)M->na * M->na * sizeof *M->Ai), M->Gi = malloc((size_t)M->ng * M->ng * sizeof *M->Gi);
+            rc = check_kfac_pinv(av, M->na, ghv, M->ng, B, gam, M->Ai, M->Gi, &M->cond, c->err);
             return rc;
         }
     }

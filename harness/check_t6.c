@@ -101,27 +101,10 @@ static int baseline_gain(check_ctx *c, ocn_curvature mode, const ocn_bp *bp, int
     /* kfac: k = η vec(G̃^† mat(∇L) Ã^†), Ã = A + √γI, G̃ = G + √γI */
     int na, ng;
     const double *av = ocn_bp_kfac_a(bp, t, p, &na), *gv = ocn_bp_kfac_g(bp, t, p, &ng);
-    double *A = calloc((size_t)na * na, sizeof *A), *G = calloc((size_t)ng * ng, sizeof *G);
-    double *Ai = malloc((size_t)na * na * sizeof *Ai), *Gi = malloc((size_t)ng * ng * sizeof *Gi), ca = 1, cg = 1;
-    for (int i = 0; i < B; i++) {
-        for (int a = 0; a < na; a++)
-            for (int b = 0; b < na; b++) A[a * na + b] += av[i * na + a] * av[i * na + b] / B;
-        for (int a = 0; a < ng; a++)
-            for (int b = 0; b < ng; b++) G[a * ng + b] += gv[i * ng + a] * gv[i * ng + b] / B;
-    }
-    for (int a = 0; a < na; a++) A[a * na + a] += sqrt(gam);
-    for (int a = 0; a < ng; a++) G[a * ng + a] += sqrt(gam);
-    rc = check_sym_pinv(A, na, Ai, &ca, c->err);
-    if (!rc) rc = check_sym_pinv(G, ng, Gi, &cg, c->err);
-    for (int r = 0; !rc && r < ng; r++)       /* mat(∇L) is ng x na, column-major in θ (§2) */
-        for (int col = 0; col < na; col++) {
-            double s = 0;
-            for (int a = 0; a < ng; a++)
-                for (int b = 0; b < na; b++) s += Gi[r * ng + a] * gr[(size_t)b * ng + a] * Ai[b * na + col];
-            k[(size_t)col * ng + r] = eta * s;
-        }
-    *cond = ca * cg;
-    free(A), free(G), free(Ai), free(Gi);
+    double *Ai = malloc((size_t)na * na * sizeof *Ai), *Gi = malloc((size_t)ng * ng * sizeof *Gi);
+    rc = check_kfac_pinv(av, na, gv, ng, B, gam, Ai, Gi, cond, c->err);
+    if (!rc) check_kfac_apply(Ai, na, Gi, ng, eta, gr, k);
+    free(Ai), free(Gi);
     return rc;
 }
 

@@ -118,3 +118,33 @@ double *check_block(const double *M, int n, int r0, int nr, int c0, int nc)
         for (int j = 0; j < nc; j++) b[(size_t)i * nc + j] = M[(size_t)(r0 + i) * n + c0 + j];
     return b;
 }
+
+int check_kfac_pinv(const double *av, int na, const double *gv, int ng, int B, double gamma, double *Ai, double *Gi,
+                    double *cond, ocn_error *err)
+{
+    double *A = calloc((size_t)na * na, sizeof *A), *G = calloc((size_t)ng * ng, sizeof *G), ca = 1, cg = 1;
+    for (int i = 0; i < B; i++) {
+        for (int a = 0; a < na; a++)
+            for (int b = 0; b < na; b++) A[a * na + b] += av[i * na + a] * av[i * na + b] / B;
+        for (int a = 0; a < ng; a++)
+            for (int b = 0; b < ng; b++) G[a * ng + b] += gv[i * ng + a] * gv[i * ng + b] / B;
+    }
+    for (int a = 0; a < na; a++) A[a * na + a] += sqrt(gamma);
+    for (int a = 0; a < ng; a++) G[a * ng + a] += sqrt(gamma);
+    int rc = check_sym_pinv(A, na, Ai, &ca, err);
+    if (!rc) rc = check_sym_pinv(G, ng, Gi, &cg, err);
+    *cond = ca * cg;
+    free(A), free(G);
+    return rc;
+}
+
+void check_kfac_apply(const double *Ai, int na, const double *Gi, int ng, double eta, const double *q, double *out)
+{
+    for (int r = 0; r < ng; r++)
+        for (int col = 0; col < na; col++) {
+            double s = 0;
+            for (int a = 0; a < ng; a++)
+                for (int b = 0; b < na; b++) s += Gi[r * ng + a] * q[(size_t)b * ng + a] * Ai[b * na + col];
+            out[(size_t)col * ng + r] = eta * s;
+        }
+}

@@ -429,7 +429,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
 }
 
 /* T_i[j][l] = q^(ij)ᵀ M^† q^(il) for every sample, q^(ij) = a_i ⊗ gz_ij (per player). */
-static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *const *GHv, REAL *T, const ocn_backend *bk)
+static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, const ocn_backend *bk)
 {
     int B = W->B, r = W->r, np = W->np;
     memset(T, 0, (size_t)B * r * r * sizeof(REAL));
@@ -511,7 +511,6 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *const *GHv, REAL 
                         T[((size_t)i * r + j) * r + l] += W->eta * s;
                     }
             }
-    (void)GHv;
 }
 
 /* ---- one step ---- */
@@ -744,7 +743,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
     FN(expn) **E = calloc((size_t)T, sizeof *E);
     for (int t = T - 1; t >= 0 && !rc; t--) {
         const ocn_stage *st = &g->stages[t];
-        int n = g->n[t], n1 = g->n[t + 1], np_all = st->nplayers;
+        int n = g->n[t], np_all = st->nplayers;
         E[t] = calloc((size_t)N, sizeof **E);
         for (int l = 0; l < N && !rc; l++) {
             FN(lval) *V = &L[l];
@@ -796,7 +795,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
                 if (X->fb) {
                     REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
-                    FN(minv_quad)(&X->W, gz, gv, Tq, bk);
+                    FN(minv_quad)(&X->W, gz, Tq, bk);
                     for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
                         FN(opl) *P = X->P[q];
                         REAL *Y = FN(zalloc)((size_t)B * P->out);
@@ -847,7 +846,6 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                     FN(put)(out, &fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
                     K[q] = formK ? FN(zalloc)((size_t)B * X->P[q]->m * n) : NULL;
                 }
-                X->GHz[0] = NULL;
                 if (formK) {
                     for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
                     X->qxt = qxt, X->Sp = V->S;
@@ -883,7 +881,6 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             if (vnew != gx) free(gx);
             FN(lval_free)(V);
             *V = nv;
-            (void)n1;
         }
     }
     /* update pass (§8): θ ← θ − (k + M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i))) */
