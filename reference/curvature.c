@@ -12,11 +12,15 @@
 #include <float.h>
 #include <math.h>
 
-static int damped_pinv(const gsl_matrix *C, double gamma, double eta, gsl_matrix *Minv, double *cond, ocn_error *err)
+/* (C + γI)^†·η; §10 rev. 2: C + γI is perturbed as handed to the pseudo-inverse */
+static int damped_pinv(const gsl_matrix *C, double gamma, double eta, ocn_perturb *pert, gsl_matrix *Minv,
+                       double *cond, ocn_error *err)
 {
     gsl_matrix *D = gsl_matrix_alloc(C->size1, C->size2);
+    if (!D) return ocn_fail(err, OCN_ENOMEM, "out of memory (%zu x %zu curvature)", C->size1, C->size2);
     gsl_matrix_memcpy(D, C);
     for (size_t i = 0; i < D->size1; i++) *gsl_matrix_ptr(D, i, i) += gamma;
+    ocn_perturb_sym(pert, D->data, D->size1, D->tda);
     int rc = ref_pinv_m(D, Minv, cond, err);
     gsl_matrix_scale(Minv, eta);
     gsl_matrix_free(D);
@@ -63,8 +67,8 @@ static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, 
     *cond = 1.0;
     if (coop) { /* §6: √γ I added to A_ww and G_ww, factor-wise pinv */
         double ca, cg;
-        rc = damped_pinv(in->A, sg, 1.0, Ai, &ca, err);
-        if (!rc) rc = damped_pinv(in->G, sg, 1.0, Gi, &cg, err);
+        rc = damped_pinv(in->A, sg, 1.0, in->pert, Ai, &ca, err);
+        if (!rc) rc = damped_pinv(in->G, sg, 1.0, in->pert, Gi, &cg, err);
         *cond = ca * cg;
     } else { /* §5: each player's own factors (A_u + √γ I) ⊗ (G_u + √γ I) */
         for (int u = 0; u < in->np && !rc; u++) {
@@ -74,8 +78,8 @@ static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, 
             gsl_matrix_view ai = gsl_matrix_submatrix(Ai, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
             gsl_matrix_view gi = gsl_matrix_submatrix(Gi, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
             double ca, cg;
-            rc = damped_pinv(&a.matrix, sg, 1.0, &ai.matrix, &ca, err);
-            if (!rc) rc = damped_pinv(&g.matrix, sg, 1.0, &gi.matrix, &cg, err);
+            rc = damped_pinv(&a.matrix, sg, 1.0, in->pert, &ai.matrix, &ca, err);
+            if (!rc) rc = damped_pinv(&g.matrix, sg, 1.0, in->pert, &gi.matrix, &cg, err);
             *cond = fmax(*cond, ca * cg);
         }
     }
@@ -107,7 +111,7 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
     case OCN_CURV_EXACT: /* Q_θθ / P_θθ (already after `zero`) */
         gsl_matrix_memcpy(C, in->Qthth);
         if (opt->zero & OCN_ZERO_PUV_CURVATURE_ONLY) zero_cross_blocks(in, C);
-        rc = damped_pinv(C, gamma, eta, Minv, cond, err);
+        rc = damped_pinv(C, gamma, eta, in->pert, Minv, cond, err);
         break;
     case OCN_CURV_RMSPROP: /* diag(sqrt(mean_i Q_θ^(i) ⊙ Q_θ^(i)) + ε), no γ */
         for (size_t j = 0; j < m; j++) {
@@ -115,6 +119,7 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
             for (size_t i = 0; i < B; i++) s += gsl_matrix_get(in->Qthi, i, j) * gsl_matrix_get(in->Qthi, i, j);
             gsl_matrix_set(C, j, j, sqrt(s / (double)B) + opt->eps);
         }
+        ocn_perturb_sym(in->pert, C->data, m, C->tda); /* §10: the diagonal before its inverse (zeros stay zero) */
         { /* a diagonal C: its pseudo-inverse is elementwise, same §5 rcond rule */
             double mx = 0, mn = INFINITY;
             for (size_t j = 0; j < m; j++) mx = fmax(mx, fabs(gsl_matrix_get(C, j, j)));
@@ -132,7 +137,7 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
     case OCN_CURV_GN_OUTER: /* mean_i Q_θ^(i) Q_θ^(i)ᵀ on the joint per-sample gradient */
         ref_gemm(1, 0, 1.0 / (double)B, in->Qthi, in->Qthi, 0.0, C);
         if (opt->zero & OCN_ZERO_PUV) zero_cross_blocks(in, C);
-        rc = damped_pinv(C, gamma, eta, Minv, cond, err);
+        rc = damped_pinv(C, gamma, eta, in->pert, Minv, cond, err);
         break;
     default:
         rc = ocn_fail(err, OCN_EUNSUPPORTED, "curvature mode not handled");

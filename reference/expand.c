@@ -40,26 +40,6 @@ void ref_stage_out_free(ref_stage_out *o, int B)
     free_batch(o->K, B);
 }
 
-static double frob(const gsl_matrix *A)
-{
-    double s = 0;
-    for (size_t i = 0; i < A->size1; i++)
-        for (size_t j = 0; j < A->size2; j++) s += gsl_matrix_get(A, i, j) * gsl_matrix_get(A, i, j);
-    return sqrt(s);
-}
-
-static double cancellation(const gsl_matrix *Q, const gsl_matrix *V)
-{
-    double d = 0;
-    for (size_t i = 0; i < Q->size1; i++)
-        for (size_t j = 0; j < Q->size2; j++) {
-            double e = gsl_matrix_get(Q, i, j) - gsl_matrix_get(V, i, j);
-            d += e * e;
-        }
-    double nv = frob(V), c = (frob(Q) + sqrt(d)) / (nv > 0 ? nv : 1e-300);
-    return c > 1 ? c : 1;
-}
-
 /* §5/§6 KFAC statistics on the embedded parameter: A_ww = mean a aᵀ with
  * a = [a_1; …; a_np], a_u = [z_u; 1] ([1] for a bias player); G_ww likewise
  * with g_u = σ'(h_u) ⊙ v_x'[out_u].  Per-player KFAC uses the diagonal blocks. */
@@ -172,6 +152,10 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         }
     }
     gsl_matrix_free(T1);
+    /* §10 rev. 2: the stage's expansion terms are perturbed as formed, so
+     * cancellation later in the pass (V = Q − correction) is measured */
+    ocn_perturb_mat(m->pert, o->Qx->data, o->Qx->size1, o->Qx->size2, o->Qx->tda);
+    ocn_perturb_sym(m->pert, o->QXX->data, o->QXX->size1, o->QXX->tda);
 
     if (np) {
         o->Qth = gsl_vector_calloc(mm);
@@ -224,13 +208,19 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
                         gsl_matrix_set_zero(&blk.matrix);
                     }
 
+        /* §10 rev. 2: θ terms after λ and `zero`, in the order formed */
+        ocn_perturb_vec(m->pert, o->Qth->data, mm);
+        ocn_perturb_mat(m->pert, o->Qthi->data, o->Qthi->size1, o->Qthi->size2, o->Qthi->tda);
+        for (int i = 0; i < B; i++) ocn_perturb_mat(m->pert, o->Qthx[i]->data, mm, n, o->Qthx[i]->tda);
+        ocn_perturb_sym(m->pert, o->Qthth->data, mm, o->Qthth->tda);
+
         /* §5/§6 curvature and gains */
         gsl_matrix *Minv = gsl_matrix_calloc(mm, mm), *A = NULL, *G = NULL;
         int aoff[REF_MAX_PLAYERS + 1], goff[REF_MAX_PLAYERS + 1], mdim[REF_MAX_PLAYERS];
         for (int u = 0; u < np; u++) mdim[u] = g->stages[t].players[o->p[u]].m;
         if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC)
             kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G);
-        ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff};
+        ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff, m->pert};
         ocn_optimizer fo = *opt;
         if (fault == OCN_FAULT_PUV_DROP && opt->game == OCN_GAME_GR) fo.zero |= OCN_ZERO_PUV_CURVATURE_ONLY;
         rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err);
@@ -271,10 +261,6 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
                     gsl_matrix_view Vij = gsl_matrix_submatrix(o->VXX, (size_t)i * n, (size_t)j * n, n, n);
                     gsl_matrix_set_zero(&Vij.matrix);
                 }
-    /* V = Q − correction can cancel (e.g. V_x → 0 at an exact minimiser); the
-     * subtraction's condition (‖Q‖ + ‖Q − V‖)/‖V‖ is part of §10's amplification */
-    o->cancel_x = cancellation(o->Qx, o->Vx);
-    o->cancel_xx = cancellation(o->QXX, o->VXX);
     free_batch(Fx, B), free_batch(Fth, B), free_batch(Hxx, B), free_batch(Hthx, B);
     if (Hthth) gsl_matrix_free(Hthth);
     return rc;

@@ -23,8 +23,7 @@ typedef struct {
     gsl_matrix **K;            /* B of m x n */
     gsl_matrix *Vx;            /* B x n */
     gsl_matrix *VXX;           /* Bn x Bn: B·V_XX */
-    double cond;               /* of the pseudo-inverted curvature, 1 if none */
-    double cancel_x, cancel_xx; /* §10: condition of the subtractions V = Q − correction, ≥ 1 */
+    double cond;               /* of the pseudo-inverted curvature, 1 if none (reported, not a tolerance) */
 } ref_stage_out;
 
 /* players: stage indices of the parameterised players in the expansion (np may be 0).

@@ -79,9 +79,9 @@ void ref_stage_forward(const ref_model *m, int t, double *const *th, const doubl
 
 int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err)
 {
+    memset(m, 0, sizeof *m); /* first: callers free m even when the inputs are refused */
     int rc = ocn_ref_check_inputs(g, in, "inputs", err);
     if (rc) return rc;
-    memset(m, 0, sizeof *m);
     m->g = g;
     m->B = g->batch;
     m->x0 = ocn_arrayset_find(in, "x0")->data;

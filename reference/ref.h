@@ -4,6 +4,7 @@
 
 #include <gsl/gsl_matrix.h>
 #include "ocn/reference.h"
+#include "ocn/tolerance.h"
 
 /* Parameters and data of one step, borrowed from the inputs arrayset
  * (theta copied: the update pass writes new ones). */
@@ -14,6 +15,7 @@ typedef struct {
     const double ***wfix;  /* wfix[t][p]: bias players' fixed W (out x in), else NULL */
     const double *x0;      /* B x n_0 */
     const double *y;       /* ce: B labels; mse: B x out_dim */
+    ocn_perturb *pert;     /* §10 perturbation run, NULL on the nominal run */
 } ref_model;
 
 int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err);
@@ -57,6 +59,7 @@ typedef struct {
     const int *moff, *mdim;
     const gsl_matrix *A, *G;
     const int *aoff, *goff;   /* np + 1 entries */
+    ocn_perturb *pert;        /* §10: perturbs each matrix as handed to the pseudo-inverse */
 } ref_curv_in;
 /* Fault-injection bit (never parsed from a game): drop P_uv in the curvature only. */
 #define OCN_ZERO_PUV_CURVATURE_ONLY 0x100

@@ -1,9 +1,11 @@
 /* One optimizer step of the dense reference: forward (§3), terminal (§1),
  * FNE backward (§4, §5), update pass (§8); every §11 array stored with its
- * §10 amplification c (problem size × product of the condition numbers of
- * the pseudo-inverses it went through). */
+ * §10 rev. 2 measured sensitivity c (perturbation runs of this same code,
+ * src/tolerance.c; revision 1's product of condition numbers overstated c by
+ * up to 10^20 and let wrong gains pass). */
 #include "expand.h"
 #include "update.h"
+#include "ocn/tolerance.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -36,28 +38,27 @@ static void name_of(char *buf, size_t n, const char *base, int t, int lane)
     else snprintf(buf, n, "%s_t%d_n%d", base, t, lane);
 }
 
-static ocn_array *put(store *s, double cond, int ndim, size_t d0, size_t d1, size_t d2, const char *base, int t, int n)
+static ocn_array *put(store *s, int ndim, size_t d0, size_t d1, size_t d2, const char *base, int t, int n)
 {
     char name[64];
     name_of(name, sizeof name, base, t, n);
     ocn_array *a = ocn_arrayset_add2(s->out, name, ndim, d0, d1, d2);
     if (!a) s->fail = 1;
-    else a->cond = cond;
     return a;
 }
 
-static void put_matrix(store *s, double cond, const gsl_matrix *M, const char *base, int t, int n)
+static void put_matrix(store *s, const gsl_matrix *M, const char *base, int t, int n)
 {
-    ocn_array *a = put(s, cond, 2, M->size1, M->size2, 0, base, t, n);
+    ocn_array *a = put(s, 2, M->size1, M->size2, 0, base, t, n);
     for (size_t i = 0; a && i < M->size1; i++)
         for (size_t j = 0; j < M->size2; j++) a->data[i * M->size2 + j] = gsl_matrix_get(M, i, j);
 }
 
 /* Per-sample diagonal blocks of a (Bn x Bn) matrix as (B, n, n). */
-static void put_diag_blocks(store *s, double cond, const gsl_matrix *M, int B, const char *base, int t, int n)
+static void put_diag_blocks(store *s, const gsl_matrix *M, int B, const char *base, int t, int n)
 {
     size_t d = M->size1 / (size_t)B;
-    ocn_array *a = put(s, cond, 3, (size_t)B, d, d, base, t, n);
+    ocn_array *a = put(s, 3, (size_t)B, d, d, base, t, n);
     for (int i = 0; a && i < B; i++)
         for (size_t r = 0; r < d; r++)
             for (size_t c = 0; c < d; c++)
@@ -65,50 +66,48 @@ static void put_diag_blocks(store *s, double cond, const gsl_matrix *M, int B, c
 }
 
 /* rows [r0, r0 + nr) of each per-sample matrix, as (B, nr, cols) */
-static void put_batch_rows(store *s, double cond, gsl_matrix *const *M, int B, size_t r0, size_t nr, const char *base,
+static void put_batch_rows(store *s, gsl_matrix *const *M, int B, size_t r0, size_t nr, const char *base,
                            int t, int n)
 {
     size_t c = M[0]->size2;
-    ocn_array *a = put(s, cond, 3, (size_t)B, nr, c, base, t, n);
+    ocn_array *a = put(s, 3, (size_t)B, nr, c, base, t, n);
     for (int i = 0; a && i < B; i++)
         for (size_t x = 0; x < nr; x++)
             for (size_t y = 0; y < c; y++) a->data[((size_t)i * nr + x) * c + y] = gsl_matrix_get(M[i], r0 + x, y);
 }
 
-static void put_vector(store *s, double cond, const gsl_vector *v, size_t r0, size_t nr, const char *base, int t, int n)
+static void put_vector(store *s, const gsl_vector *v, size_t r0, size_t nr, const char *base, int t, int n)
 {
-    ocn_array *a = put(s, cond, 1, nr, 0, 0, base, t, n);
+    ocn_array *a = put(s, 1, nr, 0, 0, base, t, n);
     for (size_t j = 0; a && j < nr; j++) a->data[j] = gsl_vector_get(v, r0 + j);
 }
 
-static void put_values(store *s, double cx, double cxx, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug,
-                       int gr, int t, int n)
+static void put_values(store *s, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug, int gr, int t, int n)
 {
-    put_matrix(s, cx, Vx, gr ? "Wx" : "Vx", t, n);
-    put_diag_blocks(s, cxx, VXX, B, gr ? "Wxx" : "Vxx", t, n);
-    if (aug) put_matrix(s, cxx, VXX, gr ? "WXX" : "VXX", t, n);
+    put_matrix(s, Vx, gr ? "Wx" : "Vx", t, n);
+    put_diag_blocks(s, VXX, B, gr ? "Wxx" : "Vxx", t, n);
+    if (aug) put_matrix(s, VXX, gr ? "WXX" : "VXX", t, n);
 }
 
 /* Expansions (FNE Q of lane n, GR P), per-player gains, values. */
-static void put_stage(store *s, const ocn_game *g, const ref_stage_out *o, int aug, int gr, double cq, double cg, int t,
-                      int n)
+static void put_stage(store *s, const ocn_game *g, const ref_stage_out *o, int aug, int gr, int t, int n)
 {
     int B = g->batch, l = gr ? -1 : n;
-    put_matrix(s, cq, o->Qx, gr ? "Px" : "Qx", t, l);
-    put_diag_blocks(s, cq, o->QXX, B, gr ? "Pxx" : "Qxx", t, l);
+    put_matrix(s, o->Qx, gr ? "Px" : "Qx", t, l);
+    put_diag_blocks(s, o->QXX, B, gr ? "Pxx" : "Qxx", t, l);
     if (o->np) {
         size_t m = (size_t)o->m;
-        put_vector(s, cq, o->Qth, 0, m, gr ? "Pth" : "Qth", t, l);
-        put_matrix(s, cq, o->Qthi, gr ? "Pthi" : "Qthi", t, l);
-        put_batch_rows(s, cq, o->Qthx, B, 0, m, gr ? "Pthx" : "Qthx", t, l);
-        put_matrix(s, cq, o->Qthth, gr ? "Pthth" : "Qthth", t, l);
+        put_vector(s, o->Qth, 0, m, gr ? "Pth" : "Qth", t, l);
+        put_matrix(s, o->Qthi, gr ? "Pthi" : "Qthi", t, l);
+        put_batch_rows(s, o->Qthx, B, 0, m, gr ? "Pthx" : "Qthx", t, l);
+        put_matrix(s, o->Qthth, gr ? "Pthth" : "Qthth", t, l);
         for (int u = 0; u < o->np; u++) { /* GR gains are stored per player (§11) */
             const ocn_player *pl = &g->stages[t].players[o->p[u]];
-            put_vector(s, cg, o->k, (size_t)o->moff[u], (size_t)pl->m, "k", t, pl->lane);
-            put_batch_rows(s, cg, o->K, B, (size_t)o->moff[u], (size_t)pl->m, "K", t, pl->lane);
+            put_vector(s, o->k, (size_t)o->moff[u], (size_t)pl->m, "k", t, pl->lane);
+            put_batch_rows(s, o->K, B, (size_t)o->moff[u], (size_t)pl->m, "K", t, pl->lane);
         }
     }
-    put_values(s, cg * o->cancel_x, cg * o->cancel_xx, o->Vx, o->VXX, B, aug, gr, t, l);
+    put_values(s, o->Vx, o->VXX, B, aug, gr, t, l);
 }
 
 /* Players of an expansion: FNE lane n's own player, GR all parameterised
@@ -124,13 +123,14 @@ static int expansion_players(const ocn_game *g, int t, int gr, int lane, int *pl
     return np;
 }
 
-int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
-                const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err)
+/* One step; `pert` (NULL on the nominal run) perturbs every matrix handed to
+ * a pseudo-inverse and every stage's expansion terms (§10 rev. 2). */
+static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
+                    ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
-    ref_gsl_quiet();
-    ocn_fault fault = o ? o->fault : OCN_FAULT_NONE;
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
+    m.pert = pert;
     if (rc) {
         ref_model_free(&m);
         return rc;
@@ -138,14 +138,6 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     int B = g->batch, T = g->T, aug = opt->value == OCN_VALUE_AUGMENTED, gr = opt->game == OCN_GAME_GR;
     int N = gr ? 1 : g->nlanes; /* value functions: one per lane (FNE) or the joint W (GR) */
     store s = {out, 0};
-
-    /* §10 amplification: size × product of condition numbers on the way */
-    int nmax = 0, mmax = 0;
-    for (int t = 0; t <= T; t++) nmax = g->n[t] > nmax ? g->n[t] : nmax;
-    for (int t = 0; t < T; t++)
-        for (int p = 0; p < g->stages[t].nplayers; p++)
-            mmax = g->stages[t].players[p].m > mmax ? g->stages[t].players[p].m : mmax;
-    double size = (double)B * nmax + mmax, *cum = calloc((size_t)T + 1, sizeof *cum);
 
     /* forward (§3) */
     gsl_matrix **X = calloc((size_t)T + 1, sizeof *X), **dX = calloc((size_t)T + 1, sizeof *dX);
@@ -171,7 +163,7 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
             gsl_matrix_view blk = gsl_matrix_submatrix(V[n], (size_t)i * nT, (size_t)i * nT, nT, nT);
             gsl_matrix_memcpy(&blk.matrix, H);
         }
-        put_values(&s, size, size, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
+        put_values(&s, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
     }
     gsl_matrix_free(H);
 
@@ -179,25 +171,19 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     gsl_vector ***k = calloc((size_t)T, sizeof *k);
     gsl_matrix ****K = calloc((size_t)T, sizeof *K);
     ref_stage_out *outs = calloc((size_t)N, sizeof *outs);
-    cum[T] = 1.0;
     for (int t = T - 1; t >= 0 && !rc; t--) {
         k[t] = calloc((size_t)g->stages[t].nplayers, sizeof **k);
         K[t] = calloc((size_t)g->stages[t].nplayers, sizeof **K);
-        double cstage = 1.0, ccancel = 1.0;
         memset(outs, 0, (size_t)N * sizeof *outs);
         for (int n = 0; n < N && !rc; n++) {
             int players[REF_MAX_PLAYERS];
             int np = expansion_players(g, t, gr, n, players);
             rc = ref_stage_backward(&m, opt, fault, t, players, np, X[t], v[n], V[n], &outs[n], err);
             if (rc) ocn_error_prefix(err, gr ? "stage %d" : "stage %d lane %d", t, n);
-            else cstage = fmax(cstage, outs[n].cond), ccancel = fmax(ccancel, fmax(outs[n].cancel_x, outs[n].cancel_xx));
         }
-        /* amplification carried down the pass: the stage's pseudo-inverse and the
-         * cancellation in V = Q − correction both feed every earlier quantity */
-        cum[t] = cum[t + 1] * cstage * ccancel;
         for (int n = 0; n < N; n++) {
             ref_stage_out *o2 = &outs[n];
-            if (!rc) put_stage(&s, g, o2, aug, gr, size * cum[t + 1], size * cum[t + 1] * cstage, t, n);
+            if (!rc) put_stage(&s, g, o2, aug, gr, t, n);
             for (int u = 0; !rc && u < o2->np; u++) { /* per-player gains for the update pass */
                 int p = o2->p[u], mu = g->stages[t].players[p].m;
                 k[t][p] = gsl_vector_alloc((size_t)mu);
@@ -230,14 +216,14 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                                   (const gsl_matrix *const *)X, dX, thn, err);
     if (!rc) {
         for (int t = 0; t <= T; t++) {
-            put_matrix(&s, size, X[t], "x", t, -1);
-            put_matrix(&s, size * cum[0], dX[t], "dx", t, -1);
+            put_matrix(&s, X[t], "x", t, -1);
+            put_matrix(&s, dX[t], "dx", t, -1);
         }
         for (int t = 0; t < T; t++)
             for (int p = 0; p < g->stages[t].nplayers; p++) {
                 const ocn_player *pl = &g->stages[t].players[p];
                 if (!pl->m) continue;
-                ocn_array *a = put(&s, size * cum[0], 1, (size_t)pl->m, 0, 0, "theta_new", t, pl->lane);
+                ocn_array *a = put(&s, 1, (size_t)pl->m, 0, 0, "theta_new", t, pl->lane);
                 if (a) memcpy(a->data, thn[t][p], (size_t)pl->m * sizeof(double));
             }
     }
@@ -265,7 +251,55 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     for (int n = 0; n < N; n++) gsl_matrix_free(v[n]), gsl_matrix_free(V[n]);
     free(v), free(V);
     for (int t = 0; t <= T; t++) gsl_matrix_free(X[t]), gsl_matrix_free(dX[t]);
-    free(X), free(dX), free(cum);
+    free(X), free(dX);
     ref_model_free(&m);
+    return rc;
+}
+
+/* §10: inputs are perturbed once, before the step: theta_… in stage and lane
+ * order, then Wfix_…, x0 and the mse targets. */
+static void perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p)
+{
+    static const char *const kinds[] = {"theta", "Wfix"};
+    char nm[64];
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < g->T; t++)
+            for (int q = 0; q < g->stages[t].nplayers; q++) {
+                const ocn_player *pl = &g->stages[t].players[q];
+                if (k == 0 ? !pl->m : pl->kind != OCN_PLAYER_BIAS) continue;
+                snprintf(nm, sizeof nm, "%s_t%d_n%d", kinds[k], t, pl->lane);
+                ocn_array *a = ocn_arrayset_find(in, nm);
+                if (a) ocn_perturb_vec(p, a->data, a->size);
+            }
+    ocn_array *x0 = ocn_arrayset_find(in, "x0"), *y = ocn_arrayset_find(in, "y");
+    if (x0) ocn_perturb_vec(p, x0->data, x0->size);
+    if (y && g->loss == OCN_LOSS_MSE) ocn_perturb_vec(p, y->data, y->size);
+}
+
+typedef struct {
+    const ocn_game *g;
+    const ocn_optimizer *opt;
+    const ocn_arrayset *inputs;
+    ocn_fault fault;
+} step_ctx;
+
+static int perturbed_step(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
+{
+    const step_ctx *c = ctx;
+    ocn_arrayset *in = ocn_arrayset_copy(c->inputs);
+    if (!in) return ocn_fail(err, OCN_ENOMEM, "out of memory copying inputs");
+    perturb_inputs(c->g, in, p);
+    int rc = ref_step(c->g, c->opt, in, c->fault, p, out, err);
+    ocn_arrayset_free(in);
+    return rc;
+}
+
+int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
+                const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err)
+{
+    ref_gsl_quiet();
+    step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE};
+    int rc = ref_step(g, opt, inputs, c.fault, NULL, out, err);
+    if (!rc) rc = ocn_measure_sensitivity(g, opt, o ? o->measure_runs : 0, OCN_U64, perturbed_step, &c, out, err);
     return rc;
 }

@@ -95,3 +95,18 @@ void ocn_arrayset_sort(ocn_arrayset *s)
 {
     if (s->count > 1) qsort(s->a, (size_t)s->count, sizeof *s->a, by_name);
 }
+
+ocn_arrayset *ocn_arrayset_copy(const ocn_arrayset *s)
+{
+    ocn_arrayset *c = ocn_arrayset_new();
+    for (int i = 0; c && i < s->count; i++) {
+        ocn_array *a = ocn_arrayset_add(c, s->a[i].name, s->a[i].ndim, s->a[i].shape);
+        if (!a) {
+            ocn_arrayset_free(c);
+            return NULL;
+        }
+        memcpy(a->data, s->a[i].data, a->size * sizeof *a->data);
+        a->cond = s->a[i].cond;
+    }
+    return c;
+}

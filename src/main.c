@@ -47,7 +47,7 @@ static void die_after(void *ctx, int nwritten)
 static int finish_report(const ocn_report *rep, const char *json)
 {
     fflush(stdout);
-    ocn_report_print(rep, stdout);
+    ocn_report_print(rep, stdout, 1);
     ocn_error e = {0};
     if (json && ocn_report_write_json(rep, json, &e)) return die(&e);
     return ocn_report_failures(rep) ? 1 : 0;
@@ -78,7 +78,8 @@ static int cmd_gen(int argc, char **argv)
     int rc = ocn_game_load_file(game, &g, &e);
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
     ocn_opt_config cfg = {backend, !strcmp(prec, "f32") ? 32 : 64, 1 << 20, 0};
-    if (!rc) rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, NULL, out, &e);
+    ocn_ref_opts ro = {OCN_FAULT_NONE, OCN_MEASURE_RUNS}; /* §10 rev. 2: c measured by 8 perturbation runs */
+    if (!rc) rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
     if (!rc) {
         /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
         for (int i = out->count - 1; i >= 0; i--) {

@@ -31,6 +31,8 @@ ocn_array *ocn_arrayset_find(const ocn_arrayset *s, const char *name);
 int ocn_arrayset_expect(const ocn_arrayset *s, const char *where, const char *name, int ndim,
                         const size_t *shape, const ocn_array **out, ocn_error *err);
 void ocn_arrayset_remove(ocn_arrayset *s, const char *name);
+/* Deep copy (data and cond); NULL when out of memory. */
+ocn_arrayset *ocn_arrayset_copy(const ocn_arrayset *s);
 /* Sorts by name (deterministic manifests). */
 void ocn_arrayset_sort(ocn_arrayset *s);
 

@@ -21,6 +21,7 @@ typedef enum {
 
 typedef struct {
     ocn_fault fault;
+    int measure_runs;   /* §10 rev. 2 perturbation runs (8 for fixtures, 2 for checks); 0: c = the floor d */
 } ocn_ref_opts;
 
 const char *ocn_fault_name(ocn_fault f);
@@ -29,7 +30,8 @@ int ocn_fault_parse(const char *s, ocn_fault *out);
 /* One optimizer step of the reference on game g with optimizer settings opt
  * (normally &g->opt; checks pass variants).  `inputs` holds x0, y, theta_*,
  * Wfix_* (SPEC §11 names).  Adds every §11 output array to `out`, each with
- * its §10 amplification in ->cond. */
+ * its §10 rev. 2 measured sensitivity in ->cond (o->measure_runs runs; with
+ * none, ->cond is the floor d). */
 int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
                 const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err);
 

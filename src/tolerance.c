@@ -1,0 +1,175 @@
+/* SPEC §10 revision 2: perturbation runs and measured sensitivity. */
+#include "ocn/tolerance.h"
+
+#include <float.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ocn_perturb {
+    gsl_rng *rng;
+    double u;
+};
+
+ocn_perturb *ocn_perturb_new(unsigned long game_seed, int run, double u)
+{
+    ocn_perturb *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!p->rng) {
+        free(p);
+        return NULL;
+    }
+    gsl_rng_set(p->rng, 1000ul * game_seed + (unsigned long)run); /* §10: seeded 1000·seed + r */
+    p->u = u;
+    return p;
+}
+
+void ocn_perturb_free(ocn_perturb *p)
+{
+    if (!p) return;
+    gsl_rng_free(p->rng);
+    free(p);
+}
+
+/* x(1 + u·ξ), ξ uniform on [−1, 1] */
+static double factor(ocn_perturb *p) { return 1.0 + p->u * (2.0 * gsl_rng_uniform(p->rng) - 1.0); }
+
+void ocn_perturb_vec(ocn_perturb *p, double *x, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) x[i] *= factor(p);
+}
+
+void ocn_perturb_mat(ocn_perturb *p, double *A, size_t rows, size_t cols, size_t ld)
+{
+    for (size_t i = 0; p && i < rows; i++) ocn_perturb_vec(p, A + i * ld, cols);
+}
+
+void ocn_perturb_sym(ocn_perturb *p, double *A, size_t n, size_t ld)
+{
+    for (size_t i = 0; p && i < n; i++)
+        for (size_t j = i; j < n; j++) {
+            A[i * ld + j] *= factor(p);
+            A[j * ld + i] = A[i * ld + j];
+        }
+}
+
+void ocn_perturb_vecf(ocn_perturb *p, float *x, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) x[i] = (float)(x[i] * factor(p));
+}
+
+void ocn_perturb_matf(ocn_perturb *p, float *A, size_t rows, size_t cols, size_t ld)
+{
+    for (size_t i = 0; p && i < rows; i++) ocn_perturb_vecf(p, A + i * ld, cols);
+}
+
+void ocn_perturb_symf(ocn_perturb *p, float *A, size_t n, size_t ld)
+{
+    for (size_t i = 0; p && i < n; i++)
+        for (size_t j = i; j < n; j++) {
+            A[i * ld + j] = (float)(A[i * ld + j] * factor(p));
+            A[j * ld + i] = A[i * ld + j];
+        }
+}
+
+double ocn_tolerance_floor(const ocn_game *g, const ocn_optimizer *opt)
+{
+    double d = g->batch;
+    for (int t = 0; t <= g->T; t++) {
+        d = fmax(d, g->n[t]);
+        if (opt->value == OCN_VALUE_AUGMENTED) d = fmax(d, (double)g->batch * g->n[t]);
+    }
+    for (int t = 0; t < g->T; t++) {
+        double joint = 0;
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            d = fmax(d, g->stages[t].players[p].m);
+            joint += g->stages[t].players[p].m;
+        }
+        if (opt->game == OCN_GAME_GR) d = fmax(d, joint);
+    }
+    return d;
+}
+
+static double norm2(const double *x, size_t n)
+{
+    long double s = 0;
+    for (size_t i = 0; i < n; i++) s += (long double)x[i] * x[i];
+    return (double)sqrtl(s);
+}
+
+static double dist2(const double *x, const double *y, size_t n)
+{
+    long double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        long double e = (long double)x[i] - y[i];
+        s += e * e;
+    }
+    return (double)sqrtl(s);
+}
+
+int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int runs, double u, ocn_producer_fn run,
+                            void *ctx, ocn_arrayset *nominal, ocn_error *err)
+{
+    double d = ocn_tolerance_floor(g, opt);
+    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
+    if (!s) return ocn_fail(err, OCN_ENOMEM, "out of memory measuring sensitivities");
+    int rc = OCN_OK;
+    for (int r = 1; r <= runs && !rc; r++) {
+        ocn_perturb *p = ocn_perturb_new(g->seed, r, u);
+        ocn_arrayset *out = ocn_arrayset_new();
+        if (!p || !out) rc = ocn_fail(err, OCN_ENOMEM, "out of memory in perturbation run %d", r);
+        if (!rc) rc = run(ctx, p, out, err);
+        if (rc) ocn_error_prefix(err, "§10 perturbation run %d", r);
+        for (int i = 0; !rc && i < nominal->count; i++) {
+            const ocn_array *x = &nominal->a[i], *y = ocn_arrayset_find(out, x->name);
+            if (!y || y->size != x->size) { /* a run that changes shapes is a structural failure */
+                rc = ocn_fail(err, OCN_ENUMERIC, "§10 perturbation run %d did not produce '%s'", r, x->name);
+                break;
+            }
+            double nx = norm2(x->data, x->size), e = dist2(y->data, x->data, x->size);
+            if (!isfinite(e)) {
+                s[i] = INFINITY;
+                continue;
+            }
+            s[i] = fmax(s[i], e / (u * fmax(nx, DBL_MIN)));
+        }
+        ocn_perturb_free(p);
+        ocn_arrayset_free(out);
+    }
+    for (int i = 0; !rc && i < nominal->count; i++) {
+        ocn_array *x = &nominal->a[i];
+        int zero = norm2(x->data, x->size) == 0.0;
+        x->cond = zero ? d : fmax(s[i], d);
+    }
+    free(s);
+    return rc;
+}
+
+int ocn_informative(double c, double u)
+{
+    double tau = u > 1e-10 ? OCN_TAU_F32 : OCN_TAU_F64;
+    return OCN_FAIL_RATIO * u * c < tau;
+}
+
+static int has_prefix(const char *name, const char *const *prefixes)
+{
+    for (int i = 0; prefixes[i]; i++) {
+        size_t l = strlen(prefixes[i]);
+        if (!strncmp(name, prefixes[i], l)) return 1;
+    }
+    return 0;
+}
+
+int ocn_is_gain_or_value(const char *name)
+{
+    static const char *const p[] = {"k_", "K_", "Vx_", "Vxx_", "Wx_", "Wxx_", NULL};
+    return has_prefix(name, p);
+}
+
+int ocn_counts_for_detection(const char *name)
+{
+    static const char *const p[] = {"theta_new_", NULL};
+    return ocn_is_gain_or_value(name) || has_prefix(name, p);
+}
