@@ -32,3 +32,120 @@ ocn_verdict ocn_verdict_of(double ratio)
     return ratio < OCN_THRESHOLD ? OCN_OK_V : OCN_MARGINAL;
 }
 
+
+/* §10 completeness: which of the reference side's output arrays a tool requires. */
+static int starts(const char *name, const char *const *prefixes)
+{
+    for (int i = 0; prefixes[i]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
+/* The arrays the optimized path defines (ocn check's required set; the same
+ * table is in docs/checks.md).  K and Vxx/Wxx are defined wherever the
+ * reference fixture stores them (§11 omits K above 1 MB). */
+static const char *const OPTIMIZED_DEFINES[] = {"x_t", "dx_t", "Qx_t", "Px_t", "Qth_t", "Pth_t", "k_t", "K_t",
+                                                "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "theta_new_t", NULL};
+static const char *const GAIN_ARRAYS[] = {"k_t", "K_t", "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "dx_t", "theta_new_t", NULL};
+
+int ocn_requires(ocn_require req, const char *name)
+{
+    if (ocn_array_is_input(name)) return 0;
+    switch (req) {
+    case OCN_REQUIRE_GAINS: return starts(name, GAIN_ARRAYS);
+    case OCN_REQUIRE_OPTIMIZED: return starts(name, OPTIMIZED_DEFINES);
+    default: return 1;
+    }
+}
+
+void ocn_fixture_info_of(const char *fixture, const ocn_arrayset *ref, ocn_fixture_info *info)
+{
+    memset(info, 0, sizeof *info);
+    snprintf(info->fixture, sizeof info->fixture, "%s", fixture);
+    for (int i = 0; i < ref->count; i++) {
+        const ocn_array *a = &ref->a[i];
+        if (ocn_array_is_input(a->name)) continue;
+        int inf = ocn_informative(a->cond, OCN_U64);
+        if (ocn_is_gain_or_value(a->name)) info->total++, info->weak += !inf;
+        if (inf && ocn_counts_for_detection(a->name))
+            info->detection = fmax(info->detection, OCN_FAIL_RATIO * OCN_U64 * a->cond);
+    }
+    info->fit_for_ports = 2 * info->weak <= info->total;
+}
+
+static int same_shape(const ocn_array *a, const ocn_array *b)
+{
+    int same = a->ndim == b->ndim;
+    for (int d = 0; same && d < a->ndim; d++) same = a->shape[d] == b->shape[d];
+    return same;
+}
+
+int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_arrayset *ref, const ocn_arrayset *tested)
+{
+    char q[96];
+    int compared = 0;
+    for (int i = 0; i < ref->count; i++) {
+        const ocn_array *x = &ref->a[i], *y = ocn_arrayset_find(tested, x->name);
+        if (ocn_array_is_input(x->name)) { /* the same inputs, bit for bit, or the comparison means nothing */
+            if (y && (!same_shape(x, y) || memcmp(x->data, y->data, x->size * sizeof *x->data))) {
+                snprintf(q, sizeof q, "%s (input differs)", x->name);
+                ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            }
+            continue;
+        }
+        if (!ocn_requires(s->require, x->name)) {
+            /* check's required set is the optimized path's whole output by design (docs/checks.md) */
+            if (!y) {
+                if (s->require != OCN_REQUIRE_OPTIMIZED)
+                    ocn_report_one_side(rep, s->fixture, x->name, "reference only, not required");
+            } else if (same_shape(x, y)) { /* compared, but not part of the required set */
+                ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_rel_err(y->data, x->data, x->size), s->u, x->cond);
+                compared++;
+            }
+            continue;
+        }
+        if (!y) { /* §10: a required array that is missing is FAILED */
+            snprintf(q, sizeof q, "%s (missing)", x->name);
+            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            continue;
+        }
+        if (!same_shape(x, y)) {
+            snprintf(q, sizeof q, "%s (shape differs)", x->name);
+            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            continue;
+        }
+        ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_rel_err(y->data, x->data, x->size), s->u, x->cond);
+        compared++;
+    }
+    for (int i = 0; i < tested->count; i++)
+        if (!ocn_arrayset_find(ref, tested->a[i].name))
+            ocn_report_one_side(rep, s->fixture, tested->a[i].name, s->tested_only ? s->tested_only : "tested only");
+    ocn_fixture_info info;
+    ocn_fixture_info_of(s->fixture, ref, &info);
+    ocn_report_fixture_info(rep, &info);
+    return compared;
+}
+
+int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err)
+{
+    *ref = ocn_arrayset_copy(f->arrays);
+    if (!*ref) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (f->c_measured) return OCN_OK;
+    /* §10: "a v1 fixture, or one without cond, gets c re-measured by the reference" */
+    ocn_arrayset *run = ocn_arrayset_new();
+    ocn_ref_opts o = {OCN_FAULT_NONE, OCN_MEASURE_RUNS};
+    int rc = run ? ocn_ref_run(f->game, &f->game->opt, f->arrays, &o, run, err)
+                 : ocn_fail(err, OCN_ENOMEM, "out of memory");
+    double d = ocn_tolerance_floor(f->game, &f->game->opt);
+    for (int i = 0; !rc && i < (*ref)->count; i++) {
+        const ocn_array *m = ocn_arrayset_find(run, (*ref)->a[i].name);
+        (*ref)->a[i].cond = m ? m->cond : d;
+    }
+    ocn_arrayset_free(run);
+    if (rc) {
+        ocn_arrayset_free(*ref);
+        *ref = NULL;
+        return ocn_error_prefix(err, "%s: re-measuring §10 sensitivities", f->dir);
+    }
+    return OCN_OK;
+}

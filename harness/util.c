@@ -10,7 +10,9 @@
 int check_ref_variant(check_ctx *c, const ocn_optimizer *opt, ocn_arrayset **out)
 {
     *out = ocn_arrayset_new();
-    int rc = ocn_ref_run(c->g, opt, c->in, c->o, *out, c->err);
+    /* §10 rev. 2: a check measures c for its variant with R = 2 */
+    ocn_ref_opts o = {c->o ? c->o->fault : OCN_FAULT_NONE, OCN_CHECK_RUNS};
+    int rc = *out ? ocn_ref_run(c->g, opt, c->in, &o, *out, c->err) : ocn_fail(c->err, OCN_ENOMEM, "out of memory");
     if (rc) {
         ocn_arrayset_free(*out);
         *out = NULL;
@@ -47,8 +49,7 @@ double check_problem_size(const ocn_game *g)
 
 void check_row(check_ctx *c, const char *id, const char *quantity, const double *x, const double *ref, size_t n, double cnd)
 {
-    double e = ocn_rel_err(x, ref, n);
-    ocn_report_add(c->rep, id, c->name, quantity, e, ocn_ratio(e, OCN_U64, cnd));
+    ocn_report_add_c(c->rep, id, c->name, quantity, ocn_rel_err(x, ref, n), OCN_U64, cnd);
 }
 
 void check_fd_row(check_ctx *c, const char *id, const char *quantity, const double *x, const double *fd, size_t n,

@@ -1,6 +1,7 @@
 /* Fixture directory I/O (SPEC §11). */
 #include "ocn/fixture.h"
 #include "ocn/npy.h"
+#include "ocn/tolerance.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -87,8 +88,9 @@ int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, 
     if (!json_is_object(m)) rc = ocn_fail(err, OCN_EINVAL, "%s: the manifest must be a JSON object", mpath);
     else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "ocnopt-fixture"))
         rc = ocn_fail(err, OCN_EINVAL, "%s: format must be \"ocnopt-fixture\"", mpath);
-    else if (!json_is_integer(json_object_get(m, "version")) || json_integer_value(json_object_get(m, "version")) != 1)
-        rc = ocn_fail(err, OCN_EINVAL, "%s: version must be 1", mpath);
+    else if (!json_is_integer(json_object_get(m, "version")) || json_integer_value(json_object_get(m, "version")) < 1 ||
+             json_integer_value(json_object_get(m, "version")) > 2)
+        rc = ocn_fail(err, OCN_EINVAL, "%s: version must be 1 or 2 (SPEC §11)", mpath);
     else if (p && !json_is_object(p))
         rc = ocn_fail(err, OCN_EINVAL, "%s: producer must be an object", mpath);
     else if (!json_is_object(arrays))
@@ -208,7 +210,20 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
     copy_str(f->producer, sizeof f->producer, json_object_get(p, "name"), "unknown");
     copy_str(f->backend, sizeof f->backend, json_object_get(p, "backend"), "unknown");
     copy_str(f->precision, sizeof f->precision, json_object_get(p, "precision"), "f64");
+    f->version = (int)json_integer_value(json_object_get(m, "version"));
+    json_t *tol = json_object_get(m, "tolerance"), *kind = json_object_get(m, "kind");
+    /* §10 rev. 2: only a v2 manifest's measured c is used; a v1 `cond` was a
+     * product of condition-number bounds and is re-measured instead */
+    f->c_measured = f->version >= 2 && json_is_string(json_object_get(tol, "rule")) &&
+                    !strcmp(json_string_value(json_object_get(tol, "rule")), "measured");
+    f->trajectory = json_is_string(kind) && !strcmp(json_string_value(kind), "trajectory");
+    if (kind && (!json_is_string(kind) || (strcmp(json_string_value(kind), "step") && !f->trajectory))) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: kind must be \"step\" or \"trajectory\"", mpath);
+        goto done;
+    }
     rc = read_arrays(f, json_object_get(m, "arrays"), err);
+    if (!rc && !f->c_measured)
+        for (int i = 0; i < f->arrays->count; i++) f->arrays->a[i].cond = 0; /* not a rev.-2 c */
 done:
     free(text);
     if (m) json_decref(m);
@@ -248,9 +263,21 @@ static void remove_flat_dir(const char *dir)
 static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_producer *p)
 {
     json_t *m = json_object(), *arr = json_object(), *prod = json_object();
+    int ngv = 0, nweak = 0;
+    double power = 0;
     json_object_set_new(m, "format", json_string("ocnopt-fixture"));
-    json_object_set_new(m, "version", json_integer(1));
-    json_object_set(m, "game", (json_t *)g->json);
+    json_object_set_new(m, "version", json_integer(2));
+    json_object_set_new(m, "kind", json_string(ocn_game_is_trajectory(g) ? "trajectory" : "step"));
+    json_object_set_new(m, "game", (json_t *)ocn_game_normalised(g)); /* §11 v2: every default filled in */
+    if (p->measure_runs > 0) { /* §10 rev. 2 */
+        json_t *tol = json_object();
+        json_object_set_new(tol, "rule", json_string("measured"));
+        json_object_set_new(tol, "runs", json_integer(p->measure_runs));
+        json_object_set_new(tol, "rng", json_string("mt19937"));
+        json_object_set_new(tol, "seed_base", json_integer((json_int_t)(1000 * g->seed)));
+        json_object_set_new(tol, "floor_d", json_real(ocn_tolerance_floor(g, &g->opt)));
+        json_object_set_new(m, "tolerance", tol);
+    }
     json_object_set_new(prod, "name", json_string(p->name ? p->name : "ocnopt"));
     json_object_set_new(prod, "backend", json_string(p->backend ? p->backend : "reference"));
     json_object_set_new(prod, "precision", json_string(p->precision ? p->precision : "f64"));
@@ -271,11 +298,27 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
         if (!ocn_array_is_input(a->name)) {
             json_object_set_new(e, "metric", json_string("ratio_u"));
             json_object_set_new(e, "threshold", json_integer(30));
-            if (a->cond > 0) json_object_set_new(e, "cond", json_real(a->cond));
+            if (a->cond > 0 && p->measure_runs > 0) {
+                json_object_set_new(e, "cond", json_real(a->cond));
+                json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, OCN_U64)));
+                if (ocn_is_gain_or_value(a->name)) {
+                    ngv++;
+                    nweak += !ocn_informative(a->cond, OCN_U64);
+                }
+                if (ocn_counts_for_detection(a->name) && ocn_informative(a->cond, OCN_U64))
+                    power = fmax(power, OCN_FAIL_RATIO * OCN_U64 * a->cond);
+            }
         }
         json_object_set_new(arr, a->name, e);
     }
     json_object_set_new(m, "arrays", arr);
+    if (p->measure_runs > 0) {
+        /* §10: more than half of the gain/value arrays weak → not fit for ports */
+        if (2 * nweak > ngv) json_object_set_new(m, "fit_for_ports", json_false());
+        json_object_set_new(json_object_get(m, "tolerance"), "detection_power", json_real(power));
+        json_object_set_new(json_object_get(m, "tolerance"), "weak", json_integer(nweak));
+        json_object_set_new(json_object_get(m, "tolerance"), "gain_value_arrays", json_integer(ngv));
+    }
     return m;
 }
 

@@ -109,6 +109,7 @@ static const char *const DYN_NAMES[] = {"gn", "full", NULL};
 static const char *const VALUE_NAMES[] = {"augmented", "blockdiag", "persample", NULL};
 static const char *const TERM_NAMES[] = {"exact", "outer", NULL};
 static const char *const ZERO_NAMES[] = {"Qthx", "Puv", "Pux", "Mid", NULL};
+static const char *const DATA_NAMES[] = {"fixed", "stream", NULL};
 
 const char *ocn_act_name(ocn_act a) { return ACT_NAMES[a]; }
 const char *ocn_curvature_name(ocn_curvature c) { return CURV_NAMES[c]; }
@@ -311,7 +312,8 @@ static int parse_block_list(ctx *c, json_t *arr, const char *path, int *nout, in
 static int parse_optimizer(ctx *c, json_t *oj, ocn_optimizer *o)
 {
     static const char *const keys[] = {"game", "curvature", "dynamics", "value", "terminal",
-                                       "lr", "damping", "eps", "zero", NULL};
+                                       "lr", "damping", "eps", "zero", "steps", "data", "stat_decay",
+                                       "refresh_every", NULL};
     const char *path = "optimizer";
     if (!oj) return bad(c, "optimizer missing", NULL, NULL);
     if (!json_is_object(oj)) return bad(c, "optimizer must be an object", NULL, NULL);
@@ -330,6 +332,15 @@ static int parse_optimizer(ctx *c, json_t *oj, ocn_optimizer *o)
     if ((rc = get_num(c, oj, "lr", path, 0, 0.0, 1.0, 1, &o->lr))) return rc;
     if ((rc = get_num(c, oj, "damping", path, 0, 0.0, 0.0, 0, &o->damping))) return rc;
     if ((rc = get_num(c, oj, "eps", path, 0, 0.0, 1e-8, 0, &o->eps))) return rc;
+    long long iv; /* §13 fields: parsed and stored normalised; ocn gen refuses trajectories for now */
+    if ((rc = get_int(c, oj, "steps", path, 0, 1, 1 << 20, 1, &iv))) return rc;
+    o->steps = (int)iv;
+    if ((rc = get_enum(c, oj, "data", path, 0, DATA_NAMES, 0, &e))) return rc;
+    o->data_stream = e;
+    if ((rc = get_num(c, oj, "stat_decay", path, 0, 0.0, 0.0, 0, &o->stat_decay))) return rc;
+    if (o->stat_decay >= 1.0) return bad(c, "optimizer stat_decay must be in [0, 1)", NULL, NULL);
+    if ((rc = get_int(c, oj, "refresh_every", path, 0, 1, 1 << 20, 1, &iv))) return rc;
+    o->refresh_every = (int)iv;
     json_t *z = json_object_get(oj, "zero");
     o->zero = 0;
     if (z) {
@@ -559,4 +570,131 @@ int ocn_game_nparams(const ocn_game *g)
     for (int t = 0; t < g->T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++) m += g->stages[t].players[p].m;
     return m;
+}
+
+int ocn_game_is_trajectory(const ocn_game *g)
+{
+    const ocn_optimizer *o = &g->opt;
+    return o->steps > 1 || o->data_stream || o->stat_decay != 0.0 || o->refresh_every != 1;
+}
+
+static json_t *block_list(const ocn_game *g, int n, const int *ids)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_string(g->block_names[ids[i]]));
+    return a;
+}
+
+void *ocn_game_normalised(const ocn_game *g)
+{
+    json_t *r = json_object(), *loss = json_object(), *stages = json_array(), *opt = json_object(), *zero = json_array();
+    json_object_set_new(r, "name", json_string(g->name));
+    json_object_set_new(r, "seed", json_integer((json_int_t)g->seed));
+    json_object_set_new(r, "batch", json_integer(g->batch));
+    json_object_set_new(r, "input_dim", json_integer(g->input_dim));
+    json_object_set_new(r, "weight_decay", json_real(g->weight_decay));
+    json_object_set_new(loss, "kind", json_string(LOSS_NAMES[g->loss]));
+    if (g->loss == OCN_LOSS_CE) json_object_set_new(loss, "classes", json_integer(g->classes));
+    if (g->separable) {
+        json_t *lo = json_array();
+        for (int n = 0; n < g->nlanes; n++) json_array_append_new(lo, block_list(g, g->lane_nout[n], g->lane_outputs[n]));
+        json_object_set_new(loss, "lane_outputs", lo);
+    }
+    json_object_set_new(r, "loss", loss);
+    json_object_set_new(r, "outputs", block_list(g, g->noutputs, g->outputs));
+    for (int t = 0; t < g->T; t++) {
+        json_t *st = json_object(), *pl = json_array(), *ca = json_array();
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            const ocn_player *q = &g->stages[t].players[p];
+            json_t *o = json_object();
+            json_object_set_new(o, "lane", json_integer(q->lane));
+            json_object_set_new(o, "kind", json_string(KIND_NAMES[q->kind]));
+            json_object_set_new(o, "in", json_string(g->block_names[q->in_block]));
+            json_object_set_new(o, "out", json_string(g->block_names[q->out_block]));
+            json_object_set_new(o, "out_dim", json_integer(q->out_dim));
+            json_object_set_new(o, "act", json_string(ACT_NAMES[q->act]));
+            json_array_append_new(pl, o);
+        }
+        for (int k = 0; k < g->stages[t].ncarries; k++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "from", json_string(g->block_names[g->stages[t].carries[k].from]));
+            json_object_set_new(o, "to", json_string(g->block_names[g->stages[t].carries[k].to]));
+            json_array_append_new(ca, o);
+        }
+        json_object_set_new(st, "players", pl);
+        json_object_set_new(st, "carries", ca);
+        json_array_append_new(stages, st);
+    }
+    json_object_set_new(r, "stages", stages);
+    const ocn_optimizer *o = &g->opt;
+    json_object_set_new(opt, "game", json_string(GAME_NAMES[o->game]));
+    json_object_set_new(opt, "curvature", json_string(CURV_NAMES[o->curvature]));
+    json_object_set_new(opt, "dynamics", json_string(DYN_NAMES[o->dynamics]));
+    json_object_set_new(opt, "value", json_string(VALUE_NAMES[o->value]));
+    json_object_set_new(opt, "terminal", json_string(TERM_NAMES[o->terminal]));
+    json_object_set_new(opt, "lr", json_real(o->lr));
+    json_object_set_new(opt, "damping", json_real(o->damping));
+    json_object_set_new(opt, "eps", json_real(o->eps));
+    static const char *const zsorted[] = {"Mid", "Puv", "Pux", "Qthx", NULL}; /* §11 v2: `zero` sorted */
+    for (int k = 0; zsorted[k]; k++)
+        for (int j = 0; ZERO_NAMES[j]; j++)
+            if (!strcmp(ZERO_NAMES[j], zsorted[k]) && (o->zero & (1u << j))) json_array_append_new(zero, json_string(zsorted[k]));
+    json_object_set_new(opt, "zero", zero);
+    json_object_set_new(opt, "steps", json_integer(o->steps));
+    json_object_set_new(opt, "data", json_string(DATA_NAMES[o->data_stream]));
+    json_object_set_new(opt, "stat_decay", json_real(o->stat_decay));
+    json_object_set_new(opt, "refresh_every", json_integer(o->refresh_every));
+    json_object_set_new(r, "optimizer", opt);
+    return r;
+}
+
+/* Depth-first over sorted keys; numbers equal by value (1 == 1.0). */
+static int json_same(json_t *a, json_t *b, char *path, size_t n)
+{
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    if (json_typeof(a) != json_typeof(b)) return 0;
+    if (json_is_object(a)) {
+        const char **keys = malloc((json_object_size(a) + json_object_size(b) + 1) * sizeof *keys);
+        size_t nk = 0, len = strlen(path);
+        const char *k;
+        json_t *v;
+        json_object_foreach(a, k, v) keys[nk++] = k;
+        json_object_foreach(b, k, v) if (!json_object_get(a, k)) keys[nk++] = k;
+        for (size_t i = 1; i < nk; i++) /* insertion sort: small objects */
+            for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+                const char *t = keys[j];
+                keys[j] = keys[j - 1], keys[j - 1] = t;
+            }
+        int same = 1;
+        for (size_t i = 0; same && i < nk; i++) {
+            if (len == 0 && !strcmp(keys[i], "name")) continue; /* §11: `name` is ignored */
+            snprintf(path + len, n - len, "%s%s", len ? "." : "", keys[i]);
+            json_t *x = json_object_get(a, keys[i]), *y = json_object_get(b, keys[i]);
+            same = x && y && json_same(x, y, path, n);
+            if (same) path[len] = 0;
+        }
+        free(keys);
+        return same;
+    }
+    if (json_is_array(a)) {
+        size_t len = strlen(path);
+        size_t na = json_array_size(a), nb = json_array_size(b);
+        for (size_t i = 0; i < na || i < nb; i++) {
+            snprintf(path + len, n - len, "[%zu]", i);
+            if (i >= na || i >= nb || !json_same(json_array_get(a, i), json_array_get(b, i), path, n)) return 0;
+            path[len] = 0;
+        }
+        return 1;
+    }
+    return json_equal(a, b);
+}
+
+int ocn_game_same(const ocn_game *a, const ocn_game *b, char *diff, size_t n)
+{
+    json_t *x = ocn_game_normalised(a), *y = ocn_game_normalised(b);
+    char path[1024] = "";
+    int same = x && y && json_same(x, y, path, sizeof path);
+    if (diff && n) snprintf(diff, n, "%s", same ? "" : path[0] ? path : "(whole game)");
+    json_decref(x), json_decref(y);
+    return same;
 }

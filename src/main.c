@@ -1,12 +1,13 @@
-/* ocn — the command-line tool.
- *   ocn gen GAME.json -o DIR [--force]     write a §11 fixture from the reference
- *   ocn verify DIR...                      recompute fixtures, compare every array (§10)
- *   ocn theorems DIR... [--json FILE]      run the §9 checks
- * Exit status: 0 ok, 1 a check failed, 2 bad input or usage. */
+/* ocn — the command-line tool (usage() below is the one list of commands,
+ * options and exit statuses; README.md repeats the table). */
 #include "ocn/fixture.h"
 #include "ocn/harness.h"
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
+#include "ocn/tolerance.h"
+
+#include <jansson.h>
+#include <math.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -17,16 +18,29 @@
 #define OCN_COMMIT "unknown"
 #endif
 
+static const char USAGE[] =
+    "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32]\n"
+    "       ocn verify DIR... [REPORT OPTIONS]\n"
+    "       ocn theorems DIR... [REPORT OPTIONS]\n"
+    "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [REPORT OPTIONS]\n"
+    "       ocn compare DIR_A DIR_B [--require all|gains] [REPORT OPTIONS]   (A is the reference side)\n"
+    "       ocn normalise GAME.json      print the SPEC §11 v2 normalised game (every default filled in)\n"
+    "report options:\n"
+    "  --verbose        print every row (default: one line per fixture x check family, and every row not ok)\n"
+    "  --json FILE      machine-readable report (schema ocnopt-report v1)\n"
+    "  --junit FILE     JUnit XML, one testcase per fixture x check family\n"
+    "  --allow-skip     exit 0 even when the run compared nothing or skipped everything\n"
+    "  --fault NAME     (verify, theorems: harness self-test) inject a wrong kernel into the reference:\n"
+    "                   K-sign, feedback-drop, K-perturb, k-perturb, Puv-drop\n"
+    "exit status:\n"
+    "  0  every comparison passed (ok or marginal; weak rows are printed, never counted as passed)\n"
+    "  1  a comparison FAILED, or the run compared nothing / skipped everything (without --allow-skip)\n"
+    "  2  bad input or usage: a message names the file, field or layer; nothing is written\n"
+    "  3  an I/O or resource failure (cannot write a file, out of memory)\n";
+
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32]\n"
-            "       ocn verify DIR... [--json FILE]\n"
-            "       ocn theorems DIR... [--json FILE]\n"
-            "       ocn compare DIR_A DIR_B [--json FILE]\n"
-            "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [--json FILE]\n"
-            "  --fault NAME   (harness self-test) inject a wrong kernel into the reference:\n"
-            "                 K-sign, feedback-drop, K-perturb, k-perturb\n");
+    fputs(USAGE, stderr);
     return 2;
 }
 
@@ -43,15 +57,67 @@ static void die_after(void *ctx, int nwritten)
     if (nwritten >= *(int *)ctx) raise(SIGKILL);
 }
 
-/* Prints the table and closing line, writes --json; exit 1 on any FAILED row. */
-static int finish_report(const ocn_report *rep, const char *json)
+typedef struct {
+    const char *json, *junit;
+    int verbose, allow_skip;
+    ocn_ref_opts ref;
+} report_opts;
+
+/* Parses a report option at argv[*i]; 1 if it was one, -1 on a bad value. */
+static int report_option(int argc, char **argv, int *i, report_opts *ro)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--verbose")) ro->verbose = 1;
+    else if (!strcmp(a, "--allow-skip")) ro->allow_skip = 1;
+    else if (!strcmp(a, "--json") && *i + 1 < argc) ro->json = argv[++*i];
+    else if (!strcmp(a, "--junit") && *i + 1 < argc) ro->junit = argv[++*i];
+    else if (!strcmp(a, "--fault") && *i + 1 < argc) {
+        if (ocn_fault_parse(argv[++*i], &ro->ref.fault)) {
+            fprintf(stderr, "ocn: unknown fault '%s'\n", argv[*i]);
+            return -1;
+        }
+    } else return 0;
+    return 1;
+}
+
+/* Prints the report, writes --json/--junit; the exit status of the table in
+ * usage(): `status` carries 2 when some input was bad (the rest still ran). */
+static int finish_report(const ocn_report *rep, const report_opts *ro, int status)
 {
     fflush(stdout);
-    ocn_report_print(rep, stdout, 1);
+    ocn_report_print(rep, stdout, ro->verbose);
     ocn_error e = {0};
-    if (json && ocn_report_write_json(rep, json, &e)) return die(&e);
-    return ocn_report_failures(rep) ? 1 : 0;
+    if (ro->json && ocn_report_write_json(rep, ro->json, &e)) return die(&e);
+    if (ro->junit && ocn_report_write_junit(rep, ro->junit, &e)) return die(&e);
+    if (status) return status;
+    if (ocn_report_failures(rep)) return 1;
+    if (!ocn_report_compared(rep) && !ro->allow_skip) { /* §10: a verdict that compared nothing is no pass */
+        fprintf(stdout, "ocn: nothing was compared%s; exit 1 (--allow-skip to accept)\n",
+                rep->skipped ? " (everything skipped)" : "");
+        return 1;
+    }
+    return 0;
 }
+
+/* A fixture that could not be processed: bad input is reported (status 2)
+ * and the other fixtures still run; a numerical failure is a FAILED row. */
+static int fixture_error(ocn_report *rep, const char *id, const char *dir, const ocn_error *e)
+{
+    if (e->code == OCN_EINVAL) {
+        fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
+        return 2;
+    }
+    if (e->code == OCN_EIO || e->code == OCN_ENOMEM) {
+        fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
+        return 3;
+    }
+    char q[96];
+    snprintf(q, sizeof q, "(could not run: %.70s)", ocn_error_message(e));
+    ocn_report_add(rep, id, dir, q, INFINITY, INFINITY);
+    return 0;
+}
+
+static int worse(int a, int b) { return a > b ? a : b; }
 
 static int cmd_gen(int argc, char **argv)
 {
@@ -79,6 +145,9 @@ static int cmd_gen(int argc, char **argv)
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
     ocn_opt_config cfg = {backend, !strcmp(prec, "f32") ? 32 : 64, 1 << 20, 0};
     ocn_ref_opts ro = {OCN_FAULT_NONE, OCN_MEASURE_RUNS}; /* §10 rev. 2: c measured by 8 perturbation runs */
+    if (!rc && ocn_game_is_trajectory(g))
+        rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: trajectories (SPEC §13: steps, data, stat_decay, refresh_every) are not "
+                      "implemented yet", game);
     if (!rc) rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
     if (!rc) {
         /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
@@ -95,7 +164,7 @@ static int cmd_gen(int argc, char **argv)
         }
         ocn_arrayset_sort(out);
         ocn_producer p = {optimized ? "ocnopt optimized" : "ocnopt reference", backend, prec, OCN_COMMIT, "gsl_rng_mt19937",
-                          g->seed};
+                          g->seed, optimized ? 0 : OCN_MEASURE_RUNS};
         int fault_after = 0;
         const char *fa = getenv("OCN_FAULT_GEN_AFTER");
         if (fa) fault_after = atoi(fa);
@@ -112,43 +181,34 @@ static int cmd_gen(int argc, char **argv)
 
 typedef int (*fixture_fn)(const ocn_fixture *, const ocn_ref_opts *, ocn_report *, ocn_error *);
 
-static int cmd_fixtures(int argc, char **argv, fixture_fn fn)
+static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
 {
-    const char *json = NULL;
-    ocn_ref_opts o = {OCN_FAULT_NONE};
-    int ndirs = 0;
+    report_opts ro = {0};
+    int ndirs = 0, status = 0;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    if (!dirs) return 3;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else if (!strcmp(argv[i], "--fault") && i + 1 < argc) {
-            if (ocn_fault_parse(argv[++i], &o.fault)) {
-                fprintf(stderr, "ocn: unknown fault '%s'\n", argv[i]);
-                free(dirs);
-                return 2;
-            }
-        } else if (argv[i][0] == '-') {
+        int k = report_option(argc, argv, &i, &ro);
+        if (k < 0 || (!k && argv[i][0] == '-')) {
             free(dirs);
-            return usage();
-        } else dirs[ndirs++] = argv[i];
+            return k < 0 ? 2 : usage();
+        }
+        if (!k) dirs[ndirs++] = argv[i];
     }
     if (!ndirs) {
         free(dirs);
         return usage();
     }
     ocn_report *rep = ocn_report_new();
-    int status = 0;
-    for (int i = 0; i < ndirs; i++) {
+    for (int i = 0; rep && i < ndirs; i++) {
         ocn_error e = {0};
         ocn_fixture *f = NULL;
         int rc = ocn_fixture_read(dirs[i], &f, &e);
-        if (!rc) rc = fn(f, &o, rep, &e);
+        if (!rc) rc = fn(f, &ro.ref, rep, &e);
+        if (rc) status = worse(status, fixture_error(rep, id, f ? f->game->name : dirs[i], &e));
         ocn_fixture_free(f);
-        if (rc) {
-            status = die(&e);
-            break;
-        }
     }
-    if (!status) status = finish_report(rep, json);
+    status = rep ? finish_report(rep, &ro, status) : 3;
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -156,12 +216,19 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn)
 
 static int cmd_check(int argc, char **argv)
 {
-    const char *json = NULL, *backend = "cpu", *prec = "f64";
-    int ndirs = 0;
+    report_opts ro = {0};
+    const char *backend = "cpu", *prec = "f64";
+    int ndirs = 0, status = 0;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    if (!dirs) return 3;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        int k = report_option(argc, argv, &i, &ro);
+        if (k) {
+            if (k < 0) {
+                free(dirs);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (argv[i][0] == '-') {
             free(dirs);
@@ -179,25 +246,27 @@ static int cmd_check(int argc, char **argv)
         return usage();
     }
     ocn_report *rep = ocn_report_new();
-    int status = 0, skipped = 0;
-    for (int i = 0; i < ndirs && !status; i++) {
+    for (int i = 0; rep && i < ndirs; i++) {
         ocn_error e = {0};
         ocn_fixture *f = NULL;
         int rc = ocn_fixture_read(dirs[i], &f, &e);
-        for (int b = 0; !rc && b < nb; b++)
-            for (int p = 0; !rc && p < np; p++) {
-                rc = ocn_check_fixture(f, backends[b], precs[p], rep, &skipped, stdout, &e);
-                if (rc == OCN_EUNSUPPORTED && !strcmp(backends[b], "cuda")) { /* no GPU backend in this build */
-                    printf("SKIP  cuda/f%-9d %-28s %s\n", precs[p], f->game->name, ocn_error_message(&e));
-                    skipped++;
-                    rc = OCN_OK;
-                }
+        if (rc) {
+            status = worse(status, fixture_error(rep, "check", dirs[i], &e));
+            continue;
+        }
+        for (int b = 0; b < nb; b++)
+            for (int p = 0; p < np; p++) {
+                char id[24];
+                snprintf(id, sizeof id, "%s/f%d", backends[b], precs[p]);
+                rc = ocn_check_fixture(f, backends[b], precs[p], rep, NULL, NULL, &e);
+                if (rc == OCN_EUNSUPPORTED && !strcmp(backends[b], "cuda")) /* no GPU, or no CUDA in this build */
+                    ocn_report_skip(rep, id, f->game->name, ocn_error_message(&e));
+                else if (rc)
+                    status = worse(status, fixture_error(rep, id, f->game->name, &e));
             }
         ocn_fixture_free(f);
-        if (rc) status = die(&e);
     }
-    rep->skipped = skipped; /* the closing line says ", N skipped" */
-    if (!status) status = finish_report(rep, json);
+    status = rep ? finish_report(rep, &ro, status) : 3;
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -205,33 +274,65 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_compare(int argc, char **argv)
 {
-    const char *json = NULL, *dirs[2] = {NULL, NULL};
+    report_opts ro = {0};
+    const char *dirs[2] = {NULL, NULL};
+    ocn_require req = OCN_REQUIRE_ALL;
     int nd = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else if (argv[i][0] == '-' || nd == 2) return usage();
+        int k = report_option(argc, argv, &i, &ro);
+        if (k < 0) return 2;
+        if (k) continue;
+        if (!strcmp(argv[i], "--require") && i + 1 < argc) {
+            const char *r = argv[++i];
+            if (!strcmp(r, "gains")) req = OCN_REQUIRE_GAINS;
+            else if (!strcmp(r, "all")) req = OCN_REQUIRE_ALL;
+            else { /* §10: narrowed to the gains, never to nothing */
+                fprintf(stderr, "ocn: --require takes 'all' or 'gains', not '%s'\n", r);
+                return 2;
+            }
+        } else if (argv[i][0] == '-' || nd == 2) return usage();
         else dirs[nd++] = argv[i];
     }
     if (nd != 2) return usage();
     ocn_error e = {0};
     ocn_fixture *a = NULL, *b = NULL;
     ocn_report *rep = ocn_report_new();
-    int rc = ocn_fixture_read(dirs[0], &a, &e);
+    int rc = rep ? OCN_OK : ocn_fail(&e, OCN_ENOMEM, "out of memory");
+    if (!rc) rc = ocn_fixture_read(dirs[0], &a, &e);
     if (!rc) rc = ocn_fixture_read(dirs[1], &b, &e);
-    if (!rc) rc = ocn_compare_fixtures(a, b, rep, stdout, &e);
-    int status = rc ? die(&e) : finish_report(rep, json);
+    if (!rc) rc = ocn_compare_fixtures(a, b, req, rep, &e);
+    int status = rc ? die(&e) : finish_report(rep, &ro, 0);
     ocn_fixture_free(a), ocn_fixture_free(b);
     ocn_report_free(rep);
     return status;
 }
 
+static int cmd_normalise(int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') return usage();
+    ocn_error e = {0};
+    ocn_game *g = NULL;
+    if (ocn_game_load_file(argv[0], &g, &e)) return die(&e);
+    json_t *n = ocn_game_normalised(g);
+    int rc = n && json_dumpf(n, stdout, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 ? 0 : 3;
+    if (!rc) putchar('\n');
+    json_decref(n);
+    ocn_game_free(g);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
     if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture);
-    if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture);
+    if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture, "REPRO");
+    if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture, "THEOREMS");
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "normalise") || !strcmp(argv[1], "normalize")) return cmd_normalise(argc - 2, argv + 2);
     return usage();
 }

@@ -10,11 +10,15 @@ typedef struct ocn_fixture {
     ocn_game *game;
     ocn_arrayset *arrays;   /* inputs and outputs, as stored */
     char producer[256], backend[64], precision[16];
+    int version;            /* §11: 1 or 2 */
+    int c_measured;         /* §10 rev. 2: stored cond is a measured c (v2 "tolerance": {"rule": "measured"}) */
+    int trajectory;         /* §11 v2 "kind": "trajectory" */
 } ocn_fixture;
 
 typedef struct {
     const char *name, *backend, *precision, *commit, *rng;
     unsigned long seed;
+    int measure_runs;       /* §10 rev. 2 perturbation runs that measured each cond (0: not measured) */
 } ocn_producer;
 
 /* Reads and validates (manifest fields, every array's dtype and shape against

@@ -49,6 +49,11 @@ typedef struct {
     ocn_terminal terminal;
     double lr, damping, eps;
     unsigned zero;             /* OCN_ZERO_* bits */
+    /* §13 trajectory fields (defaults: the one-step semantics) */
+    int steps;                 /* n_s >= 1 */
+    int data_stream;           /* 0: "fixed", 1: "stream" */
+    double stat_decay;         /* ρ in [0, 1) */
+    int refresh_every;         /* T_r >= 1 */
 } ocn_optimizer;
 
 /* A loaded, validated game.  Block layout per time t = 0..T:
@@ -88,6 +93,17 @@ void ocn_game_free(ocn_game *g);
 /* Lane payoff dimension helpers. */
 const ocn_player *ocn_game_lane_player(const ocn_game *g, int t, int lane); /* NULL = dummy */
 int ocn_game_nparams(const ocn_game *g);   /* total parameter count */
+
+/* §11 v2: the description with every default filled in (optimizer and §13
+ * fields, terminal, outputs, carries, out_dim of act players), `zero` sorted:
+ * a new jansson json_t* (the caller json_decref()s it), NULL when out of memory. */
+void *ocn_game_normalised(const ocn_game *g);
+/* §11 v2: same game when the normalised forms are equal by value (1 == 1.0),
+ * ignoring `name`.  Returns 1 if equal; else 0 and the first differing field
+ * (sorted-key depth-first, e.g. "optimizer.damping") in diff. */
+int ocn_game_same(const ocn_game *a, const ocn_game *b, char *diff, size_t n);
+/* §13: a trajectory (steps > 1 or any §13 field off its default). */
+int ocn_game_is_trajectory(const ocn_game *g);
 
 const char *ocn_act_name(ocn_act a);
 const char *ocn_curvature_name(ocn_curvature c);

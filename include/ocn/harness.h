@@ -87,6 +87,35 @@ int ocn_report_weak(const ocn_report *r);
  * compared nothing (§10 completeness: exit 1 unless --allow-skip). */
 int ocn_report_compared(const ocn_report *r);
 
+/* §10 completeness: the set of the reference side's output arrays a tool
+ * requires.  ALL: every output (verify, compare); GAINS: k, K, Vx, Vxx, Wx,
+ * Wxx, dx, theta_new (compare --require gains); OPTIMIZED: the arrays the
+ * optimized path defines (check; table in harness/compare.c and docs/checks.md). */
+typedef enum { OCN_REQUIRE_ALL = 0, OCN_REQUIRE_GAINS, OCN_REQUIRE_OPTIMIZED } ocn_require;
+int ocn_requires(ocn_require req, const char *name);
+
+typedef struct {
+    const char *id;          /* row family, e.g. "REPRO", "cpu/f64", "COMPARE" */
+    const char *fixture;     /* fixture name in rows */
+    ocn_require require;
+    double u;                /* unit roundoff of the lower precision involved */
+    const char *tested_only; /* label for arrays only the tested side has (NULL: "tested only") */
+} ocn_compare_spec;
+
+/* The one comparison routine (§10) behind verify, check and compare: X* = ref
+ * (its ->cond is the measured c, always the reference side's), X = tested.
+ * A required array missing or of another shape is FAILED; inputs present on
+ * both sides must be identical; arrays on one side only are listed; the
+ * fixture's detection power is recorded.  Returns how many output arrays
+ * were compared. */
+int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_arrayset *ref, const ocn_arrayset *tested);
+/* §10 detection power and weak counts of a reference-side arrayset. */
+void ocn_fixture_info_of(const char *fixture, const ocn_arrayset *ref, ocn_fixture_info *info);
+/* The reference side of a fixture: its stored arrays with their measured c
+ * (§10 rev. 2); a v1 fixture or one without measured c gets c re-measured by
+ * the reference (8 runs) on its own inputs. */
+int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err);
+
 /* Recompute a fixture's stored outputs with the reference from its stored
  * inputs; one row per array (id "REPRO").  Arrays the reference does not
  * produce are rows of their own (FAILED): nothing is skipped silently. */
@@ -101,8 +130,9 @@ int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report
 int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
                       FILE *notes, ocn_error *err);
 
-/* `ocn compare`: fixtures A and B of the same game, every common array;
- * arrays on one side only are named on `notes` (may be NULL). */
-int ocn_compare_fixtures(const ocn_fixture *a, const ocn_fixture *b, ocn_report *rep, FILE *notes, ocn_error *err);
+/* `ocn compare`: fixtures A (the reference side) and B of the same game;
+ * `require` says which of A's outputs B must have (§10 completeness). */
+int ocn_compare_fixtures(const ocn_fixture *a, const ocn_fixture *b, ocn_require require, ocn_report *rep,
+                         ocn_error *err);
 
 #endif
