@@ -25,6 +25,8 @@ static const char USAGE[] =
     "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [REPORT OPTIONS]\n"
     "       ocn compare DIR_A DIR_B [--require all|gains] [REPORT OPTIONS]   (A is the reference side)\n"
     "       ocn normalise GAME.json      print the SPEC §11 v2 normalised game (every default filled in)\n"
+    "       ocn detect DIR... [--max-power P] [--max-weak FRACTION]\n"
+    "                                    §10 detection power per fixture and of the set (exit 1 over a limit)\n"
     "report options:\n"
     "  --verbose        print every row (default: one line per fixture x check family, and every row not ok)\n"
     "  --json FILE      machine-readable report (schema ocnopt-report v1)\n"
@@ -307,6 +309,60 @@ static int cmd_compare(int argc, char **argv)
     return status;
 }
 
+static int by_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* §10 detection power of each fixture and of the set: `make detect`. */
+static int cmd_detect(int argc, char **argv)
+{
+    double max_power = INFINITY, max_weak = 1.0;
+    int nd = 0, status = 0, weak = 0, total = 0;
+    double *power = calloc((size_t)argc + 1, sizeof *power);
+    if (!power) return 3;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--max-power") && i + 1 < argc) max_power = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--max-weak") && i + 1 < argc) max_weak = atof(argv[++i]);
+        else if (argv[i][0] == '-') {
+            free(power);
+            return usage();
+        } else {
+            ocn_error e = {0};
+            ocn_fixture *f = NULL;
+            ocn_arrayset *ref = NULL;
+            int rc = ocn_fixture_read(argv[i], &f, &e);
+            if (!rc) rc = ocn_reference_side(f, &ref, &e);
+            if (rc) {
+                status = worse(status, die(&e));
+            } else {
+                ocn_fixture_info info;
+                ocn_fixture_info_of(f->game->name, ref, &info);
+                printf("%-40s power=%.2e  weak=%d/%d%s\n", f->game->name, info.detection, info.weak, info.total,
+                       info.fit_for_ports ? "" : "  (not fit for ports)");
+                power[nd++] = info.detection, weak += info.weak, total += info.total;
+            }
+            ocn_arrayset_free(ref);
+            ocn_fixture_free(f);
+        }
+    }
+    if (!nd) {
+        free(power);
+        return status ? status : usage();
+    }
+    qsort(power, (size_t)nd, sizeof *power, by_double);
+    double median = nd % 2 ? power[nd / 2] : 0.5 * (power[nd / 2 - 1] + power[nd / 2]);
+    printf("detection: fixtures=%d median=%.2e worst=%.2e weak=%d/%d\n", nd, median, power[nd - 1], weak, total);
+    if (power[nd - 1] > max_power || weak > max_weak * total) {
+        printf("ocn detect: worst %.2e (limit %.2e), weak %d/%d (limit %.0f%%)\n", power[nd - 1], max_power, weak, total,
+               100 * max_weak);
+        status = worse(status, 1);
+    }
+    free(power);
+    return status;
+}
+
 static int cmd_normalise(int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-') return usage();
@@ -333,6 +389,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture, "THEOREMS");
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "detect")) return cmd_detect(argc - 2, argv + 2);
     if (!strcmp(argv[1], "normalise") || !strcmp(argv[1], "normalize")) return cmd_normalise(argc - 2, argv + 2);
     return usage();
 }
