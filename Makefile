@@ -43,7 +43,7 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 
-.PHONY: all deps run test check-test port-test fixtures fuzz mutants bench clean
+.PHONY: all deps run test check-test port-test fixtures fuzz mutants bench clean detect catalogue
 all: $(BUILD)/ocn $(BUILD)/libocn.a
 
 deps:
@@ -89,6 +89,8 @@ test: deps
 
 check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
+	@$(MAKE) --no-print-directory detect
+	@$(PYTHON) ci/fixture_catalogue.py --check
 	@$(MAKE) --no-print-directory port-test
 
 # A numpy-only port (examples/port_numpy.py) recomputes every shipped fixture's
@@ -99,9 +101,19 @@ port-test:
 	  $(PYTHON) examples/port_numpy.py $$d > /dev/null || { $(PYTHON) examples/port_numpy.py $$d; exit 1; }; n=$$((n+1)); \
 	done; echo "port_numpy: $$n fixtures recomputed from their stored arrays, all agree"
 
-# Regenerate the shipped fixtures from games/*.json (committed).
+# Regenerate the shipped fixtures from games/*.json (committed), then the catalogue.
 fixtures: $(BUILD)/ocn
 	@for g in $(GAMES); do n=$$(basename $$g .json); $(BUILD)/ocn gen $$g -o fixtures/$$n --force || exit 1; done
+	@$(MAKE) --no-print-directory catalogue
+
+# SPEC §10 rev. 2 detection power of the shipped set: the issue's bar is a
+# worst fixture at 1e-8 (float64) with at most 5% weak gain/value arrays.
+detect: $(BUILD)/ocn
+	@out=$$($(BUILD)/ocn detect --max-power 1e-8 --max-weak 0.05 $(FIXTURES)); st=$$?; \
+	if [ $$st -eq 0 ]; then echo "$$out" | tail -1; else echo "$$out"; fi; exit $$st
+
+catalogue:
+	@$(PYTHON) ci/fixture_catalogue.py
 
 # The benchmark program (ratios measured in one run; see docs/performance.md).
 $(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/libocn.a
