@@ -84,8 +84,9 @@ static int report_option(int argc, char **argv, int *i, report_opts *ro)
 
 /* Prints the report, writes --json/--junit; the exit status of the table in
  * usage(): `status` carries 2 when some input was bad (the rest still ran). */
-static int finish_report(const ocn_report *rep, const report_opts *ro, int status)
+static int finish_report(const ocn_report *rep, const report_opts *ro, int status, int processed)
 {
+    if (status && !processed) return status; /* only bad input: its messages, no report, nothing written */
     fflush(stdout);
     ocn_report_print(rep, stdout, ro->verbose);
     ocn_error e = {0};
@@ -94,7 +95,8 @@ static int finish_report(const ocn_report *rep, const report_opts *ro, int statu
     if (status) return status;
     if (ocn_report_failures(rep)) return 1;
     if (!ocn_report_compared(rep) && !ro->allow_skip) { /* §10: a verdict that compared nothing is no pass */
-        fprintf(stdout, "ocn: nothing was compared%s; exit 1 (--allow-skip to accept)\n",
+        fflush(stdout);
+        fprintf(stderr, "ocn: nothing was compared%s; exit 1 (--allow-skip to accept)\n",
                 rep->skipped ? " (everything skipped)" : "");
         return 1;
     }
@@ -186,7 +188,7 @@ typedef int (*fixture_fn)(const ocn_fixture *, const ocn_ref_opts *, ocn_report 
 static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
 {
     report_opts ro = {0};
-    int ndirs = 0, status = 0;
+    int ndirs = 0, status = 0, processed = 0;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
     if (!dirs) return 3;
     for (int i = 0; i < argc; i++) {
@@ -206,11 +208,11 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
         ocn_error e = {0};
         ocn_fixture *f = NULL;
         int rc = ocn_fixture_read(dirs[i], &f, &e);
-        if (!rc) rc = fn(f, &ro.ref, rep, &e);
+        if (!rc) rc = fn(f, &ro.ref, rep, &e), processed++;
         if (rc) status = worse(status, fixture_error(rep, id, f ? f->game->name : dirs[i], &e));
         ocn_fixture_free(f);
     }
-    status = rep ? finish_report(rep, &ro, status) : 3;
+    status = rep ? finish_report(rep, &ro, status, processed) : 3;
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -220,7 +222,7 @@ static int cmd_check(int argc, char **argv)
 {
     report_opts ro = {0};
     const char *backend = "cpu", *prec = "f64";
-    int ndirs = 0, status = 0;
+    int ndirs = 0, status = 0, processed = 0;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
     if (!dirs) return 3;
     for (int i = 0; i < argc; i++) {
@@ -256,6 +258,7 @@ static int cmd_check(int argc, char **argv)
             status = worse(status, fixture_error(rep, "check", dirs[i], &e));
             continue;
         }
+        processed++;
         for (int b = 0; b < nb; b++)
             for (int p = 0; p < np; p++) {
                 char id[24];
@@ -268,7 +271,7 @@ static int cmd_check(int argc, char **argv)
             }
         ocn_fixture_free(f);
     }
-    status = rep ? finish_report(rep, &ro, status) : 3;
+    status = rep ? finish_report(rep, &ro, status, processed) : 3;
     ocn_report_free(rep);
     free(dirs);
     return status;
@@ -303,7 +306,7 @@ static int cmd_compare(int argc, char **argv)
     if (!rc) rc = ocn_fixture_read(dirs[0], &a, &e);
     if (!rc) rc = ocn_fixture_read(dirs[1], &b, &e);
     if (!rc) rc = ocn_compare_fixtures(a, b, req, rep, &e);
-    int status = rc ? die(&e) : finish_report(rep, &ro, 0);
+    int status = rc ? die(&e) : finish_report(rep, &ro, 0, 1);
     ocn_fixture_free(a), ocn_fixture_free(b);
     ocn_report_free(rep);
     return status;
