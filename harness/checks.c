@@ -99,6 +99,11 @@ static const struct {
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err)
 {
     check_ctx c = {f, f->game, f->arrays, o, rep, err, f->game->name};
+    if (f->c_measured) { /* §10: every report prints the fixture's detection power */
+        ocn_fixture_info info;
+        ocn_fixture_info_of(f->game->name, f->arrays, &info);
+        ocn_report_fixture_info(rep, &info);
+    }
     for (size_t i = 0; i < sizeof CHECKS / sizeof *CHECKS; i++) {
         if (!CHECKS[i].applies(f->game)) continue;
         int rc = CHECKS[i].run(&c);
