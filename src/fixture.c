@@ -264,7 +264,7 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
 {
     json_t *m = json_object(), *arr = json_object(), *prod = json_object();
     int ngv = 0, nweak = 0;
-    double power = 0;
+    double power = 0, u = p->precision && !strcmp(p->precision, "f32") ? OCN_U32 : OCN_U64; /* c's unit (§10) */
     json_object_set_new(m, "format", json_string("ocnopt-fixture"));
     json_object_set_new(m, "version", json_integer(2));
     json_object_set_new(m, "kind", json_string(ocn_game_is_trajectory(g) ? "trajectory" : "step"));
@@ -276,6 +276,7 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
         json_object_set_new(tol, "rng", json_string("mt19937"));
         json_object_set_new(tol, "seed_base", json_integer((json_int_t)(1000 * g->seed)));
         json_object_set_new(tol, "floor_d", json_real(ocn_tolerance_floor(g, &g->opt)));
+        json_object_set_new(tol, "unit_roundoff", json_real(u));
         json_object_set_new(m, "tolerance", tol);
     }
     json_object_set_new(prod, "name", json_string(p->name ? p->name : "ocnopt"));
@@ -300,13 +301,13 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
             json_object_set_new(e, "threshold", json_integer(30));
             if (a->cond > 0 && p->measure_runs > 0) {
                 json_object_set_new(e, "cond", json_real(a->cond));
-                json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, OCN_U64)));
+                json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, u)));
                 if (ocn_is_gain_or_value(a->name)) {
                     ngv++;
-                    nweak += !ocn_informative(a->cond, OCN_U64);
+                    nweak += !ocn_informative(a->cond, u);
                 }
-                if (ocn_counts_for_detection(a->name) && ocn_informative(a->cond, OCN_U64))
-                    power = fmax(power, OCN_FAIL_RATIO * OCN_U64 * a->cond);
+                if (ocn_counts_for_detection(a->name) && ocn_informative(a->cond, u))
+                    power = fmax(power, OCN_FAIL_RATIO * u * a->cond);
             }
         }
         json_object_set_new(arr, a->name, e);
