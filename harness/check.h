@@ -27,8 +27,10 @@ double check_problem_size(const ocn_game *g);
 /* Pseudo-inverse of a symmetric matrix by eigendecomposition (independent of
  * the reference's SVD), same §5 rcond rule.  A, out: n x n row-major. */
 int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err);
-/* Same, also returning the numerical rank (eigenvalues kept). */
-int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *rank, ocn_error *err);
+/* Same, also returning the numerical rank (eigenvalues kept); eigenvalues
+ * below n·ε·max(|λ|max, scale) are dropped, so a matrix formed as a difference
+ * of terms of size `scale` is judged against them (0: against itself). */
+int check_sym_pinv_rank(const double *A, int n, double scale, double *out, double *cond, int *rank, ocn_error *err);
 /* KFAC on the harness side: Ai = (mean a aᵀ + √γI)^†, Gi = (mean g gᵀ + √γI)^†
  * from per-sample a (B x na) and g (B x ng); cond = cond(A)·cond(G). */
 int check_kfac_pinv(const double *av, int na, const double *gv, int ng, int B, double gamma, double *Ai, double *Gi,

@@ -66,10 +66,10 @@ double check_fd_step(double x) { return cbrt(OCN_U64) * fmax(1.0, fabs(x)); }
 
 int check_sym_pinv(const double *A, int n, double *out, double *cond, ocn_error *err)
 {
-    return check_sym_pinv_rank(A, n, out, cond, NULL, err);
+    return check_sym_pinv_rank(A, n, 0.0, out, cond, NULL, err);
 }
 
-int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *rank, ocn_error *err)
+int check_sym_pinv_rank(const double *A, int n, double scale, double *out, double *cond, int *rank, ocn_error *err)
 {
     gsl_matrix *M = gsl_matrix_alloc((size_t)n, (size_t)n), *V = gsl_matrix_alloc((size_t)n, (size_t)n);
     gsl_vector *ev = gsl_vector_alloc((size_t)n);
@@ -80,7 +80,9 @@ int check_sym_pinv_rank(const double *A, int n, double *out, double *cond, int *
     if (!st) {
         double mx = 0;
         for (int k = 0; k < n; k++) mx = fmax(mx, fabs(gsl_vector_get(ev, (size_t)k)));
-        double tol = n * DBL_EPSILON * mx, mn = mx;
+        /* §5 rule relative to the matrix, or to the scale it was formed at
+         * (a difference that is zero in exact arithmetic is rounding noise) */
+        double tol = n * DBL_EPSILON * fmax(mx, scale), mn = mx;
         int rk = 0;
         for (int i = 0; i < n * n; i++) out[i] = 0;
         for (int k = 0; k < n; k++) {
