@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "ocn/optimized.h"
+#include "ocn/tolerance.h"
 
 /* Compile-time fault injection for the mutation tests (make mutants): each
  * value makes the optimized path deliberately wrong in one way. */
@@ -20,9 +21,12 @@
 #define MUT_F32_ACCUM 6      /* float64 path accumulating the batch gradient in float32 */
 #define MUT_COUNT 7
 
+/* One step in one precision.  `pert` (NULL on the nominal run) is a §10
+ * perturbation run: inputs, every matrix handed to a factorisation and every
+ * stage term are perturbed as they are formed. */
 int ocn_opt_run_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_arrayset *out, ocn_error *err);
+                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 int ocn_opt_run_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_arrayset *out, ocn_error *err);
+                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 
 #endif

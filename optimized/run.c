@@ -2,6 +2,7 @@
  * silent fallback), backend and precision dispatch. */
 #include "opt.h"
 
+#include <math.h>
 #include <string.h>
 
 #define OPT_MAX_PLAYERS 64
@@ -26,6 +27,36 @@ const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *o)
     return NULL;
 }
 
+typedef struct {
+    const ocn_game *g;
+    const ocn_optimizer *opt;
+    const ocn_arrayset *in;
+    const ocn_opt_config *cfg;
+    const ocn_backend *bk;
+    int prec;
+} run_ctx;
+
+/* One step (nominal, or a §10 perturbation run) with the final check: the
+ * optimized path never hands back a NaN/Inf array. */
+static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
+{
+    const run_ctx *c = ctx;
+    int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err)
+                           : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err);
+    for (int i = 0; !rc && i < out->count; i++) {
+        const ocn_array *a = &out->a[i];
+        for (size_t j = 0; j < a->size; j++)
+            if (!isfinite(a->data[j])) {
+                rc = ocn_fail(err, OCN_EUNSUPPORTED,
+                              "%s: optimized path (f%d) produced NaN/Inf in '%s' (element %zu): this regime "
+                              "overflows or is singular for the fast formulation; refused (the reference defines it)",
+                              c->g->name, c->prec, a->name, j);
+                break;
+            }
+    }
+    return rc;
+}
+
 int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                 ocn_arrayset *out, ocn_error *err)
 {
@@ -48,7 +79,27 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         (opt->curvature == OCN_CURV_EXACT))
         return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");
     int prec = cfg && cfg->precision ? cfg->precision : 64;
-    if (prec == 64) return ocn_opt_run_f64(g, opt, in, cfg, bk, out, err);
-    if (prec == 32) return ocn_opt_run_f32(g, opt, in, cfg, bk, out, err);
-    return ocn_fail(err, OCN_EINVAL, "precision must be 32 or 64, not %d", prec);
+    if (prec != 64 && prec != 32) return ocn_fail(err, OCN_EINVAL, "precision must be 32 or 64, not %d", prec);
+    int runs = cfg ? cfg->measure_runs : 0;
+    if (runs < 0) return ocn_fail(err, OCN_EINVAL, "measure_runs must be >= 0, not %d", runs);
+    run_ctx c = {g, opt, in, cfg, bk, prec};
+    /* computed aside and handed over whole: a refusal part-way adds nothing to `out` */
+    ocn_arrayset *tmp = ocn_arrayset_new();
+    if (!tmp) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    int rc = run_once(&c, NULL, tmp, err);
+    /* §10 rev. 2: c measured by this producer, at its own unit roundoff */
+    if (!rc && runs > 0)
+        rc = ocn_measure_sensitivity(g, opt, runs, prec == 32 ? OCN_U32 : OCN_U64, run_once, &c, tmp, err);
+    for (int i = 0; !rc && i < tmp->count; i++) {
+        const ocn_array *a = &tmp->a[i];
+        ocn_array *b = ocn_arrayset_add(out, a->name, a->ndim, a->shape);
+        if (!b) {
+            rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+            break;
+        }
+        memcpy(b->data, a->data, a->size * sizeof(double));
+        b->cond = a->cond;
+    }
+    ocn_arrayset_free(tmp);
+    return rc;
 }

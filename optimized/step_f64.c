@@ -11,5 +11,9 @@
 #define GEMM(bk, ...) (bk)->dgemm(__VA_ARGS__)
 #define SYEV(bk, ...) (bk)->dsyev(__VA_ARGS__)
 #define GESV(bk, ...) (bk)->dgesv(__VA_ARGS__)
+/* §10 perturbation runs on this precision's arrays (a NULL stream is a no-op) */
+#define PVEC(p, x, n) ocn_perturb_vec((p), (x), (size_t)(n))
+#define PMAT(p, x, r, c) ocn_perturb_mat((p), (x), (size_t)(r), (size_t)(c), (size_t)(c))
+#define PSYM(p, x, n) ocn_perturb_sym((p), (x), (size_t)(n), (size_t)(n))
 #define SPDINV(bk, ...) (bk)->dspdinv(__VA_ARGS__)
 #include "step_impl.h"

@@ -6,11 +6,17 @@
  *   - a parameter vector of a dense player is kept in its vec([W b]) order,
  *     which is the row-major (in+1) x out matrix "Tm", so a per-sample gradient
  *     q = a ⊗ g is the rank-one Tm = a gᵀ and every contraction is a GEMM;
- *   - curvature: sgd and rmsprop elementwise, kfac through the
- *     eigendecompositions of its two factors, coop-kfac through the inverse
- *     of the embedded factors (§6), exact (GN) and gn-outer through Woodbury
- *     (§7) on a Gram matrix of size B·r;
- *   - the feedback is applied as M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i)). */
+ *   - curvature: sgd and rmsprop elementwise (the §5 rcond rule applied per
+ *     entry), kfac through its two factors, coop-kfac through the embedded
+ *     factors (§6) — Cholesky where the damping keeps a factor safely above
+ *     the §5 cut-off, the eigendecomposition pseudo-inverse otherwise —,
+ *     exact (GN) and gn-outer through a low-rank core of size B·r (§7):
+ *     (μI + UDUᵀ)^† from the eigendecompositions of the Gram UᵀU and of the
+ *     symmetric core WᵀDW (no explicit inverse of a Woodbury capacitance,
+ *     whose cancellation squared the condition number; §10 rev. 2);
+ *   - the feedback is applied as M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i));
+ *   - §10 perturbation runs (`pert`) perturb the inputs, every matrix handed
+ *     to a factorisation and every stage term as formed (PVEC/PMAT/PSYM). */
 
 #include <math.h>
 #include <stdlib.h>
@@ -56,6 +62,10 @@ static REAL FN(dact)(ocn_act a, REAL h)
 static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
 {
     REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
+    if (!V || !w) {
+        free(V), free(w);
+        return -1;
+    }
     memcpy(V, A, (size_t)n * n * sizeof(REAL));
     int st = SYEV(bk, n, V, w);
     if (!st) {
@@ -73,14 +83,22 @@ static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
     return st;
 }
 
-/* Inverse of a KFAC factor A + √γI.  With γ > 0 the factor is positive
- * definite by construction and a Cholesky inverse is used (several times
- * cheaper than an eigendecomposition); it equals the §5 pseudo-inverse as
- * long as cond ≤ 1/(n·ε).  With γ = 0 (or a factor Cholesky rejects) the
- * eigendecomposition pseudo-inverse with the rcond rule defines the result. */
-static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, int damped)
+/* Inverse of a KFAC factor F = A + √γI (A positive semidefinite).  Its
+ * eigenvalues lie in [√γ, tr F], so when √γ exceeds the §5 cut-off n·ε·tr F
+ * with a margin (OPT_CHOL_MARGIN, covering the rounding of the formed A) the
+ * pseudo-inverse is the inverse and a Cholesky inverse computes it (several
+ * times cheaper than an eigendecomposition).  Otherwise — γ = 0, or √γ too
+ * small to lift A's null space above the cut-off (γ = 1e-34: √γ = 1e-17 is
+ * below n·ε·‖A‖), or a factor Cholesky rejects — the eigendecomposition
+ * pseudo-inverse with the rcond rule defines the result, as in the reference. */
+#ifndef OPT_CHOL_MARGIN
+#define OPT_CHOL_MARGIN 16
+#endif
+static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, REAL sg)
 {
-    if (damped) {
+    double tr = 0;
+    for (int i = 0; i < n; i++) tr += fabs((double)A[(size_t)i * n + i]);
+    if (sg > 0 && (double)sg > OPT_CHOL_MARGIN * (double)n * EPS * tr) {
         REAL *C = FN(zalloc)((size_t)n * n);
         memcpy(C, A, (size_t)n * n * sizeof(REAL));
         int st = SPDINV(bk, n, C);
@@ -111,6 +129,7 @@ typedef struct {
     FN(opl) **pl;   /* [t][p] */
     REAL **X;       /* nominal states (B x n_t) */
     REAL *y;
+    ocn_perturb *pert; /* §10 perturbation run (NULL: nominal) */
 } FN(omodel);
 
 static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL *X, REAL *Xn, REAL **Hout)
@@ -188,18 +207,29 @@ typedef struct {
     int mode, np, r, B;
     FN(opl) *P[REF_MAXP];
     REAL eta;
-    REAL *dinv[REF_MAXP];           /* rmsprop: 1/(sqrt(mean q²) + ε), Tm form */
+    REAL *dinv[REF_MAXP];           /* rmsprop: (sqrt(mean q²) + ε)^† elementwise (§5 rule), Tm form */
     REAL *Ai[REF_MAXP], *Gi[REF_MAXP]; /* kfac: factor pseudo-inverses */
     REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
     int ao[REF_MAXP + 1], go[REF_MAXP + 1];
-    /* Woodbury (μI + U D Uᵀ)^{-1}, U = [a_k ⊗ gu_kl]/√B over the players of a group */
+    /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [a_k ⊗ gu_kl]/√B over the
+     * players of a group, D = blockdiag(S') (exact) or I (gn-outer).  With the Gram
+     * UᵀU = V Λ Vᵀ (directions with Λ ≤ nc·ε·Λmax dropped: U is zero there to
+     * rounding), W = V Λ^{1/2} and the symmetric core H = Wᵀ D W = E diag(h) Eᵀ, the
+     * columns of U·Pm, Pm = V Λ^{-1/2} E, are orthonormal eigenvectors of UDUᵀ
+     * (eigenvalues h) and Qc = UᵀU·Pm = W E.  Then
+     *   (μI + UDUᵀ)^† x = x/μ + U Pm diag(df) Pmᵀ Uᵀ x,   df = (μ+h)^† − 1/μ
+     *   (μI + UDUᵀ)^† U c = U Pm diag(f) Qcᵀ c,           f = (μ+h)^†
+     *   Uᵀ (μI + UDUᵀ)^† x = Qc diag(f) Pmᵀ Uᵀ x
+     * — the last two without any cancellation (the Woodbury form x − U D R⁻¹Uᵀx
+     * cancels for x in range(U) and squared the condition number). */
     int ngroups, grp[REF_MAXP];     /* group of each player (Puv: one per player) */
     REAL mu;
     int upr;                        /* columns of U per sample: r (exact) or 1 (gn-outer) */
+    int qinU;                       /* exact: the value-Hessian factors q^(ij) are U's columns ·√B */
     REAL *GU[REF_MAXP];             /* per player the g's that build U (B·upr x out) */
-    REAL *D;                        /* B blocks upr x upr (exact: S'), NULL = I */
-    REAL *Rinv[REF_MAXP];           /* per group (μI + UᵀU D)^{-1} (B·upr square) */
-    REAL *Guu[REF_MAXP];            /* per group UᵀU·B (the Gram of the q's) */
+    int rk[REF_MAXP];               /* per group: directions of U kept */
+    REAL *Pm[REF_MAXP], *Qc[REF_MAXP]; /* per group (B·upr) x rk */
+    REAL *f[REF_MAXP], *df[REF_MAXP];  /* per group rk */
 } FN(minv);
 
 /* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group. */
@@ -268,34 +298,63 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_back
                      1, Y[u], Pu->out);
                 free(T);
             }
-    } else { /* Woodbury per group: η/μ (x − U D R^{-1} Uᵀ x) */
+    } else { /* low-rank per group: η (x/μ + U Pm diag(df) Pmᵀ Uᵀ x) */
         int nc = W->B * W->upr;
         for (int q = 0; q < np; q++)
-            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = X[q][j];
-        REAL *ux = FN(zalloc)((size_t)nc), *t1 = FN(zalloc)((size_t)nc), *t2 = FN(zalloc)((size_t)nc);
+            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta / W->mu * X[q][j];
+        REAL *ux = FN(zalloc)((size_t)nc), *z = FN(zalloc)((size_t)nc);
         REAL s = (REAL)(1.0 / sqrt((double)W->B));
         for (int gr = 0; gr < W->ngroups; gr++) {
+            int rk = W->rk[gr];
+            if (!rk) continue;
+            REAL *t = FN(zalloc)((size_t)rk);
             FN(wood_ut)(W, gr, X, ux, bk);
             for (int k = 0; k < nc; k++) ux[k] *= s;
-            for (int k = 0; k < nc; k++) t1[k] = FN(dotv)(W->Rinv[gr] + (size_t)k * nc, ux, nc);
-            for (int k = 0; k < W->B; k++) /* t2 = D t1 */
-                for (int j = 0; j < W->upr; j++)
-                    t2[k * W->upr + j] = W->D ? FN(dotv)(W->D + ((size_t)k * W->upr + j) * W->upr, t1 + k * W->upr, W->upr)
-                                              : t1[k * W->upr + j];
-            FN(wood_u)(W, gr, t2, -s, Y, bk);
+            GEMM(bk, 1, 0, rk, 1, nc, 1, W->Pm[gr], rk, ux, 1, 0, t, 1); /* Pmᵀ Uᵀ x */
+            for (int k = 0; k < rk; k++) t[k] *= W->df[gr][k];
+            GEMM(bk, 0, 0, nc, 1, rk, 1, W->Pm[gr], rk, t, 1, 0, z, 1);
+            FN(wood_u)(W, gr, z, W->eta * s, Y, bk);
+            free(t);
         }
-        for (int q = 0; q < np; q++)
-            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] *= W->eta / W->mu;
-        free(ux), free(t1), free(t2);
+        free(ux), free(z);
     }
+}
+
+/* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
+ * η U Pm diag(f) Qcᵀ c — no cancellation (§7 core above). */
+static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, const ocn_backend *bk)
+{
+    int nc = W->B * W->upr, rk = W->rk[gr];
+    if (!rk) return;
+    REAL *t = FN(zalloc)((size_t)rk), *z = FN(zalloc)((size_t)nc);
+    GEMM(bk, 1, 0, rk, 1, nc, 1, W->Qc[gr], rk, c, 1, 0, t, 1);
+    for (int k = 0; k < rk; k++) t[k] *= W->f[gr][k];
+    GEMM(bk, 0, 0, nc, 1, rk, 1, W->Pm[gr], rk, t, 1, 0, z, 1);
+    FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
+    free(t), free(z);
+}
+
+/* out (B·upr) = Uᵀ M^† X for one low-rank group: η Qc diag(f) Pmᵀ Uᵀ x (no cancellation). */
+static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, REAL *out, const ocn_backend *bk)
+{
+    int nc = W->B * W->upr, rk = W->rk[gr];
+    memset(out, 0, (size_t)nc * sizeof(REAL));
+    if (!rk) return;
+    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk);
+    FN(wood_ut)(W, gr, X, ux, bk);
+    GEMM(bk, 1, 0, rk, 1, nc, (REAL)(1.0 / sqrt((double)W->B)), W->Pm[gr], rk, ux, 1, 0, t, 1);
+    for (int k = 0; k < rk; k++) t[k] *= W->eta * W->f[gr][k];
+    GEMM(bk, 0, 0, nc, 1, rk, 1, W->Qc[gr], rk, t, 1, 0, out, 1);
+    free(ux), free(t);
 }
 
 static void FN(minv_free)(FN(minv) *W)
 {
     for (int q = 0; q < REF_MAXP; q++) {
-        free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->Rinv[q]), free(W->Guu[q]), free(W->GU[q]);
+        free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->GU[q]);
+        free(W->Pm[q]), free(W->Qc[q]), free(W->f[q]), free(W->df[q]);
     }
-    free(W->Aw), free(W->Gw), free(W->D);
+    free(W->Aw), free(W->Gw);
 }
 
 /* Gram of per-sample gradients of a group: G[(k,l),(k',l')] = Σ_p (a_pk·a_pk')(g_pkl·g_pk'l'). */
@@ -316,10 +375,114 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
     return G;
 }
 
+/* The §7 low-rank core of one group (see FN(minv)): Gram eigendecomposition,
+ * symmetric core, the §5 cut-off on the spectrum {μ + h} ∪ {μ} of μI + UDUᵀ.
+ * Where μ itself is at or below the cut-off the pseudo-inverse drops the
+ * whole complement of range(U) and no formulation around 1/μ holds §10: the
+ * regime is refused, naming `who` and μ. */
+static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, const char *who, ocn_error *err)
+{
+    const ocn_backend *bk = M->bk;
+    int B = W->B, c = W->upr, nc = B * c;
+    long mg = 0;
+    for (int q = 0; q < W->np; q++)
+        if (W->grp[q] == gr) mg += W->P[q]->m;
+    REAL *G = FN(gram)(W, gr, W->GU, c, W->GU, c, bk), *lam = FN(zalloc)((size_t)nc);
+    int *keep = calloc((size_t)nc, sizeof *keep);
+    REAL *Wm = NULL, *DW = NULL, *H = NULL, *h = NULL, *T1 = NULL;
+    int rc = OCN_OK, rk = 0;
+    if (!G || !lam || !keep) {
+        rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (%d x %d Gram)", who, nc, nc);
+        goto done;
+    }
+    for (int i = 0; i < nc; i++) /* UᵀU = Gram / B, exactly symmetric */
+        for (int j = i; j < nc; j++) {
+            REAL v = (G[(size_t)i * nc + j] + G[(size_t)j * nc + i]) / (REAL)(2 * B);
+            G[(size_t)i * nc + j] = G[(size_t)j * nc + i] = v;
+        }
+    PSYM(M->pert, G, nc); /* §10: the Gram as handed to the eigendecomposition */
+    if (SYEV(bk, nc, G, lam)) {
+        rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d Gram matrix failed", who, nc, nc);
+        goto done;
+    }
+    REAL lmax = 0;
+    for (int k = 0; k < nc; k++) lmax = lam[k] > lmax ? lam[k] : lmax;
+    for (int k = 0; k < nc; k++)
+        if (lam[k] > (REAL)nc * EPS * lmax && lam[k] > 0) keep[rk++] = k;
+    W->rk[gr] = rk;
+    double emax = W->mu;
+    if (rk) {
+        Wm = FN(zalloc)((size_t)nc * rk), DW = FN(zalloc)((size_t)nc * rk), H = FN(zalloc)((size_t)rk * rk);
+        h = FN(zalloc)((size_t)rk), T1 = FN(zalloc)((size_t)nc * rk);
+        W->Pm[gr] = FN(zalloc)((size_t)nc * rk), W->Qc[gr] = FN(zalloc)((size_t)nc * rk);
+        W->f[gr] = FN(zalloc)((size_t)rk), W->df[gr] = FN(zalloc)((size_t)rk);
+        if (!Wm || !DW || !H || !h || !T1 || !W->Pm[gr] || !W->Qc[gr] || !W->f[gr] || !W->df[gr]) {
+            rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core of rank %d)", who, rk);
+            goto done;
+        }
+        for (int i = 0; i < nc; i++)
+            for (int k = 0; k < rk; k++) {
+                REAL sl = (REAL)sqrt((double)lam[keep[k]]);
+                Wm[(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]] * sl;
+                T1[(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]] / sl;
+            }
+        if (Sp) { /* D W, D = blockdiag(S'^(b)) */
+            for (int b = 0; b < B; b++)
+                GEMM(bk, 0, 0, c, rk, c, 1, Sp + (size_t)b * c * c, c, Wm + (size_t)b * c * rk, rk, 0,
+                     DW + (size_t)b * c * rk, rk);
+        } else {
+            memcpy(DW, Wm, (size_t)nc * rk * sizeof(REAL));
+        }
+        GEMM(bk, 1, 0, rk, rk, nc, 1, Wm, rk, DW, rk, 0, H, rk); /* H = Wᵀ D W */
+        for (int i = 0; i < rk; i++)
+            for (int j = i + 1; j < rk; j++) {
+                REAL v = (H[(size_t)i * rk + j] + H[(size_t)j * rk + i]) / 2;
+                H[(size_t)i * rk + j] = H[(size_t)j * rk + i] = v;
+            }
+        PSYM(M->pert, H, rk); /* §10: the core as handed to the eigendecomposition */
+        if (SYEV(bk, rk, H, h)) {
+            rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d low-rank core failed", who, rk, rk);
+            goto done;
+        }
+        for (int k = 0; k < rk; k++) emax = fmax(emax, fabs((double)W->mu + (double)h[k]));
+    }
+    /* §5: rcond = m·ε relative to the largest eigenvalue of μI + UDUᵀ (ε of
+     * float64: the SPEC's cut-off); in float32 at least B·upr·ε₃₂, the
+     * rounding level of the eigenproblems actually solved */
+    double cut = fmax((double)mg * DBL_EPSILON, (double)nc * EPS) * emax;
+    if (!((double)W->mu > cut)) {
+        rc = ocn_fail(err, OCN_EUNSUPPORTED,
+                      "%s: %s curvature with mu = %g (weight_decay + damping, or damping for gn-outer) is at or "
+                      "below the SPEC §5 pseudo-inverse cut-off %g (rcond*|C + mu I|, m = %ld, |C + mu I| = %g): "
+                      "the low-rank (Woodbury) formulation cannot hold §10 here; the optimized path refuses this "
+                      "regime (raise damping, or use the reference)",
+                      who, Sp ? "exact" : "gn-outer", (double)W->mu, cut, mg, emax);
+        goto done;
+    }
+    for (int k = 0; k < rk; k++) {
+        double ev = (double)W->mu + (double)h[k];
+        if (fabs(ev) > cut) {
+            W->f[gr][k] = (REAL)(1.0 / ev);
+            W->df[gr][k] = (REAL)(-(double)h[k] / ((double)W->mu * ev));
+        } else { /* a direction the pseudo-inverse drops (indefinite S') */
+            W->f[gr][k] = 0;
+            W->df[gr][k] = (REAL)(-1.0 / (double)W->mu);
+        }
+    }
+    if (rk) {
+        GEMM(bk, 0, 0, nc, rk, rk, 1, T1, rk, H, rk, 0, W->Pm[gr], rk); /* Pm = V Λ^{-1/2} E */
+        GEMM(bk, 0, 0, nc, rk, rk, 1, Wm, rk, H, rk, 0, W->Qc[gr], rk); /* Qc = V Λ^{1/2} E */
+    }
+done:
+    free(G), free(lam), free(keep), free(Wm), free(DW), free(H), free(h), free(T1);
+    return rc;
+}
+
 /* Builds M^† for the players P of one expansion.  GHv: value-gradient g's (B x out),
- * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r). */
+ * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r).  `who`
+ * names the stage and lane for messages. */
 static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL **GHv, REAL **GHz, const REAL *Sp, int r,
-                          ocn_error *err)
+                          const char *who, ocn_error *err)
 {
     const ocn_optimizer *o = M->opt;
     const ocn_backend *bk = M->bk;
@@ -337,15 +500,33 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     }
     if (o->curvature == OCN_CURV_RMSPROP) { /* mean_i q_i ⊙ q_i = (1/B) Σ_i (a_i ⊙ a_i)(g_i ⊙ g_i)ᵀ */
         W->mode = CV_RMS;
+        long mt = 0;
+        double mx = 0;
         for (int q = 0; q < np; q++) {
             REAL *A2 = FN(zalloc)((size_t)B * P[q]->na), *G2 = FN(zalloc)((size_t)B * P[q]->out);
+            W->dinv[q] = FN(zalloc)((size_t)P[q]->m);
+            if (!A2 || !G2 || !W->dinv[q]) {
+                free(A2), free(G2);
+                return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop statistics)", who);
+            }
             for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
             for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
-            W->dinv[q] = FN(zalloc)((size_t)P[q]->m);
             GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
-            for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] = 1 / ((REAL)sqrt(W->dinv[q][j]) + (REAL)o->eps);
+            for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] = (REAL)sqrt(W->dinv[q][j]) + (REAL)o->eps;
+            PVEC(M->pert, W->dinv[q], P[q]->m); /* §10: the diagonal before its elementwise inverse */
+            for (int j = 0; j < P[q]->m; j++) mx = fmax(mx, fabs((double)W->dinv[q][j]));
+            mt += P[q]->m;
             free(A2), free(G2);
         }
+        /* §5 pseudo-inverse of the diagonal C (joint over the expansion's players):
+         * entries at or below m·ε·max|C_jj| are treated as zero (ε of float64: the
+         * SPEC's value, computed elementwise in either precision) */
+        double cut = (double)mt * DBL_EPSILON * mx;
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < P[q]->m; j++) {
+                double d = W->dinv[q][j];
+                W->dinv[q][j] = fabs(d) > cut ? (REAL)(1.0 / d) : 0;
+            }
         return OCN_OK;
     }
     int coop = o->curvature == OCN_CURV_COOP_KFAC && o->game == OCN_GAME_GR && np > 1 && !(o->zero & OCN_ZERO_PUV);
@@ -355,12 +536,15 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             int na = P[q]->na, out = P[q]->out;
             W->Ai[q] = FN(zalloc)((size_t)na * na);
             W->Gi[q] = FN(zalloc)((size_t)out * out);
+            if (!W->Ai[q] || !W->Gi[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac factors)", who);
             GEMM(bk, 1, 0, na, na, B, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
             GEMM(bk, 1, 0, out, out, B, (REAL)(1.0 / B), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
             for (int i = 0; i < na; i++) W->Ai[q][(size_t)i * na + i] += sg;
             for (int i = 0; i < out; i++) W->Gi[q][(size_t)i * out + i] += sg;
-            if (FN(factor_inv)(bk, W->Ai[q], na, sg > 0) || FN(factor_inv)(bk, W->Gi[q], out, sg > 0))
-                return ocn_fail(err, OCN_ENUMERIC, "kfac: eigendecomposition of a factor failed");
+            PSYM(M->pert, W->Ai[q], na); /* §10: the damped factors as handed to the inverse */
+            PSYM(M->pert, W->Gi[q], out);
+            if (FN(factor_inv)(bk, W->Ai[q], na, sg) || FN(factor_inv)(bk, W->Gi[q], out, sg))
+                return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
         }
         return OCN_OK;
     }
@@ -370,60 +554,49 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         for (int q = 0; q < np; q++) W->ao[q + 1] = W->ao[q] + P[q]->na, W->go[q + 1] = W->go[q] + P[q]->out;
         int naw = W->ao[np], ngw = W->go[np];
         REAL *Aall = FN(zalloc)((size_t)B * naw), *Gall = FN(zalloc)((size_t)B * ngw);
+        W->Aw = FN(zalloc)((size_t)naw * naw);
+        W->Gw = FN(zalloc)((size_t)ngw * ngw);
+        if (!Aall || !Gall || !W->Aw || !W->Gw) {
+            free(Aall), free(Gall);
+            return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (coop-kfac factors)", who);
+        }
         for (int i = 0; i < B; i++)
             for (int q = 0; q < np; q++) {
                 memcpy(Aall + (size_t)i * naw + W->ao[q], P[q]->A + (size_t)i * P[q]->na, (size_t)P[q]->na * sizeof(REAL));
                 memcpy(Gall + (size_t)i * ngw + W->go[q], GHv[q] + (size_t)i * P[q]->out, (size_t)P[q]->out * sizeof(REAL));
             }
-        W->Aw = FN(zalloc)((size_t)naw * naw);
-        W->Gw = FN(zalloc)((size_t)ngw * ngw);
         GEMM(bk, 1, 0, naw, naw, B, (REAL)(1.0 / B), Aall, naw, Aall, naw, 0, W->Aw, naw);
         GEMM(bk, 1, 0, ngw, ngw, B, (REAL)(1.0 / B), Gall, ngw, Gall, ngw, 0, W->Gw, ngw);
         for (int i = 0; i < naw; i++) W->Aw[(size_t)i * naw + i] += sg;
         for (int i = 0; i < ngw; i++) W->Gw[(size_t)i * ngw + i] += sg;
         free(Aall), free(Gall);
-        if (FN(factor_inv)(bk, W->Aw, naw, sg > 0) || FN(factor_inv)(bk, W->Gw, ngw, sg > 0))
-            return ocn_fail(err, OCN_ENUMERIC, "coop-kfac: eigendecomposition of an embedded factor failed");
+        PSYM(M->pert, W->Aw, naw); /* §10: the damped embedded factors as handed to the inverse */
+        PSYM(M->pert, W->Gw, ngw);
+        if (FN(factor_inv)(bk, W->Aw, naw, sg) || FN(factor_inv)(bk, W->Gw, ngw, sg))
+            return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
         return OCN_OK;
     }
-    /* Woodbury: exact (μ = λ + γ, U from q_θ = F_θᵀ Z', D = S') or gn-outer (μ = γ, U from the per-sample gradients) */
+    /* low rank: exact (μ = λ + γ, U from q_θ = F_θᵀ Z', D = S') or gn-outer (μ = γ, U from the per-sample gradients) */
     W->mode = CV_WOOD;
     int exact = o->curvature == OCN_CURV_EXACT;
     W->mu = (REAL)(exact ? M->g->weight_decay + o->damping : o->damping);
     W->upr = exact ? r : 1;
+    W->qinU = exact;
     int puv = (o->zero & OCN_ZERO_PUV) != 0;
     W->ngroups = puv ? np : 1;
     for (int q = 0; q < np; q++) { /* owned copies: the update pass applies M^† after the stage's buffers are gone */
         size_t len = (size_t)B * (exact ? r : 1) * P[q]->out;
         W->grp[q] = puv ? q : 0;
         W->GU[q] = FN(zalloc)(len);
+        if (!W->GU[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank factors)", who);
         memcpy(W->GU[q], exact ? GHz[q] : GHv[q], len * sizeof(REAL));
     }
-    int c = W->upr, nc = B * c;
-    if (exact) {
-        W->D = FN(zalloc)((size_t)B * r * r);
-        memcpy(W->D, Sp, (size_t)B * r * r * sizeof(REAL));
-    }
     for (int gr = 0; gr < W->ngroups; gr++) {
-        W->Guu[gr] = FN(gram)(W, gr, W->GU, c, W->GU, c, bk);
-        REAL *R = FN(zalloc)((size_t)nc * nc);
-        for (int i = 0; i < nc; i++) /* R = μI + (UᵀU) D, UᵀU = Guu / B, D block diagonal */
-            for (int j = 0; j < nc; j++) {
-                REAL s = 0;
-                if (W->D) {
-                    int k = j / c, jj = j % c;
-                    for (int l = 0; l < c; l++) s += W->Guu[gr][(size_t)i * nc + k * c + l] * W->D[((size_t)k * c + l) * c + jj];
-                } else {
-                    s = W->Guu[gr][(size_t)i * nc + j];
-                }
-                R[(size_t)i * nc + j] = s / B + (i == j ? W->mu : 0);
-            }
-        W->Rinv[gr] = FN(zalloc)((size_t)nc * nc);
-        for (int i = 0; i < nc; i++) W->Rinv[gr][(size_t)i * nc + i] = 1;
-        int *ipiv = calloc((size_t)nc, sizeof(int));
-        int st = GESV(bk, nc, nc, R, ipiv, W->Rinv[gr]);
-        free(ipiv), free(R);
-        if (st) return ocn_fail(err, OCN_ENUMERIC, "Woodbury: the %d x %d capacitance matrix is singular", nc, nc);
+        char w2[256];
+        if (puv) snprintf(w2, sizeof w2, "%s player lane %d", who, P[gr]->pl->lane);
+        else snprintf(w2, sizeof w2, "%s", who);
+        int rc = FN(wood_core)(M, W, gr, exact ? Sp : NULL, w2, err);
+        if (rc) return rc;
     }
     return OCN_OK;
 }
@@ -436,28 +609,35 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, const ocn_back
     if (W->mode == CV_WOOD) {
         int c = W->upr, nc = B * c;
         for (int gr = 0; gr < W->ngroups; gr++) {
+            int rk = W->rk[gr];
+            if (W->qinU) { /* q^(ij) = √B U e_(ij): T = η B Qc diag(f) Qcᵀ (diagonal blocks), no cancellation */
+                for (int i = 0; i < B; i++)
+                    for (int j = 0; j < r; j++)
+                        for (int l = 0; l < r; l++) {
+                            const REAL *qa = W->Qc[gr] + (size_t)(i * r + j) * rk, *qb = W->Qc[gr] + (size_t)(i * r + l) * rk;
+                            REAL s = 0;
+                            for (int k = 0; k < rk; k++) s += qa[k] * W->f[gr][k] * qb[k];
+                            T[((size_t)i * r + j) * r + l] += W->eta * (REAL)B * s;
+                        }
+                continue;
+            }
+            /* general q: η (qᵀq/μ + (Pmᵀ Uᵀ q)ᵀ diag(df) (Pmᵀ Uᵀ q)) */
             REAL *Gzz = FN(gram)(W, gr, GHz, r, GHz, r, bk);
-            /* X = Uᵀ q^(il)·√B: the group's Gram between U's g's and the q's */
-            REAL *X = FN(gram)(W, gr, W->GU, c, GHz, r, bk);
-            REAL *Y = FN(zalloc)((size_t)nc * B * r), *DY = FN(zalloc)((size_t)nc * B * r);
-            GEMM(bk, 0, 0, nc, B * r, nc, 1, W->Rinv[gr], nc, X, B * r, 0, Y, B * r); /* R^{-1} X */
-            for (int k = 0; k < B; k++)                                                /* D R^{-1} X */
-                for (int j = 0; j < c; j++)
-                    for (int col = 0; col < B * r; col++) {
-                        REAL s = 0;
-                        for (int l = 0; l < c; l++)
-                            s += (W->D ? W->D[((size_t)k * c + j) * c + l] : (REAL)(j == l)) * Y[(size_t)(k * c + l) * B * r + col];
-                        DY[(size_t)(k * c + j) * B * r + col] = s;
-                    }
+            REAL *tq = rk ? FN(zalloc)((size_t)rk * B * r) : NULL;
+            if (rk) {
+                REAL *X = FN(gram)(W, gr, W->GU, c, GHz, r, bk); /* √B·Uᵀ q */
+                GEMM(bk, 1, 0, rk, B * r, nc, (REAL)(1.0 / sqrt((double)B)), W->Pm[gr], rk, X, B * r, 0, tq, B * r);
+                free(X);
+            }
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
                     for (int l = 0; l < r; l++) {
                         int a = i * r + j, b = i * r + l;
-                        REAL s = 0;
-                        for (int k = 0; k < nc; k++) s += X[(size_t)k * B * r + a] * DY[(size_t)k * B * r + b];
-                        T[((size_t)i * r + j) * r + l] += W->eta / W->mu * (Gzz[(size_t)a * B * r + b] - s / B);
+                        REAL s = Gzz[(size_t)a * B * r + b] / W->mu;
+                        for (int k = 0; k < rk; k++) s += tq[(size_t)k * B * r + a] * W->df[gr][k] * tq[(size_t)k * B * r + b];
+                        T[((size_t)i * r + j) * r + l] += W->eta * s;
                     }
-            free(X), free(Gzz), free(Y), free(DY);
+            free(Gzz), free(tq);
         }
         return;
     }
@@ -531,8 +711,9 @@ typedef struct {
 } FN(lval);
 
 /* §1/§7 terminal: v = ∇φ, and v_xx = Zᵀ S Z with Z = ∇φ, S = 1 (outer),
- * Z = [e_c − p], S = diag(p) (ce), Z = I, S = I (mse).  lane < 0: GR's φ. */
-static void FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L)
+ * Z = [e_c − p], S = diag(p) (ce), Z = I, S = I (mse).  lane < 0: GR's φ.
+ * Any output width (heap buffers sized by n_T). */
+static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
 {
     const ocn_game *g = M->g;
     int B = M->B, T = g->T, n = g->n[T], outer = M->opt->terminal == OCN_TERMINAL_OUTER;
@@ -548,18 +729,24 @@ static void FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L)
     L->v = FN(zalloc)((size_t)B * n);
     L->Zt = FN(zalloc)((size_t)B * r * n);
     L->S = FN(zalloc)((size_t)B * r * r);
+    int *idx = calloc((size_t)n + 1, sizeof *idx), *yi = calloc((size_t)n + 1, sizeof *yi);
+    REAL *p = FN(zalloc)((size_t)n);
+    if (!L->v || !L->Zt || !L->S || !idx || !yi || !p) {
+        free(idx), free(yi), free(p);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory in the terminal expansion (n_T = %d, rank %d)", n, r);
+    }
     for (int i = 0; i < B; i++) {
         const REAL *x = M->X[T] + (size_t)i * n;
         REAL *v = L->v + (size_t)i * n;
         int col = 0;
         for (int l = l0; l < l1; l++) {
-            int d = 0, idx[4096], yi[4096];
+            int d = 0;
             for (int q = 0; q < g->lane_nout[l]; q++) {
                 int b = g->lane_outputs[l][q], ypos = 0;
                 for (int j = 0; j < g->noutputs && g->outputs[j] != b; j++) ypos += g->block_dim[T][g->outputs[j]];
-                for (int j = 0; j < g->block_dim[T][b] && d < 4096; j++, d++) idx[d] = g->block_off[T][b] + j, yi[d] = ypos + j;
+                for (int j = 0; j < g->block_dim[T][b] && d < n; j++, d++) idx[d] = g->block_off[T][b] + j, yi[d] = ypos + j;
             }
-            REAL p[4096];
+            if (!d) continue;
             if (g->loss == OCN_LOSS_CE) {
                 int y = (int)M->y[i];
                 REAL mx = x[idx[0]], s = 0;
@@ -588,6 +775,8 @@ static void FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L)
             L->S[i] = 1;
         }
     }
+    free(idx), free(yi), free(p);
+    return OCN_OK;
 }
 
 static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S); }
@@ -630,15 +819,24 @@ static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
         X[q] = FN(zalloc)((size_t)E->P[q]->m), Y[q] = FN(zalloc)((size_t)E->P[q]->m);
         memset(K[q], 0, (size_t)B * E->P[q]->m * n * sizeof(REAL));
     }
+    int coef = E->W.mode == CV_WOOD && E->W.qinU;
+    REAL *e1 = coef ? FN(zalloc)((size_t)B * r) : NULL;
     for (int i = 0; i < B; i++)
         for (int j = 0; j < r; j++) {
-            for (int q = 0; q < np; q++) { /* q^(ij) = a_i g_ijᵀ */
-                FN(opl) *P = E->P[q];
-                for (int c = 0; c < P->na; c++)
-                    for (int o = 0; o < P->out; o++)
-                        X[q][(size_t)c * P->out + o] = P->A[(size_t)i * P->na + c] * E->GHz[q][(size_t)(i * r + j) * P->out + o];
+            if (coef) { /* q^(ij) = √B U e_(ij): M^† q without cancellation */
+                for (int q = 0; q < np; q++) memset(Y[q], 0, (size_t)E->P[q]->m * sizeof(REAL));
+                e1[i * r + j] = (REAL)sqrt((double)B);
+                for (int gr = 0; gr < E->W.ngroups; gr++) FN(wood_apply_coef)(&E->W, gr, e1, Y, M->bk);
+                e1[i * r + j] = 0;
+            } else {
+                for (int q = 0; q < np; q++) { /* q^(ij) = a_i g_ijᵀ */
+                    FN(opl) *P = E->P[q];
+                    for (int c = 0; c < P->na; c++)
+                        for (int o = 0; o < P->out; o++)
+                            X[q][(size_t)c * P->out + o] = P->A[(size_t)i * P->na + c] * E->GHz[q][(size_t)(i * r + j) * P->out + o];
+                }
+                FN(minv_apply)(&E->W, X, Y, M->bk);
             }
-            FN(minv_apply)(&E->W, X, Y, M->bk);
             for (int l = 0; l < r; l++) {
                 REAL s = E->Sp[((size_t)i * r + j) * r + l];
                 if (s == 0) continue;
@@ -649,6 +847,7 @@ static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
             }
         }
     for (int q = 0; q < np; q++) free(X[q]), free(Y[q]);
+    free(e1);
 }
 
 static void FN(expn_free)(FN(expn) *E)
@@ -665,7 +864,7 @@ static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
 }
 
 int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_arrayset *out, ocn_error *err)
+                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
     int B = g->batch, T = g->T, gr = opt->game == OCN_GAME_GR, rc = OCN_OK, fail = 0;
     int N = gr ? 1 : g->nlanes, nofb = cfg && cfg->no_feedback;
@@ -674,7 +873,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 #if OCN_MUTANT == MUT_NO_INV_B
     cfac = 1.0;
 #endif
-    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL};
+    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL, pert};
     M.pl = calloc((size_t)T, sizeof *M.pl);
     M.X = calloc((size_t)T + 1, sizeof *M.X);
     for (int t = 0; t <= T; t++) M.X[t] = FN(zalloc)((size_t)B * g->n[t]);
@@ -707,6 +906,16 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             P->A = FN(zalloc)((size_t)B * P->na);
         }
     }
+    /* §10: inputs perturbed once, before the step: theta_… in stage and player
+     * order, then Wfix_…, x0 and the mse targets (as the reference does) */
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++) PVEC(pert, M.pl[t][p].th, M.pl[t][p].m);
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            if (M.pl[t][p].wfix)
+                PVEC(pert, M.pl[t][p].wfix, (size_t)M.pl[t][p].out * g->stages[t].players[p].in_dim);
+    PVEC(pert, M.X[0], x0->size);
+    if (g->loss == OCN_LOSS_MSE) PVEC(pert, M.y, ya->size);
     /* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
     for (int t = 0; t < T; t++) {
         const ocn_stage *st = &g->stages[t];
@@ -728,8 +937,9 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
     }
     /* terminal */
     FN(lval) *L = calloc((size_t)N, sizeof *L);
-    for (int l = 0; l < N; l++) {
-        FN(terminal)(&M, gr ? -1 : l, &L[l]);
+    for (int l = 0; l < N && !rc; l++) {
+        rc = FN(terminal)(&M, gr ? -1 : l, &L[l], err);
+        if (rc) break;
         FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", T, gr ? -1 : l);
         FN(put)(out, &fail, L[l].v, 2, (size_t)B, (size_t)g->n[T], 0, nm);
         if (!nofb && (long)B * g->n[T] * g->n[T] <= limit) {
@@ -768,6 +978,14 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 pidx[X->np] = p;
                 X->P[X->np++] = &M.pl[t][p];
             }
+            /* §10: the stage terms as formed — Q_x, the per-sample gradient factors
+             * g (q_θ^(i) = a_i ⊗ g_i), q_x = F_xᵀ Z' and the q_θ factors of Z' */
+            PMAT(pert, gx, B, n);
+            for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], B, X->P[q]->out);
+            if (!nofb) {
+                PMAT(pert, qxt, (size_t)B * r, n);
+                for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r, X->P[q]->out);
+            }
             REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r);
             memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
             REAL *Qth[REF_MAXP] = {0};
@@ -788,21 +1006,34 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                     GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
 #endif
                     for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
+                    PVEC(pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
                     X->k[q] = FN(zalloc)((size_t)P->m);
                 }
-                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, r, err);
+                char who[192];
+                if (gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
+                else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
+                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, r, who, err);
                 if (!rc) FN(minv_apply)(&X->W, Qth, X->k, bk);
                 X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
                 if (X->fb) {
                     REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
                     FN(minv_quad)(&X->W, gz, Tq, bk);
-                    for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
-                        FN(opl) *P = X->P[q];
-                        REAL *Y = FN(zalloc)((size_t)B * P->out);
-                        GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
-                        for (int i = 0; i < B; i++)
-                            for (int j = 0; j < r; j++) w[i * r + j] += FN(dotv)(Y + (size_t)i * P->out, gz[q] + (size_t)(i * r + j) * P->out, P->out);
-                        free(Y);
+                    if (X->W.mode == CV_WOOD && X->W.qinU) { /* w = q_θᵀ k = √B Uᵀ M^† Q_θ, no cancellation */
+                        REAL *wg = FN(zalloc)((size_t)B * r);
+                        for (int gg = 0; gg < X->W.ngroups; gg++) {
+                            FN(wood_ut_minv)(&X->W, gg, Qth, wg, bk);
+                            for (int k = 0; k < B * r; k++) w[k] += (REAL)sqrt((double)B) * wg[k];
+                        }
+                        free(wg);
+                    } else {
+                        for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
+                            FN(opl) *P = X->P[q];
+                            REAL *Y = FN(zalloc)((size_t)B * P->out);
+                            GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+                            for (int i = 0; i < B; i++)
+                                for (int j = 0; j < r; j++) w[i * r + j] += FN(dotv)(Y + (size_t)i * P->out, gz[q] + (size_t)(i * r + j) * P->out, P->out);
+                            free(Y);
+                        }
                     }
                     vnew = FN(zalloc)((size_t)B * n);
                     memcpy(vnew, gx, (size_t)B * n * sizeof(REAL));
@@ -824,6 +1055,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 #endif
                             }
                     }
+                    for (int i = 0; i < B; i++) PSYM(pert, Snew + (size_t)i * r * r, r); /* §10: S as formed */
                     free(Tq), free(w);
                 }
             }
@@ -920,8 +1152,12 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                         for (int l2 = 0; l2 < r; l2++)
                             cc[i * r + j] += X->Sp[((size_t)i * r + j) * r + l2] *
                                              FN(dotv)(X->qxt + (size_t)(i * r + l2) * n, dx + (size_t)i * n, n);
-                int lowrank = X->W.mode == CV_KFAC;
-                for (int q = 0; q < X->np; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
+                int lowrank = X->W.mode == CV_KFAC, coef = X->W.mode == CV_WOOD && X->W.qinU;
+                if (coef) { /* exact: mean_i Σ_j c_ij q^(ij) = U (c/√B): M^† without cancellation */
+                    for (int k = 0; k < B * r; k++) cc[k] /= (REAL)sqrt((double)B);
+                    for (int gg = 0; gg < X->W.ngroups; gg++) FN(wood_apply_coef)(&X->W, gg, cc, fbk, bk);
+                }
+                for (int q = 0; q < X->np && !coef; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
                     FN(opl) *P = X->P[q];
                     REAL *Cg = FN(zalloc)((size_t)B * P->out);
                     for (int i = 0; i < B; i++)
@@ -940,7 +1176,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                     }
                     free(Cg);
                 }
-                if (!lowrank) FN(minv_apply)(&X->W, y, fbk, bk);
+                if (!lowrank && !coef) FN(minv_apply)(&X->W, y, fbk, bk);
                 for (int q = 0; q < X->np; q++)
                     for (int j = 0; j < X->P[q]->m; j++) dth[q][j] += fbk[q][j];
                 free(cc);
