@@ -8,7 +8,6 @@
  * diagonal blocks of G_ww^† blockdiag(mat P_v) A_ww^† are Σ_v G^†_uv mat(P_v) A^†_vu. */
 #include "ref.h"
 
-#include <gsl/gsl_blas.h>
 #include <float.h>
 #include <math.h>
 

@@ -11,7 +11,6 @@
  * FNE: one player (Q^{t,n} of lane n); GR: all players jointly (P, W). */
 #include "expand.h"
 
-#include <gsl/gsl_blas.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -141,7 +140,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
     for (int i = 0; i < B; i++) {
         gsl_vector_const_view vi = gsl_matrix_const_row(vnext, (size_t)i);
         gsl_vector_view qi = gsl_matrix_row(o->Qx, (size_t)i);
-        gsl_blas_dgemv(CblasTrans, 1.0, Fx[i], &vi.vector, 0.0, &qi.vector);
+        ref_gemv(1, 1.0, Fx[i], &vi.vector, 0.0, &qi.vector);
         for (int j = 0; j < B; j++) {
             if (i != j && !aug) continue; /* blockdiag/persample: Ṽ'_ij = 0 exactly off the diagonal */
             gsl_matrix_const_view Vij = gsl_matrix_const_submatrix(VXXnext, (size_t)i * n1, (size_t)j * n1, n1, n1);
@@ -168,7 +167,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         for (int i = 0; i < B; i++) {
             gsl_vector_const_view vi = gsl_matrix_const_row(vnext, (size_t)i);
             gsl_vector_view gi = gsl_matrix_row(o->Qthi, (size_t)i);
-            gsl_blas_dgemv(CblasTrans, 1.0, Fth[i], &vi.vector, 0.0, &gi.vector);
+            ref_gemv(1, 1.0, Fth[i], &vi.vector, 0.0, &gi.vector);
             gsl_vector_add(o->Qth, &gi.vector);
             for (int j = 0; j < B; j++) {
                 if (i != j && !aug) continue;
@@ -188,7 +187,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
             int mu = g->stages[t].players[o->p[u]].m;
             gsl_vector_const_view th = gsl_vector_const_view_array(m->th[t][o->p[u]], (size_t)mu);
             gsl_vector_view dst = gsl_vector_subvector(o->Qth, (size_t)o->moff[u], (size_t)mu);
-            gsl_blas_daxpy(lam, &th.vector, &dst.vector);
+            ref_axpy(lam, &th.vector, &dst.vector);
         }
         if (full) {
             gsl_matrix_scale(Hthth, 1.0 / B);
@@ -226,7 +225,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err);
         if (A) gsl_matrix_free(A), gsl_matrix_free(G);
         if (!rc) {
-            gsl_blas_dgemv(CblasNoTrans, 1.0, Minv, o->Qth, 0.0, o->k);
+            ref_gemv(0, 1.0, Minv, o->Qth, 0.0, o->k);
             for (int i = 0; i < B; i++) ref_gemm(0, 0, 1.0, Minv, o->Qthx[i], 0.0, o->K[i]);
             if (fault == OCN_FAULT_k_PERTURB) gsl_vector_scale(o->k, 1.0 + 1e-6);
             for (int i = 0; i < B; i++) {
@@ -245,7 +244,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
     if (!rc && np) {
         for (int i = 0; i < B; i++) {
             gsl_vector_view vi = gsl_matrix_row(o->Vx, (size_t)i);
-            gsl_blas_dgemv(CblasTrans, -1.0, o->Qthx[i], o->k, 1.0, &vi.vector);
+            ref_gemv(1, -1.0, o->Qthx[i], o->k, 1.0, &vi.vector);
             for (int j = 0; j < B; j++) {
                 if (i != j && opt->value != OCN_VALUE_AUGMENTED) continue;
                 double c = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / B;

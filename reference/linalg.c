@@ -1,13 +1,45 @@
-/* Dense linear algebra of the reference (GSL): SVD pseudo-inverse with the
- * SPEC §5 rcond rule, explicit Kronecker product, GEMM wrapper. */
+/* Dense linear algebra of the reference: SVD pseudo-inverse with the SPEC §5
+ * rcond rule, explicit Kronecker product, and the reference's own dense
+ * kernels (GEMM, GEMV, AXPY, DOT).
+ *
+ * Reproducible bytes (issue 9 item 6): every sum here is a plain loop in a
+ * fixed order, element (i, j) of op(A) op(B) being ((a_i0 b_0j + a_i1 b_1j)
+ * + …) whatever the transposition, the thread count, the core affinity or the
+ * BLAS library.  No level-2/3 BLAS is called, directly or through GSL: GSL
+ * sends its gsl_blas_* calls to whatever CBLAS the process links (OpenBLAS,
+ * whose threaded kernels split sums by thread count).  GSL still computes the
+ * decompositions (docs/decisions.md, "Reproducible bytes"):
+ *   - up to 128 columns, gsl_linalg_SV_decomp_jacobi, whose only BLAS calls
+ *     are ddot/dnrm2 on strided columns (OpenBLAS threads ddot above 10000
+ *     entries only, dnrm2 never; the row count is bounded below that);
+ *   - above, the matrix is reduced here to tridiagonal (symmetric) or
+ *     bidiagonal form by Householder reflections, and GSL's implicit-shift
+ *     QR (gsl_eigen_symmv / gsl_linalg_SV_decomp) diagonalises the condensed
+ *     matrix: its own Householder stage then finds nothing to annihilate
+ *     (dnrm2 of exact zeros, τ = 0, no dsymv/dsyr2/dgemv/dger), and its
+ *     rotations are loops (eigen) or drot, which OpenBLAS threads above
+ *     100000 entries only. */
 #include "ref.h"
 
+#include <assert.h>
 #include <float.h>
-#include <gsl/gsl_blas.h>
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Products are never fused into FMAs (a build-time choice, not a thread one,
+ * but fixed here too): GCC does not contract in ISO C mode (-std=c11). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Columns up to which GSL's one-sided Jacobi SVD is used, and the longest
+ * column it may see (OpenBLAS's ddot stays single-threaded up to 10000). */
+#define REF_JACOBI_MAX_COLS 128
+#define REF_JACOBI_MAX_ROWS 10000
 
 void ref_gsl_quiet(void)
 {
@@ -16,9 +48,145 @@ void ref_gsl_quiet(void)
     gsl_set_error_handler_off();
 }
 
+/* ---- deterministic dense kernels ---------------------------------------- */
+
+typedef double ref_v2d __attribute__((vector_size(16))); /* two IEEE lanes, no fused ops */
+
+/* c = alpha·s (+ beta·c) for one entry: beta = 0 does not read C, as in BLAS */
+static inline void gemm_store(double *c, double alpha, double s, double beta)
+{
+    *c = beta == 0.0 ? alpha * s : alpha * s + beta * *c;
+}
+
+/* C = alpha op(A) op(B) + beta C.  Every entry is s = 0; s += a_ip·b_pj for
+ * p = 0, 1, …, K-1 in increasing order; c = alpha·s (+ beta·c): the same
+ * operations in the same order whatever the shapes, transpositions, blocking
+ * or thread count.  Register blocks of 4 x 4 (two-lane vectors: each lane is
+ * the scalar operation).  When no operand entry is NaN/Inf, terms with a zero
+ * factor are skipped where that saves work (Jacobians are sparse): they are
+ * ±0, and adding ±0 leaves s unchanged since s, starting from +0, is never −0
+ * — the bits are those of the dense loop.  C must not overlap A or B. */
 void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C)
 {
-    gsl_blas_dgemm(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, alpha, A, B, beta, C);
+    size_t M = C->size1, N = C->size2, K = ta ? A->size1 : A->size2;
+    assert((ta ? A->size2 : A->size1) == M && (tb ? B->size2 : B->size1) == K && (tb ? B->size1 : B->size2) == N);
+    if (!M || !N) return;
+    size_t N4 = (N + 3) / 4 * 4, M4 = M - M % 4;
+    /* a = op(A) row-major (M x K), b = op(B) row-major (K x N4, zero columns
+     * padded), colnz[p] = nonzeros of a's column p, rownz[p] = of b's row p */
+    double *a = malloc((M * K + K * N4 + 1) * sizeof *a), *b = a + M * K;
+    size_t *colnz = calloc(2 * K + 1, sizeof *colnz), *rownz = colnz + K;
+    assert(a && colnz);
+    int finite = 1;
+    for (size_t i = 0; i < M; i++)
+        for (size_t p = 0; p < K; p++) {
+            double x = ta ? A->data[p * A->tda + i] : A->data[i * A->tda + p];
+            a[i * K + p] = x, colnz[p] += x != 0.0, finite &= isfinite(x) != 0;
+        }
+    for (size_t p = 0; p < K; p++)
+        for (size_t j = 0; j < N4; j++) {
+            double x = j >= N ? 0.0 : tb ? B->data[j * B->tda + p] : B->data[p * B->tda + j];
+            b[p * N4 + j] = x, rownz[p] += x != 0.0, finite &= isfinite(x) != 0;
+        }
+    double dense = (double)M * (double)N * (double)K, sparse = 0.0;
+    for (size_t p = 0; p < K; p++) sparse += (double)colnz[p] * (double)rownz[p];
+    if (finite && 4.0 * sparse < dense) { /* row i: s_j += a_ip b_pj over a_ip ≠ 0, b_pj ≠ 0, p ascending */
+        size_t nnz = 0;
+        for (size_t p = 0; p < K; p++) nnz += rownz[p];
+        size_t *jx = malloc((nnz + K + 2) * sizeof *jx), *start = jx + nnz;
+        double *bv = malloc((nnz + N + 1) * sizeof *bv), *s = bv + nnz;
+        assert(jx && bv);
+        start[0] = 0;
+        for (size_t p = 0, q = 0; p < K; p++) {
+            for (size_t j = 0; j < N; j++)
+                if (b[p * N4 + j] != 0.0) jx[q] = j, bv[q++] = b[p * N4 + j];
+            start[p + 1] = q;
+        }
+        for (size_t i = 0; i < M; i++) {
+            memset(s, 0, N * sizeof *s);
+            for (size_t p = 0; p < K; p++) {
+                double x = a[i * K + p];
+                if (x == 0.0) continue;
+                for (size_t q = start[p]; q < start[p + 1]; q++) s[jx[q]] += x * bv[q];
+            }
+            for (size_t j = 0; j < N; j++) gemm_store(C->data + i * C->tda + j, alpha, s[j], beta);
+        }
+        free(jx), free(bv);
+    } else {
+        for (size_t j = 0; j < N; j += 4) {
+            size_t cols = N - j < 4 ? N - j : 4;
+            for (size_t i = 0; i < M; i += i < M4 ? 4 : 1) {
+                size_t rows = i < M4 ? 4 : 1;
+                const double *ai = a + i * K, *bj = b + j;
+                ref_v2d c[4][2] = {{{0, 0}, {0, 0}}, {{0, 0}, {0, 0}}, {{0, 0}, {0, 0}}, {{0, 0}, {0, 0}}};
+                double sv[4][4];
+                if (rows == 4)
+                    for (size_t p = 0; p < K; p++) {
+                        ref_v2d b0, b1;
+                        memcpy(&b0, bj + p * N4, sizeof b0), memcpy(&b1, bj + p * N4 + 2, sizeof b1);
+                        for (size_t r = 0; r < 4; r++) {
+                            ref_v2d x = {ai[r * K + p], ai[r * K + p]};
+                            c[r][0] += x * b0, c[r][1] += x * b1;
+                        }
+                    }
+                else
+                    for (size_t p = 0; p < K; p++) {
+                        ref_v2d b0, b1, x = {ai[p], ai[p]};
+                        memcpy(&b0, bj + p * N4, sizeof b0), memcpy(&b1, bj + p * N4 + 2, sizeof b1);
+                        c[0][0] += x * b0, c[0][1] += x * b1;
+                    }
+                memcpy(sv, c, sizeof sv);
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t q = 0; q < cols; q++) gemm_store(C->data + (i + r) * C->tda + j + q, alpha, sv[r][q], beta);
+            }
+        }
+    }
+    free(a), free(colnz);
+}
+
+/* y = alpha op(A) x + beta y, each entry summed in increasing order of the
+ * inner index; beta = 0 does not read y.  y must not overlap A or x. */
+void ref_gemv(int ta, double alpha, const gsl_matrix *A, const gsl_vector *x, double beta, gsl_vector *y)
+{
+    size_t M = ta ? A->size2 : A->size1, K = ta ? A->size1 : A->size2, lda = A->tda;
+    assert(x->size == K && y->size == M);
+    if (!M) return;
+    double *acc = calloc(M, sizeof *acc);
+    assert(acc);
+    if (ta) /* acc[i] += A_pi x_p, p ascending; rows of A contiguous */
+        for (size_t p = 0; p < K; p++) {
+            double xp = x->data[p * x->stride];
+            const double *a = A->data + p * lda;
+            for (size_t i = 0; i < M; i++) acc[i] += a[i] * xp;
+        }
+    else
+        for (size_t i = 0; i < M; i++) {
+            const double *a = A->data + i * lda;
+            double s = 0.0;
+            for (size_t p = 0; p < K; p++) s += a[p] * x->data[p * x->stride];
+            acc[i] = s;
+        }
+    for (size_t i = 0; i < M; i++) {
+        double *yi = y->data + i * y->stride;
+        *yi = beta == 0.0 ? alpha * acc[i] : alpha * acc[i] + beta * *yi;
+    }
+    free(acc);
+}
+
+/* y += alpha x */
+void ref_axpy(double alpha, const gsl_vector *x, gsl_vector *y)
+{
+    assert(x->size == y->size);
+    for (size_t i = 0; i < x->size; i++) y->data[i * y->stride] += alpha * x->data[i * x->stride];
+}
+
+/* xᵀy, summed in increasing index order */
+double ref_dot(const gsl_vector *x, const gsl_vector *y)
+{
+    assert(x->size == y->size);
+    double s = 0.0;
+    for (size_t i = 0; i < x->size; i++) s += x->data[i * x->stride] * y->data[i * y->stride];
+    return s;
 }
 
 void ref_kron(const gsl_matrix *A, const gsl_matrix *G, gsl_matrix *out)
@@ -30,6 +198,152 @@ void ref_kron(const gsl_matrix *A, const gsl_matrix *G, gsl_matrix *out)
                     gsl_matrix_set(out, i * G->size1 + k, j * G->size2 + l,
                                    gsl_matrix_get(A, i, j) * gsl_matrix_get(G, k, l));
 }
+
+/* ---- Householder reduction to condensed form (large matrices) ----------- */
+
+/* Householder reflection H = I − τ v vᵀ with H x = (β, 0, …, 0) for the n
+ * entries x[0], x[inc], …: on return x[0] = β and x[k·inc] = v_k (k ≥ 1;
+ * v_0 = 1 implicitly).  τ = 0 (H = I, x untouched) when x[1..] is zero. */
+static double house(size_t n, double *x, size_t inc)
+{
+    if (n < 2) return 0.0;
+    double mx = 0.0, s = 0.0;
+    for (size_t k = 1; k < n; k++) mx = fmax(mx, fabs(x[k * inc]));
+    if (mx == 0.0) return 0.0;
+    for (size_t k = 1; k < n; k++) s += (x[k * inc] / mx) * (x[k * inc] / mx);
+    double alpha = x[0], beta = -copysign(hypot(alpha, mx * sqrt(s)), alpha);
+    double tau = (beta - alpha) / beta, f = 1.0 / (alpha - beta);
+    for (size_t k = 1; k < n; k++) x[k * inc] *= f;
+    x[0] = beta;
+    return tau;
+}
+
+/* Rows r0.. of X (the vector's n entries) ← H X, H from house() with v_k at
+ * v[k·inc] (k ≥ 1); t: X->size2 doubles of scratch. */
+static void house_left(double tau, size_t n, const double *v, size_t inc, gsl_matrix *X, size_t r0, double *t)
+{
+    size_t N = X->size2;
+    if (tau == 0.0) return;
+    memset(t, 0, N * sizeof *t);
+    for (size_t k = 0; k < n; k++) { /* t = vᵀ X, k ascending */
+        double vk = k ? v[k * inc] : 1.0;
+        const double *row = gsl_matrix_const_ptr(X, r0 + k, 0);
+        for (size_t j = 0; j < N; j++) t[j] += vk * row[j];
+    }
+    for (size_t k = 0; k < n; k++) {
+        double f = tau * (k ? v[k * inc] : 1.0);
+        double *row = gsl_matrix_ptr(X, r0 + k, 0);
+        for (size_t j = 0; j < N; j++) row[j] -= f * t[j];
+    }
+}
+
+/* Symmetric W = U diag(S) Uᵀ: W is reduced to T = Qᵀ W Q here, GSL's
+ * gsl_eigen_symmv diagonalises T = Z Λ Zᵀ, U = Q Z.  W is destroyed. */
+static int eig_sym(gsl_matrix *W, gsl_vector *S, gsl_matrix *U)
+{
+    size_t n = W->size1;
+    double *tau = calloc(n, sizeof *tau), *p = malloc(n * sizeof *p), *w = malloc(n * sizeof *w);
+    double *v = malloc(n * sizeof *v);
+    gsl_matrix *T = gsl_matrix_calloc(n, n);
+    gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(n);
+    if (!tau || !p || !w || !v || !T || !ws) {
+        free(tau), free(p), free(w), free(v);
+        if (T) gsl_matrix_free(T);
+        if (ws) gsl_eigen_symmv_free(ws);
+        return GSL_ENOMEM;
+    }
+    for (size_t k = 0; k + 2 < n; k++) {
+        size_t L = n - k - 1; /* S = W[k+1.., k+1..] ← H S H (W kept full) */
+        tau[k] = house(L, gsl_matrix_ptr(W, k + 1, k), W->tda);
+        if (tau[k] == 0.0) continue;
+        v[0] = 1.0;
+        for (size_t i = 1; i < L; i++) v[i] = gsl_matrix_get(W, k + 1 + i, k);
+        double pv = 0.0;
+        for (size_t i = 0; i < L; i++) { /* p = τ S v */
+            const double *row = gsl_matrix_const_ptr(W, k + 1 + i, k + 1);
+            double s = 0.0;
+            for (size_t j = 0; j < L; j++) s += row[j] * v[j];
+            p[i] = tau[k] * s;
+        }
+        for (size_t i = 0; i < L; i++) pv += p[i] * v[i];
+        for (size_t i = 0; i < L; i++) w[i] = p[i] - 0.5 * tau[k] * pv * v[i]; /* w = p − (τ/2)(pᵀv) v */
+        for (size_t i = 0; i < L; i++) { /* S −= v wᵀ + w vᵀ (stays exactly symmetric) */
+            double *row = gsl_matrix_ptr(W, k + 1 + i, k + 1);
+            for (size_t j = 0; j < L; j++) row[j] -= v[i] * w[j] + w[i] * v[j];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        gsl_matrix_set(T, i, i, gsl_matrix_get(W, i, i));
+        if (i + 1 < n) {
+            double e = gsl_matrix_get(W, i + 1, i);
+            gsl_matrix_set(T, i + 1, i, e), gsl_matrix_set(T, i, i + 1, e);
+        }
+    }
+    int st = gsl_eigen_symmv(T, S, U, ws);
+    for (size_t k = n > 2 ? n - 2 : 0; !st && k-- > 0;) /* U = H_0 H_1 … H_{n-3} Z */
+        house_left(tau[k], n - k - 1, gsl_matrix_const_ptr(W, k + 1, k), W->tda, U, k + 1, p);
+    gsl_eigen_symmv_free(ws);
+    gsl_matrix_free(T);
+    free(tau), free(p), free(w), free(v);
+    return st;
+}
+
+/* U (R x C, R ≥ C ≥ 1) = U diag(S) Vᵀ, U overwritten by its left vectors:
+ * U = Uℓ B Vrᵀ with B upper bidiagonal (reduced here), GSL's
+ * gsl_linalg_SV_decomp diagonalises B = Ub Σ Vbᵀ, U ← Uℓ [Ub; 0], V = Vr Vb. */
+static int svd_bidiag(gsl_matrix *U, gsl_matrix *V, gsl_vector *S)
+{
+    size_t R = U->size1, C = U->size2;
+    double *tl = calloc(C, sizeof *tl), *tr = calloc(C, sizeof *tr), *t = malloc(R * sizeof *t);
+    gsl_matrix *H = gsl_matrix_alloc(R, C), *Bm = gsl_matrix_calloc(C, C);
+    gsl_vector *work = gsl_vector_alloc(C);
+    if (!tl || !tr || !t || !H || !Bm || !work) {
+        free(tl), free(tr), free(t);
+        if (H) gsl_matrix_free(H);
+        if (Bm) gsl_matrix_free(Bm);
+        if (work) gsl_vector_free(work);
+        return GSL_ENOMEM;
+    }
+    for (size_t j = 0; j < C; j++) {
+        /* left: zero U[j+1.., j], applied to columns j+1.. (t = vᵀ U, rows ascending) */
+        tl[j] = house(R - j, gsl_matrix_ptr(U, j, j), U->tda);
+        if (tl[j] != 0.0 && j + 1 < C) {
+            gsl_matrix_view sub = gsl_matrix_submatrix(U, 0, j + 1, R, C - j - 1);
+            house_left(tl[j], R - j, gsl_matrix_const_ptr(U, j, j), U->tda, &sub.matrix, j, t);
+        }
+        /* right: zero U[j, j+2..], applied to rows j+1.. (one dot per row) */
+        if (j + 1 < C) tr[j] = house(C - j - 1, gsl_matrix_ptr(U, j, j + 1), 1);
+        if (tr[j] != 0.0) {
+            const double *v = gsl_matrix_const_ptr(U, j, j + 1);
+            for (size_t r = j + 1; r < R; r++) {
+                double *row = gsl_matrix_ptr(U, r, j + 1), s = row[0];
+                for (size_t k = 1; k < C - j - 1; k++) s += row[k] * v[k];
+                row[0] -= tr[j] * s;
+                for (size_t k = 1; k < C - j - 1; k++) row[k] -= tr[j] * s * v[k];
+            }
+        }
+    }
+    for (size_t j = 0; j < C; j++) {
+        gsl_matrix_set(Bm, j, j, gsl_matrix_get(U, j, j));
+        if (j + 1 < C) gsl_matrix_set(Bm, j, j + 1, gsl_matrix_get(U, j, j + 1));
+    }
+    gsl_matrix_memcpy(H, U); /* the reflectors */
+    int st = gsl_linalg_SV_decomp(Bm, V, S, work);
+    if (!st) {
+        gsl_matrix_set_zero(U);
+        gsl_matrix_view top = gsl_matrix_submatrix(U, 0, 0, C, C);
+        gsl_matrix_memcpy(&top.matrix, Bm);
+        for (size_t j = C; j-- > 0;) /* U ← Hℓ_0 … Hℓ_{C-1} [Ub; 0] */
+            house_left(tl[j], R - j, gsl_matrix_const_ptr(H, j, j), H->tda, U, j, t);
+        for (size_t j = C; j-- > 0;) /* V ← Hr_0 … Hr_{C-2} Vb */
+            if (j + 1 < C) house_left(tr[j], C - j - 1, gsl_matrix_const_ptr(H, j, j + 1), 1, V, j + 1, t);
+    }
+    gsl_matrix_free(H), gsl_matrix_free(Bm), gsl_vector_free(work);
+    free(tl), free(tr), free(t);
+    return st;
+}
+
+/* ---- pseudo-inverse ------------------------------------------------------ */
 
 /* §5: singular values below rcond·σ_max, rcond = max(rows, cols)·ε, are zero.
  * One-sided Jacobi SVD: accurate small singular values, deterministic. */
@@ -49,30 +363,27 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     /* One-sided Jacobi SVD (accurate small singular values) up to 128 columns.
      * Above, GSL's unblocked SVDs take minutes; a symmetric matrix (all our
      * curvatures are) is decomposed by its eigendecomposition instead, which is
-     * an SVD with σ = |λ| and right vectors sign-flipped: V = U·sign(λ). */
-    int st, sym = !tr && r == c && C > 128;
+     * an SVD with σ = |λ| and right vectors sign-flipped: V = U·sign(λ).
+     * Large matrices are condensed here first (eig_sym, svd_bidiag). */
+    int st, jac = C <= REF_JACOBI_MAX_COLS && R <= REF_JACOBI_MAX_ROWS;
+    int sym = !jac && !tr && r == c;
     for (size_t i = 0; sym && i < r; i++)
         for (size_t j = 0; sym && j < i; j++) sym = gsl_matrix_get(A, i, j) == gsl_matrix_get(A, j, i);
-    if (sym) {
+    if (jac) {
+        st = gsl_linalg_SV_decomp_jacobi(U, V, S);
+    } else if (sym) {
         gsl_matrix *W = gsl_matrix_alloc(r, r);
         gsl_matrix_memcpy(W, A);
-        gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(r);
-        st = gsl_eigen_symmv(W, S, U, ws);
-        gsl_eigen_symmv_free(ws);
+        st = eig_sym(W, S, U);
         gsl_matrix_free(W);
         gsl_matrix_memcpy(V, U);
         for (size_t k = 0; !st && k < C; k++)
             if (gsl_vector_get(S, k) < 0) {
                 gsl_vector_set(S, k, -gsl_vector_get(S, k));
-                gsl_vector_view col = gsl_matrix_column(V, k);
-                gsl_vector_scale(&col.vector, -1.0);
+                for (size_t i = 0; i < C; i++) *gsl_matrix_ptr(V, i, k) = -gsl_matrix_get(V, i, k);
             }
-    } else if (C <= 128) {
-        st = gsl_linalg_SV_decomp_jacobi(U, V, S);
     } else {
-        gsl_vector *work = gsl_vector_alloc(C);
-        st = gsl_linalg_SV_decomp(U, V, S, work);
-        gsl_vector_free(work);
+        st = svd_bidiag(U, V, S);
     }
     if (st) {
         gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);
@@ -89,10 +400,9 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     for (size_t k = 0; k < C; k++) {
         double s = gsl_vector_get(S, k), f = (s > tol && s != 0.0) ? 1.0 / s : 0.0;
         if (f != 0.0) smin = fmin(smin, s);
-        gsl_vector_view col = gsl_matrix_column(L, k);
-        gsl_vector_scale(&col.vector, f);
+        for (size_t i = 0; i < c; i++) *gsl_matrix_ptr(L, i, k) *= f;
     }
-    gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, L, Rm, 0.0, Ainv);
+    ref_gemm(0, 1, 1.0, L, Rm, 0.0, Ainv);
     gsl_matrix_free(L), gsl_matrix_free(Rm);
     if (cond) *cond = smax > 0 ? smax / smin : 1.0;
     gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);

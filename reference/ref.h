@@ -66,11 +66,16 @@ typedef struct {
 int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
                        ocn_error *err);
 
-/* Linear algebra helpers (GSL). */
+/* Linear algebra helpers (linalg.c; GSL decompositions, no BLAS of their own). */
 int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *err);
 void ref_kron(const gsl_matrix *A, const gsl_matrix *G, gsl_matrix *out); /* out = A ⊗ G */
-/* C = op(A) op(B) * alpha + beta C (thin wrapper over gsl_blas_dgemm). */
+/* The reference's dense kernels: plain loops, every sum in increasing index
+ * order, so results do not depend on thread count or BLAS (linalg.c).
+ * C = alpha op(A) op(B) + beta C;  y = alpha op(A) x + beta y;  y += alpha x;  xᵀy. */
 void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C);
+void ref_gemv(int ta, double alpha, const gsl_matrix *A, const gsl_vector *x, double beta, gsl_vector *y);
+void ref_axpy(double alpha, const gsl_vector *x, gsl_vector *y);
+double ref_dot(const gsl_vector *x, const gsl_vector *y);
 
 /* Error-handler guard: GSL's default handler aborts; the reference never lets it. */
 void ref_gsl_quiet(void);

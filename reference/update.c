@@ -26,7 +26,7 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
             for (int i = 0; i < B; i++) { /* − mean_i K^(i) δx^(i) */
                 gsl_vector_const_view dxi = gsl_matrix_const_row(dX[t], (size_t)i);
                 gsl_vector_view tv = gsl_vector_view_array(tn, (size_t)pl->m);
-                gsl_blas_dgemv(CblasNoTrans, -1.0 / B, K[t][p][i], &dxi.vector, 1.0, &tv.vector);
+                ref_gemv(0, -1.0 / B, K[t][p][i], &dxi.vector, 1.0, &tv.vector);
             }
         }
         gsl_matrix *Xn = gsl_matrix_alloc((size_t)B, (size_t)g->n[t + 1]);
