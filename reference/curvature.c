@@ -18,7 +18,13 @@ static int damped_pinv(const gsl_matrix *C, double gamma, double eta, ocn_pertur
     gsl_matrix *D = gsl_matrix_alloc(C->size1, C->size2);
     if (!D) return ocn_fail(err, OCN_ENOMEM, "out of memory (%zu x %zu curvature)", C->size1, C->size2);
     gsl_matrix_memcpy(D, C);
-    for (size_t i = 0; i < D->size1; i++) *gsl_matrix_ptr(D, i, i) += gamma;
+    for (size_t i = 0; i < D->size1; i++) { /* symmetric by construction: made exactly so (ref_pinv_m's eigen path) */
+        *gsl_matrix_ptr(D, i, i) += gamma;
+        for (size_t j = 0; j < i; j++) {
+            double x = 0.5 * (gsl_matrix_get(D, i, j) + gsl_matrix_get(D, j, i));
+            gsl_matrix_set(D, i, j, x), gsl_matrix_set(D, j, i, x);
+        }
+    }
     ocn_perturb_sym(pert, D->data, D->size1, D->tda);
     int rc = ref_pinv_m(D, Minv, cond, err);
     gsl_matrix_scale(Minv, eta);

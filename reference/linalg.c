@@ -8,12 +8,8 @@
  * BLAS library.  No level-2/3 BLAS is called, directly or through GSL: GSL
  * sends its gsl_blas_* calls to whatever CBLAS the process links (OpenBLAS,
  * whose threaded kernels split sums by thread count).  GSL still computes the
- * decompositions (docs/decisions.md, "Reproducible bytes"):
- *   - up to 128 columns, gsl_linalg_SV_decomp_jacobi, whose only BLAS calls
- *     are ddot/dnrm2 on strided columns (OpenBLAS threads ddot above 10000
- *     entries only, dnrm2 never; the row count is bounded below that);
- *   - above, the matrix is reduced here to tridiagonal (symmetric) or
- *     bidiagonal form by Householder reflections, and GSL's implicit-shift
+ * decompositions (docs/decisions.md, "Reproducible bytes"): the matrix is
+ *     reduced here to tridiagonal (symmetric) or bidiagonal form by Householder reflections, and GSL's implicit-shift
  *     QR (gsl_eigen_symmv / gsl_linalg_SV_decomp) diagonalises the condensed
  *     matrix: its own Householder stage then finds nothing to annihilate
  *     (dnrm2 of exact zeros, τ = 0, no dsymv/dsyr2/dgemv/dger), and its
@@ -36,10 +32,6 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-/* Columns up to which GSL's one-sided Jacobi SVD is used, and the longest
- * column it may see (OpenBLAS's ddot stays single-threaded up to 10000). */
-#define REF_JACOBI_MAX_COLS 128
-#define REF_JACOBI_MAX_ROWS 10000
 
 void ref_gsl_quiet(void)
 {
@@ -360,18 +352,20 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     gsl_vector *S = gsl_vector_alloc(C);
     if (tr) gsl_matrix_transpose_memcpy(U, A);
     else gsl_matrix_memcpy(U, A);
-    /* One-sided Jacobi SVD (accurate small singular values) up to 128 columns.
-     * Above, GSL's unblocked SVDs take minutes; a symmetric matrix (all our
-     * curvatures are) is decomposed by its eigendecomposition instead, which is
-     * an SVD with σ = |λ| and right vectors sign-flipped: V = U·sign(λ).
-     * Large matrices are condensed here first (eig_sym, svd_bidiag). */
-    int st, jac = C <= REF_JACOBI_MAX_COLS && R <= REF_JACOBI_MAX_ROWS;
-    int sym = !jac && !tr && r == c;
+    /* A symmetric matrix (every curvature the reference inverts is one, made
+     * exactly symmetric by its caller) is decomposed by its eigendecomposition,
+     * an SVD with σ = |λ| and right vectors sign-flipped: V = U·sign(λ); any
+     * other by Golub–Kahan bidiagonalisation + implicit QR.  Both are backward
+     * stable: null-space singular values come out at about ε·σ_max, below the
+     * §5 cut-off.  GSL's one-sided Jacobi SVD, used here before for up to 128
+     * columns, is not: its orthogonality tolerance (10·n·ε) leaves them at up
+     * to 5e-14·σ_max, above the cut-off, and it then inverted noise (a
+     * rank-8 21×21 Q_θθ gave ‖k‖ = 1.4e13 instead of 16; docs/decisions.md).
+     * Both paths condense the matrix here first (eig_sym, svd_bidiag). */
+    int st, sym = !tr && r == c;
     for (size_t i = 0; sym && i < r; i++)
         for (size_t j = 0; sym && j < i; j++) sym = gsl_matrix_get(A, i, j) == gsl_matrix_get(A, j, i);
-    if (jac) {
-        st = gsl_linalg_SV_decomp_jacobi(U, V, S);
-    } else if (sym) {
+    if (sym) {
         gsl_matrix *W = gsl_matrix_alloc(r, r);
         gsl_matrix_memcpy(W, A);
         st = eig_sym(W, S, U);
