@@ -225,11 +225,18 @@ typedef struct {
     int ngroups, grp[REF_MAXP];     /* group of each player (Puv: one per player) */
     REAL mu;
     int upr;                        /* columns of U per sample: r (exact) or 1 (gn-outer) */
-    int qinU;                       /* exact: the value-Hessian factors q^(ij) are U's columns ·√B */
+    int qinU;                       /* the value-Hessian factors q^(ij) are U's columns ·√B (exact, and
+                                     * gn-outer with D_i = cf_i cf_iᵀ: g_i = Σ_j cf_ij q^(ij)) */
+    int gnouter;
     REAL *GU[REF_MAXP];             /* per player the g's that build U (B·upr x out) */
     int rk[REF_MAXP];               /* per group: directions of U kept */
     REAL *Pm[REF_MAXP], *Qc[REF_MAXP]; /* per group (B·upr) x rk */
     REAL *f[REF_MAXP], *df[REF_MAXP];  /* per group rk */
+    /* Gram directions below nc·ε·Λmax (U v ≈ 0 to rounding): on them UDUᵀ is below
+     * the rounding of C, so M^† acts as 1/μ — kept so that coefficient forms do not
+     * lose the part of U c along them */
+    int nd[REF_MAXP];
+    REAL *Vd[REF_MAXP], *ld[REF_MAXP]; /* per group nc x nd eigenvectors, nd eigenvalues (≥ 0) */
 } FN(minv);
 
 /* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group. */
@@ -324,35 +331,75 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_back
  * η U Pm diag(f) Qcᵀ c — no cancellation (§7 core above). */
 static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, const ocn_backend *bk)
 {
-    int nc = W->B * W->upr, rk = W->rk[gr];
+    int nc = W->B * W->upr, rk = W->rk[gr], nd = W->nd[gr];
     if (!rk) return;
-    REAL *t = FN(zalloc)((size_t)rk), *z = FN(zalloc)((size_t)nc);
+    REAL *t = FN(zalloc)((size_t)(rk > nd ? rk : nd)), *z = FN(zalloc)((size_t)nc);
     GEMM(bk, 1, 0, rk, 1, nc, 1, W->Qc[gr], rk, c, 1, 0, t, 1);
     for (int k = 0; k < rk; k++) t[k] *= W->f[gr][k];
     GEMM(bk, 0, 0, nc, 1, rk, 1, W->Pm[gr], rk, t, 1, 0, z, 1);
+    if (nd) { /* + Vd Vdᵀ c / μ */
+        GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, c, 1, 0, t, 1);
+        GEMM(bk, 0, 0, nc, 1, nd, 1 / W->mu, W->Vd[gr], nd, t, 1, 1, z, 1);
+    }
     FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
     free(t), free(z);
 }
 
-/* out (B·upr) = Uᵀ M^† X for one low-rank group: η Qc diag(f) Pmᵀ Uᵀ x (no cancellation). */
-static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, REAL *out, const ocn_backend *bk)
+/* out (B·upr) = Uᵀ M^† (x + U c) for one low-rank group (X or c may be NULL):
+ * η Qc diag(f) (Pmᵀ Uᵀ x + Qcᵀ c) — no cancellation. */
+static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, const ocn_backend *bk)
 {
-    int nc = W->B * W->upr, rk = W->rk[gr];
+    int nc = W->B * W->upr, rk = W->rk[gr], nd = W->nd[gr];
     memset(out, 0, (size_t)nc * sizeof(REAL));
     if (!rk) return;
-    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk);
-    FN(wood_ut)(W, gr, X, ux, bk);
-    GEMM(bk, 1, 0, rk, 1, nc, (REAL)(1.0 / sqrt((double)W->B)), W->Pm[gr], rk, ux, 1, 0, t, 1);
+    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk), *td = FN(zalloc)((size_t)nd + 1);
+    if (X) {
+        FN(wood_ut)(W, gr, X, ux, bk);
+        for (int k = 0; k < nc; k++) ux[k] *= (REAL)(1.0 / sqrt((double)W->B));
+        GEMM(bk, 1, 0, rk, 1, nc, 1, W->Pm[gr], rk, ux, 1, 0, t, 1);
+        if (nd) GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, ux, 1, 0, td, 1); /* Vdᵀ Uᵀ x */
+    }
+    if (c) {
+        GEMM(bk, 1, 0, rk, 1, nc, 1, W->Qc[gr], rk, c, 1, 1, t, 1);
+        if (nd) { /* + Λd Vdᵀ c */
+            REAL *tc = FN(zalloc)((size_t)nd);
+            GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, c, 1, 0, tc, 1);
+            for (int k = 0; k < nd; k++) td[k] += W->ld[gr][k] * tc[k];
+            free(tc);
+        }
+    }
     for (int k = 0; k < rk; k++) t[k] *= W->eta * W->f[gr][k];
     GEMM(bk, 0, 0, nc, 1, rk, 1, W->Qc[gr], rk, t, 1, 0, out, 1);
-    free(ux), free(t);
+    if (nd) GEMM(bk, 0, 0, nc, 1, nd, W->eta / W->mu, W->Vd[gr], nd, td, 1, 1, out, 1);
+    free(ux), free(t), free(td);
+}
+
+/* The open gain k = M^† Q_θ.  Low rank: Q_θ = λθ + U c with c the batch
+ * gradient's coefficients (cf/√B, or 1/√B for U = [g_i]/√B), so only λθ goes
+ * through x/μ + correction; other modes apply M^† to Q_θ as formed. */
+static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, const ocn_backend *bk)
+{
+    if (W->mode != CV_WOOD) {
+        FN(minv_apply)(W, Qth, K, bk);
+        return;
+    }
+    for (int q = 0; q < W->np; q++) memset(K[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
+    for (int gr = 0; gr < W->ngroups; gr++) FN(wood_apply_coef)(W, gr, c, K, bk);
+    if (!lth) return;
+    REAL *Y[REF_MAXP];
+    for (int q = 0; q < W->np; q++) Y[q] = FN(zalloc)((size_t)W->P[q]->m);
+    FN(minv_apply)(W, lth, Y, bk);
+    for (int q = 0; q < W->np; q++) {
+        for (int j = 0; j < W->P[q]->m; j++) K[q][j] += Y[q][j];
+        free(Y[q]);
+    }
 }
 
 static void FN(minv_free)(FN(minv) *W)
 {
     for (int q = 0; q < REF_MAXP; q++) {
         free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->GU[q]);
-        free(W->Pm[q]), free(W->Qc[q]), free(W->f[q]), free(W->df[q]);
+        free(W->Pm[q]), free(W->Qc[q]), free(W->f[q]), free(W->df[q]), free(W->Vd[q]), free(W->ld[q]);
     }
     free(W->Aw), free(W->Gw);
 }
@@ -401,6 +448,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
             G[(size_t)i * nc + j] = G[(size_t)j * nc + i] = v;
         }
     PSYM(M->pert, G, nc); /* §10: the Gram as handed to the eigendecomposition */
+    double ucol = 0; /* largest column norm of U */
+    for (int i = 0; i < nc; i++) ucol = fmax(ucol, sqrt(fabs((double)G[(size_t)i * nc + i])));
     if (SYEV(bk, nc, G, lam)) {
         rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d Gram matrix failed", who, nc, nc);
         goto done;
@@ -410,6 +459,43 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
     for (int k = 0; k < nc; k++)
         if (lam[k] > (REAL)nc * EPS * lmax && lam[k] > 0) keep[rk++] = k;
     W->rk[gr] = rk;
+    /* Directions the Gram cannot resolve (Λ at its rounding level) are either
+     * null directions of U (U v = 0 exactly; rounding noise) or weak ones (U v
+     * small but real, e.g. nearly collinear inputs in float32).  Which, is read
+     * off the explicitly formed U v: noise is at the level of its rounding
+     * (√nc·ε·max column norm), weak directions are above it and get 1/μ. */
+    int nd = 0;
+    if (rk < nc) {
+        W->Vd[gr] = FN(zalloc)((size_t)nc * (nc - rk)), W->ld[gr] = FN(zalloc)((size_t)(nc - rk));
+        REAL *e = FN(zalloc)((size_t)nc), *Y[REF_MAXP] = {0};
+        int ok = W->Vd[gr] && W->ld[gr] && e;
+        for (int q = 0; ok && q < W->np; q++)
+            if (W->grp[q] == gr) ok = (Y[q] = FN(zalloc)((size_t)W->P[q]->m)) != NULL;
+        double tol = 8 * sqrt((double)nc) * EPS * ucol;
+        for (int k = 0; ok && k < nc; k++) {
+            if (lam[k] > (REAL)nc * EPS * lmax && lam[k] > 0) continue;
+            for (int i = 0; i < nc; i++) e[i] = G[(size_t)i * nc + k];
+            double n2 = 0;
+            for (int q = 0; q < W->np; q++)
+                if (Y[q]) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
+            FN(wood_u)(W, gr, e, (REAL)(1.0 / sqrt((double)B)), Y, bk); /* U v */
+            for (int q = 0; q < W->np; q++)
+                for (int j = 0; Y[q] && j < W->P[q]->m; j++) n2 += (double)Y[q][j] * Y[q][j];
+            if (sqrt(n2) <= tol) continue; /* a null direction of U */
+            for (int i = 0; i < nc; i++) W->Vd[gr][(size_t)i * (nc - rk) + nd] = e[i];
+            W->ld[gr][nd++] = (REAL)n2;
+        }
+        for (int q = 0; q < W->np; q++) free(Y[q]);
+        free(e);
+        if (!ok) {
+            rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
+            goto done;
+        }
+        if (nd < nc - rk) /* compact to nc x nd */
+            for (int i = 0; i < nc; i++)
+                for (int d = 0; d < nd; d++) W->Vd[gr][(size_t)i * nd + d] = W->Vd[gr][(size_t)i * (nc - rk) + d];
+    }
+    W->nd[gr] = nd;
     double emax = W->mu;
     if (rk) {
         Wm = FN(zalloc)((size_t)nc * rk), DW = FN(zalloc)((size_t)nc * rk), H = FN(zalloc)((size_t)rk * rk);
@@ -456,7 +542,7 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
                       "below the SPEC §5 pseudo-inverse cut-off %g (rcond*|C + mu I|, m = %ld, |C + mu I| = %g): "
                       "the low-rank (Woodbury) formulation cannot hold §10 here; the optimized path refuses this "
                       "regime (raise damping, or use the reference)",
-                      who, Sp ? "exact" : "gn-outer", (double)W->mu, cut, mg, emax);
+                      who, W->qinU && !W->gnouter ? "exact" : "gn-outer", (double)W->mu, cut, mg, emax);
         goto done;
     }
     for (int k = 0; k < rk; k++) {
@@ -479,10 +565,11 @@ done:
 }
 
 /* Builds M^† for the players P of one expansion.  GHv: value-gradient g's (B x out),
- * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r).  `who`
- * names the stage and lane for messages. */
-static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL **GHv, REAL **GHz, const REAL *Sp, int r,
-                          const char *who, ocn_error *err)
+ * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r), cf: the
+ * incoming value's coefficients (v'^(i) = Σ_j cf_ij Z'^(ij), B x r).  `who` names
+ * the stage and lane for messages. */
+static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL **GHv, REAL **GHz, const REAL *Sp,
+                          const REAL *cf, int r, const char *who, ocn_error *err)
 {
     const ocn_optimizer *o = M->opt;
     const ocn_backend *bk = M->bk;
@@ -576,29 +663,44 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
         return OCN_OK;
     }
-    /* low rank: exact (μ = λ + γ, U from q_θ = F_θᵀ Z', D = S') or gn-outer (μ = γ, U from the per-sample gradients) */
+    /* low rank (§7): exact, μ = λ + γ, U = [q_θ^(ij)]/√B (q_θ = F_θᵀ Z'), D = S'; gn-outer,
+     * μ = γ, C = mean_i g_i g_iᵀ with g_i = Σ_j cf_ij q_θ^(ij): the same U with
+     * D_i = cf_i cf_iᵀ, so every vector of the step is in coefficient form.  Without
+     * the value Hessian (no_feedback, gn-outer only) U = [g_i]/√B, D = I. */
     W->mode = CV_WOOD;
     int exact = o->curvature == OCN_CURV_EXACT;
     W->mu = (REAL)(exact ? M->g->weight_decay + o->damping : o->damping);
-    W->upr = exact ? r : 1;
-    W->qinU = exact;
-    int puv = (o->zero & OCN_ZERO_PUV) != 0;
+    W->gnouter = !exact;
+    W->qinU = GHz != NULL;
+    W->upr = W->qinU ? r : 1;
+    int puv = (o->zero & OCN_ZERO_PUV) != 0, c = W->upr;
     W->ngroups = puv ? np : 1;
     for (int q = 0; q < np; q++) { /* owned copies: the update pass applies M^† after the stage's buffers are gone */
-        size_t len = (size_t)B * (exact ? r : 1) * P[q]->out;
+        size_t len = (size_t)B * c * P[q]->out;
         W->grp[q] = puv ? q : 0;
         W->GU[q] = FN(zalloc)(len);
         if (!W->GU[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank factors)", who);
-        memcpy(W->GU[q], exact ? GHz[q] : GHv[q], len * sizeof(REAL));
+        memcpy(W->GU[q], W->qinU ? GHz[q] : GHv[q], len * sizeof(REAL));
     }
-    for (int gr = 0; gr < W->ngroups; gr++) {
+    REAL *D = NULL;
+    if (W->qinU && exact) {
+        D = (REAL *)Sp;
+    } else if (W->qinU) {
+        D = FN(zalloc)((size_t)B * r * r);
+        if (!D) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gn-outer core)", who);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < r; j++)
+                for (int l = 0; l < r; l++) D[((size_t)i * r + j) * r + l] = cf[(size_t)i * r + j] * cf[(size_t)i * r + l];
+    }
+    int rc = OCN_OK;
+    for (int gr = 0; gr < W->ngroups && !rc; gr++) {
         char w2[256];
         if (puv) snprintf(w2, sizeof w2, "%s player lane %d", who, P[gr]->pl->lane);
         else snprintf(w2, sizeof w2, "%s", who);
-        int rc = FN(wood_core)(M, W, gr, exact ? Sp : NULL, w2, err);
-        if (rc) return rc;
+        rc = FN(wood_core)(M, W, gr, D, w2, err);
     }
-    return OCN_OK;
+    if (D != Sp) free(D);
+    return rc;
 }
 
 /* T_i[j][l] = q^(ij)ᵀ M^† q^(il) for every sample, q^(ij) = a_i ⊗ gz_ij (per player). */
@@ -617,6 +719,9 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, const ocn_back
                             const REAL *qa = W->Qc[gr] + (size_t)(i * r + j) * rk, *qb = W->Qc[gr] + (size_t)(i * r + l) * rk;
                             REAL s = 0;
                             for (int k = 0; k < rk; k++) s += qa[k] * W->f[gr][k] * qb[k];
+                            const REAL *da = W->Vd[gr] ? W->Vd[gr] + (size_t)(i * r + j) * W->nd[gr] : NULL,
+                                       *db = W->Vd[gr] ? W->Vd[gr] + (size_t)(i * r + l) * W->nd[gr] : NULL;
+                            for (int k = 0; k < W->nd[gr]; k++) s += da[k] * W->ld[gr][k] * db[k] / W->mu;
                             T[((size_t)i * r + j) * r + l] += W->eta * (REAL)B * s;
                         }
                 continue;
@@ -708,6 +813,7 @@ typedef struct {
 typedef struct {
     int r;
     REAL *v, *Zt, *S;      /* B x n, B·r x n, B x r x r */
+    REAL *cf;              /* B x r: v^(i) = Σ_j cf_ij Z^(ij) (v lies in the span of Z, §7) */
 } FN(lval);
 
 /* §1/§7 terminal: v = ∇φ, and v_xx = Zᵀ S Z with Z = ∇φ, S = 1 (outer),
@@ -729,9 +835,10 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
     L->v = FN(zalloc)((size_t)B * n);
     L->Zt = FN(zalloc)((size_t)B * r * n);
     L->S = FN(zalloc)((size_t)B * r * r);
+    L->cf = FN(zalloc)((size_t)B * r);
     int *idx = calloc((size_t)n + 1, sizeof *idx), *yi = calloc((size_t)n + 1, sizeof *yi);
     REAL *p = FN(zalloc)((size_t)n);
-    if (!L->v || !L->Zt || !L->S || !idx || !yi || !p) {
+    if (!L->v || !L->Zt || !L->S || !L->cf || !idx || !yi || !p) {
         free(idx), free(yi), free(p);
         return ocn_fail(err, OCN_ENOMEM, "out of memory in the terminal expansion (n_T = %d, rank %d)", n, r);
     }
@@ -749,37 +856,44 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
             if (!d) continue;
             if (g->loss == OCN_LOSS_CE) {
                 int y = (int)M->y[i];
+                if (y < 0 || y >= d) {
+                    free(idx), free(yi), free(p);
+                    return ocn_fail(err, OCN_EINVAL, "sample %d: ce label %d outside lane %d's %d outputs", i, y, l, d);
+                }
                 REAL mx = x[idx[0]], s = 0;
                 for (int k = 1; k < d; k++) mx = x[idx[k]] > mx ? x[idx[k]] : mx;
                 for (int k = 0; k < d; k++) s += (REAL)exp(x[idx[k]] - mx);
                 for (int k = 0; k < d; k++) p[k] = (REAL)exp(x[idx[k]] - mx) / s;
                 for (int k = 0; k < d; k++) v[idx[k]] += p[k] - (k == y);
                 if (!outer)
-                    for (int c = 0; c < d; c++, col++) {
+                    for (int c = 0; c < d; c++, col++) { /* v = p − e_y = −z_y: cf = −e_y */
                         REAL *z = L->Zt + ((size_t)i * r + col) * n;
                         for (int k = 0; k < d; k++) z[idx[k]] = (k == c) - p[k];
                         L->S[((size_t)i * r + col) * r + col] = p[c];
+                        L->cf[(size_t)i * r + col] = c == y ? -1 : 0;
                     }
             } else {
                 const REAL *yt = M->y + (size_t)i * g->out_dim;
                 for (int k = 0; k < d; k++) v[idx[k]] += x[idx[k]] - yt[yi[k]];
                 if (!outer)
-                    for (int c = 0; c < d; c++, col++) {
+                    for (int c = 0; c < d; c++, col++) { /* Z = I on the outputs: cf = x − y */
                         L->Zt[((size_t)i * r + col) * n + idx[c]] = 1;
                         L->S[((size_t)i * r + col) * r + col] = 1;
+                        L->cf[(size_t)i * r + col] = x[idx[c]] - yt[yi[c]];
                     }
             }
         }
-        if (outer) {
+        if (outer) { /* Z = v: cf = 1 */
             memcpy(L->Zt + (size_t)i * n, v, (size_t)n * sizeof(REAL));
             L->S[i] = 1;
+            L->cf[i] = 1;
         }
     }
     free(idx), free(yi), free(p);
     return OCN_OK;
 }
 
-static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S); }
+static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S), free(L->cf); }
 
 /* ---- output (converted to float64) ---- */
 
@@ -986,9 +1100,10 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 PMAT(pert, qxt, (size_t)B * r, n);
                 for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r, X->P[q]->out);
             }
-            REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r);
+            REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r), *cfnew = FN(zalloc)((size_t)B * r);
             memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
-            REAL *Qth[REF_MAXP] = {0};
+            memcpy(cfnew, V->cf, (size_t)B * r * sizeof(REAL));
+            REAL *Qth[REF_MAXP] = {0}, *lth[REF_MAXP] = {0};
             if (X->np) {
                 REAL *gv[REF_MAXP], *gz[REF_MAXP];
                 for (int q = 0; q < X->np; q++) {
@@ -1007,21 +1122,29 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 #endif
                     for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
                     PVEC(pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
+                    if (g->weight_decay != 0) { /* λθ, the part of Q_θ outside the gradient's span */
+                        lth[q] = FN(zalloc)((size_t)P->m);
+                        for (int j = 0; j < P->m; j++) lth[q][j] = (REAL)g->weight_decay * P->th[j];
+                    }
                     X->k[q] = FN(zalloc)((size_t)P->m);
                 }
                 char who[192];
                 if (gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
                 else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
-                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, r, who, err);
-                if (!rc) FN(minv_apply)(&X->W, Qth, X->k, bk);
+                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
+                /* the batch gradient mean_i F_θᵀ v'^(i) = U c in the low-rank modes */
+                int nc = X->W.mode == CV_WOOD ? B * X->W.upr : 0;
+                REAL *cg = nc ? FN(zalloc)((size_t)nc) : NULL;
+                for (int k = 0; k < nc; k++) cg[k] = (X->W.qinU ? V->cf[k] : 1) / (REAL)sqrt((double)B);
+                if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
                 X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
                 if (X->fb) {
                     REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
                     FN(minv_quad)(&X->W, gz, Tq, bk);
-                    if (X->W.mode == CV_WOOD && X->W.qinU) { /* w = q_θᵀ k = √B Uᵀ M^† Q_θ, no cancellation */
+                    if (X->W.mode == CV_WOOD && X->W.qinU) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
                         REAL *wg = FN(zalloc)((size_t)B * r);
                         for (int gg = 0; gg < X->W.ngroups; gg++) {
-                            FN(wood_ut_minv)(&X->W, gg, Qth, wg, bk);
+                            FN(wood_ut_minv)(&X->W, gg, g->weight_decay != 0 ? lth : NULL, cg, wg, bk);
                             for (int k = 0; k < B * r; k++) w[k] += (REAL)sqrt((double)B) * wg[k];
                         }
                         free(wg);
@@ -1039,9 +1162,10 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                     memcpy(vnew, gx, (size_t)B * n * sizeof(REAL));
                     for (int i = 0; i < B; i++) {
                         const REAL *Sp = V->S + (size_t)i * r * r, *Ti = Tq + (size_t)i * r * r;
-                        for (int j = 0; j < r; j++) { /* v_x = Q_x − q_x S' (q_θᵀ k) */
+                        for (int j = 0; j < r; j++) { /* v_x = Q_x − q_x S' (q_θᵀ k); cf = cf' − S' w */
                             REAL s = FN(dotv)(Sp + (size_t)j * r, w + (size_t)i * r, r);
                             for (int a = 0; a < n; a++) vnew[(size_t)i * n + a] -= qxt[(size_t)(i * r + j) * n + a] * s;
+                            cfnew[(size_t)i * r + j] -= s;
                         }
                         for (int j = 0; j < r; j++) /* S = S' − c S' T S' */
                             for (int l2 = 0; l2 < r; l2++) {
@@ -1056,8 +1180,11 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                             }
                     }
                     for (int i = 0; i < B; i++) PSYM(pert, Snew + (size_t)i * r * r, r); /* §10: S as formed */
+                    PMAT(pert, cfnew, B, r); /* §10: v's coefficients as formed */
                     free(Tq), free(w);
                 }
+                free(cg);
+                for (int q = 0; q < X->np; q++) free(lth[q]);
             }
             /* outputs of this stage */
             FN(name)(nm, sizeof nm, gr ? "Px" : "Qx", t, gr ? -1 : l);
@@ -1093,7 +1220,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             }
             for (int q = 0; q < X->np; q++) free(Qth[q]);
             /* the stage's value becomes the incoming value of stage t − 1 */
-            FN(lval) nv = {r, vnew == gx ? gx : vnew, nofb ? NULL : qxt, Snew};
+            FN(lval) nv = {r, vnew == gx ? gx : vnew, nofb ? NULL : qxt, Snew, cfnew};
             FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", t, gr ? -1 : l);
             FN(put)(out, &fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
             if (!nofb && (long)B * n * n <= limit) {

@@ -66,6 +66,7 @@ static double expect_matches_reference(const ocn_game *g, const ocn_optimizer *o
         compared++;
     }
     cr_expect_gt(compared, 5, "%s: arrays compared", what);
+    cr_log_info("%s f%d: %d arrays, worst ratio %.3g", what, prec, compared, worst);
     ocn_arrayset_free(ref), ocn_arrayset_free(out);
     return worst;
 }
