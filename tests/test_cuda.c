@@ -13,7 +13,7 @@ Test(cuda, matches_reference_on_every_fixture, .timeout = 600)
     ocn_fixture *probe = NULL;
     cr_assert_eq(ocn_fixture_read("fixtures/mlp-tanh-ce", &probe, &e), OCN_OK);
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"cuda", 64, 0, 0};
+    ocn_opt_config cfg = {"cuda", 64, 0, 0, 0};
     int rc = ocn_opt_run(probe->game, &probe->game->opt, probe->arrays, &cfg, out, &e);
     ocn_arrayset_free(out);
     ocn_fixture_free(probe);

@@ -23,7 +23,7 @@ Test(optimized, refuses_what_it_cannot_compute)
         ocn_fixture *f = NULL;
         cr_assert_eq(ocn_fixture_read(cases[k].fixture, &f, &e), OCN_OK);
         ocn_arrayset *out = ocn_arrayset_new();
-        ocn_opt_config cfg = {"cpu", 64, 0, 0};
+        ocn_opt_config cfg = {"cpu", 64, 0, 0, 0};
         cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
         cr_expect(strstr(e.msg, cases[k].want) != NULL, "%s: %s", cases[k].fixture, e.msg);
         cr_expect_eq(out->count, 0, "nothing computed on refusal");
@@ -38,7 +38,7 @@ Test(optimized, refuses_what_it_cannot_compute)
     ocn_fixture *f = NULL;
     cr_assert_eq(ocn_fixture_read("fixtures/mlp-tanh-ce", &f, &e), OCN_OK);
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"tpu", 64, 0, 0};
+    ocn_opt_config cfg = {"tpu", 64, 0, 0, 0};
     cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
     cr_expect(strstr(e.msg, "backend 'tpu'") != NULL, "%s", e.msg);
     ocn_arrayset_free(out);

@@ -148,3 +148,19 @@ Test(trust, normalised_games_compare_by_value)
     cr_expect_str_eq(diff, "optimizer.damping");
     ocn_game_free(a), ocn_game_free(b);
 }
+
+/* Issue 9 item 6: an optimized-path fixture carries its own measured c, so
+ * two made with 1 and 2 OpenBLAS threads (different summation orders)
+ * compare clean both ways. */
+Test(trust, optimized_fixtures_from_1_and_2_threads_compare_clean)
+{
+    char dir[256], out[65536];
+    tu_tmpdir(dir, sizeof dir);
+    for (int t = 1; t <= 2; t++)
+        cr_assert_eq(tu_sh(out, sizeof out, "OPENBLAS_NUM_THREADS=%d %s gen games/mlp-w24-kfac.json -o %s/t%d --backend cpu 2>&1",
+                           t, OCN_BIN, dir, t), 0, "%s", out);
+    cr_assert_eq(tu_sh(out, sizeof out, "grep -c '\"rule\": \"measured\"' %s/t1/manifest.json", dir), 0, "%s", out);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s compare %s/t1 %s/t2 2>&1", OCN_BIN, dir, dir), 0, "%s", out);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s compare %s/t2 %s/t1 2>&1", OCN_BIN, dir, dir), 0, "%s", out);
+    tu_rm_rf(dir);
+}
