@@ -67,19 +67,22 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             const ocn_player *pl = ocn_game_lane_player(g, t, lane);
             if (!pl || pl->kind == OCN_PLAYER_ACT) continue;
             (void)st;
-            char nm[64];
+            char nth[64], nwf[64];
             double sw = 1.0 / sqrt((double)pl->in_dim), sb = 0.1;
             ocn_array *th, *wf = NULL;
-            snprintf(nm, sizeof nm, "theta_t%d_n%d", t, lane);
-            th = ocn_arrayset_add2(in, nm, 1, (size_t)pl->m, 0, 0);
-            if (pl->kind == OCN_PLAYER_BIAS) {
-                snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, lane);
-                wf = ocn_arrayset_add2(in, nm, 2, (size_t)pl->out_dim, (size_t)pl->in_dim, 0);
-            }
-            if (!th || (pl->kind == OCN_PLAYER_BIAS && !wf)) {
+            snprintf(nth, sizeof nth, "theta_t%d_n%d", t, lane);
+            snprintf(nwf, sizeof nwf, "Wfix_t%d_n%d", t, lane);
+            int ok = ocn_arrayset_add2(in, nth, 1, (size_t)pl->m, 0, 0) != NULL;
+            if (ok && pl->kind == OCN_PLAYER_BIAS)
+                ok = ocn_arrayset_add2(in, nwf, 2, (size_t)pl->out_dim, (size_t)pl->in_dim, 0) != NULL;
+            if (!ok) {
                 rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
                 break;
             }
+            /* an add may move every array of the set (issue 10: use after free
+             * of `th` once Wfix grew it): look both up after the last add */
+            th = ocn_arrayset_find(in, nth);
+            if (pl->kind == OCN_PLAYER_BIAS) wf = ocn_arrayset_find(in, nwf);
             if (pl->kind == OCN_PLAYER_DENSE) {
                 /* W first: draw row-major W[r][c], store column-major (§2) */
                 for (int rr = 0; rr < pl->out_dim; rr++)
@@ -93,6 +96,7 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             }
         }
     }
+    /* x0 is filled before y is added (that add may move x0); only its NULL-ness is read after */
     ocn_array *x0 = rc ? NULL : ocn_arrayset_add2(in, "x0", 2, (size_t)g->batch, (size_t)g->n[0], 0);
     ocn_array *y = NULL;
     if (x0) {

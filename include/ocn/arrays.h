@@ -24,6 +24,7 @@ typedef struct ocn_arrayset {
 ocn_arrayset *ocn_arrayset_new(void);
 void ocn_arrayset_free(ocn_arrayset *s);
 /* Adds (or replaces) an array of the given shape, zero-filled; returns it or NULL. */
+/* Issue 10: that pointer, like any earlier one from add/add2/find, is valid only until the set's next add, add2, remove, sort or free (an add may move every array: realloc). */
 ocn_array *ocn_arrayset_add(ocn_arrayset *s, const char *name, int ndim, const size_t *shape);
 ocn_array *ocn_arrayset_add2(ocn_arrayset *s, const char *name, int ndim, size_t d0, size_t d1, size_t d2);
 ocn_array *ocn_arrayset_find(const ocn_arrayset *s, const char *name);
