@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXP 64
+#define MAXP OCN_MAX_PLAYERS /* the loader's one player limit (ocn/game.h) */
 
 /* GR joint parameter of stage t: parameterised players in lane order (§5). */
 static int gr_players(const ocn_game *g, int t, int *p, int *moff, int *m)

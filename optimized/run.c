@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#define OPT_MAX_PLAYERS 64
+#define OPT_MAX_PLAYERS OCN_MAX_PLAYERS /* the loader's one player limit (ocn/game.h) */
 
 const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *o)
 {

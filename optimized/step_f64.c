@@ -4,7 +4,7 @@
 #include <float.h>
 #include <stdio.h>
 
-#define REF_MAXP 64
+#define REF_MAXP OCN_MAX_PLAYERS /* the loader's one player limit (ocn/game.h) */
 #define REAL double
 #define SFX f64
 #define EPS DBL_EPSILON

@@ -6,7 +6,7 @@
 
 #include "ref.h"
 
-#define REF_MAX_PLAYERS 64
+#define REF_MAX_PLAYERS OCN_MAX_PLAYERS /* the loader's one player limit (ocn/game.h) */
 
 typedef struct {
     int np;                    /* players in the (joint) parameter; 0 = no gains */

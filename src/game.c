@@ -3,10 +3,16 @@
  * layout: blocks ordered by first appearance, state x_t = alive blocks. */
 #include "ocn/game.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     ocn_error *err;
@@ -18,6 +24,17 @@ static int bad(ctx *c, const char *fmt, const char *a, const char *b)
 {
     char m[600];
     snprintf(m, sizeof m, fmt, a ? a : "", b ? b : "");
+    return ocn_fail(c->err, OCN_EINVAL, "%s: %s", c->where, m);
+}
+
+static int badf(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int badf(ctx *c, const char *fmt, ...)
+{
+    char m[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
     return ocn_fail(c->err, OCN_EINVAL, "%s: %s", c->where, m);
 }
 
@@ -58,7 +75,7 @@ static int get_int(ctx *c, json_t *obj, const char *key, const char *path, int r
 }
 
 static int get_num(ctx *c, json_t *obj, const char *key, const char *path, int required,
-                   double lo, double dflt, int strict_lo, double *out)
+                   double lo, double hi, double dflt, int strict_lo, double *out)
 {
     json_t *v = json_object_get(obj, key);
     char p[300];
@@ -75,6 +92,8 @@ static int get_num(ctx *c, json_t *obj, const char *key, const char *path, int r
         snprintf(m, sizeof m, "%s = %g must be %s %g", p, x, strict_lo ? ">" : ">=", lo);
         return bad(c, "%s", m, NULL);
     }
+    if (x > hi) /* issue 10: absurd values are refused, not left to overflow in the step */
+        return badf(c, "%s = %g out of range: at most %g (docs/decisions.md, Limits)", p, x, hi);
     *out = x;
     return OCN_OK;
 }
@@ -119,12 +138,18 @@ static int block_id(ctx *c, json_t *v, const char *path, int create)
 {
     ocn_game *g = c->g;
     if (!v) return bad(c, "%s missing", path, NULL), -1;
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= OCN_MAX_NAME)
+    if (!json_is_string(v) || json_string_length(v) == 0)
         return bad(c, "%s must be a non-empty block name", path, NULL), -1;
+    if (json_string_length(v) >= OCN_MAX_NAME)
+        return badf(c, "%s: block name of %zu characters (bytes), at most %d", path, json_string_length(v),
+                    OCN_MAX_NAME - 1), -1;
     const char *s = json_string_value(v);
     for (int b = 0; b < g->nblocks; b++)
         if (!strcmp(g->block_names[b], s)) return b;
     if (!create) return bad(c, "%s: block '%s' does not exist", path, s), -1;
+    if (g->nblocks >= OCN_MAX_BLOCKS)
+        return badf(c, "%s: block '%s' would be block %d; at most %d distinct blocks", path, s, g->nblocks + 1,
+                    OCN_MAX_BLOCKS), -1;
     void *nb = realloc(g->block_names, (size_t)(g->nblocks + 1) * sizeof *g->block_names);
     if (!nb) return ocn_fail(c->err, OCN_ENOMEM, "%s: out of memory", c->where), -1;
     g->block_names = nb;
@@ -141,7 +166,10 @@ static int parse_player(ctx *c, json_t *pj, int t, int p, ocn_player *pl)
     int rc, k, a;
     long long v;
     if ((rc = check_keys(c, pj, keys, path))) return rc;
-    if ((rc = get_int(c, pj, "lane", path, 1, 0, 1023, 0, &v))) return rc;
+    if ((rc = get_int(c, pj, "lane", path, 1, 0, LLONG_MAX, 0, &v))) return rc;
+    if (v >= OCN_MAX_PLAYERS) /* issue 10: one player limit, lanes 0 .. OCN_MAX_PLAYERS-1 */
+        return badf(c, "%s lane %lld out of range [0, %d] (at most %d players per stage)", path, v,
+                    OCN_MAX_PLAYERS - 1, OCN_MAX_PLAYERS);
     pl->lane = (int)v;
     if ((rc = get_enum(c, pj, "kind", path, 1, KIND_NAMES, 0, &k))) return rc;
     pl->kind = (ocn_player_kind)k;
@@ -152,7 +180,7 @@ static int parse_player(ctx *c, json_t *pj, int t, int p, ocn_player *pl)
     if ((pl->in_block = block_id(c, json_object_get(pj, "in"), fp, 1)) < 0) return c->err->code;
     snprintf(fp, sizeof fp, "%s out", path);
     if ((pl->out_block = block_id(c, json_object_get(pj, "out"), fp, 1)) < 0) return c->err->code;
-    if ((rc = get_int(c, pj, "out_dim", path, pl->kind != OCN_PLAYER_ACT, 1, 1 << 20, 0, &v))) return rc;
+    if ((rc = get_int(c, pj, "out_dim", path, pl->kind != OCN_PLAYER_ACT, 1, OCN_MAX_DIM, 0, &v))) return rc;
     pl->out_dim = (int)v; /* 0 for act without out_dim: resolved in layout() */
     return OCN_OK;
 }
@@ -169,7 +197,8 @@ static int parse_stage(ctx *c, json_t *sj, int t, ocn_stage *st)
     if (!pa) return bad(c, "%s players missing", path, NULL);
     if (!json_is_array(pa) || json_array_size(pa) == 0)
         return bad(c, "%s players must be a non-empty array", path, NULL);
-    if (json_array_size(pa) > 1024) return bad(c, "%s too many players", path, NULL);
+    if (json_array_size(pa) > OCN_MAX_PLAYERS)
+        return badf(c, "stage %d: %zu players, at most %d", t, json_array_size(pa), OCN_MAX_PLAYERS);
     st->nplayers = (int)json_array_size(pa);
     st->players = calloc((size_t)st->nplayers, sizeof *st->players);
     if (!st->players) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
@@ -185,8 +214,9 @@ static int parse_stage(ctx *c, json_t *sj, int t, ocn_stage *st)
     }
     json_t *ca = json_object_get(sj, "carries");
     if (ca) {
-        if (!json_is_array(ca) || json_array_size(ca) > 1024)
-            return bad(c, "%s carries must be an array", path, NULL);
+        if (!json_is_array(ca)) return bad(c, "%s carries must be an array", path, NULL);
+        if (json_array_size(ca) > OCN_MAX_CARRIES)
+            return badf(c, "stage %d: %zu carries, at most %d", t, json_array_size(ca), OCN_MAX_CARRIES);
         st->ncarries = (int)json_array_size(ca);
         st->carries = calloc((size_t)st->ncarries + 1, sizeof *st->carries);
         if (!st->carries) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
@@ -220,6 +250,52 @@ static int alloc_layout(ocn_game *g)
     return OCN_OK;
 }
 
+/* a·b·w (w = element size; 1 for a count) within lim, without overflow. */
+static int prod_fits(uint64_t a, uint64_t b, uint64_t w, uint64_t lim)
+{
+    uint64_t x;
+    return !__builtin_mul_overflow(a, b, &x) && !__builtin_mul_overflow(x, w, &x) && x <= lim;
+}
+
+/* issue 10: every size the later code keeps in an `int` (dims, parameter
+ * counts, B·n) or allocates in `size_t` (B·n x B·n value Hessians, m x m
+ * curvatures) must fit; the message names the stage.  B of m x n (Q_θx,
+ * K) needs no check of its own: m·Bn ≤ max(m, Bn)². */
+static int check_sizes(ctx *c)
+{
+    ocn_game *g = c->g;
+    /* malloc refuses more than PTRDIFF_MAX bytes (≤ SIZE_MAX) */
+    const uint64_t B = (uint64_t)g->batch, D = sizeof(double), ALLOC = (uint64_t)PTRDIFF_MAX;
+    int64_t total = 0;
+    char at[48];
+    for (int t = 0; t <= g->T; t++) {
+        uint64_t n = (uint64_t)g->n[t];
+        snprintf(at, sizeof at, t < g->T ? "stage %d" : "after the last stage (t = %d)", t);
+        if (!prod_fits(B, n, 1, INT_MAX))
+            return badf(c, "%s: batch %d x state dimension %d = %llu, at most %d", at, g->batch, g->n[t],
+                        (unsigned long long)(B * n), INT_MAX);
+        if (!prod_fits(B * n, B * n, D, ALLOC))
+            return badf(c, "%s: the (batch x state dimension)^2 = %llu^2 value Hessian does not fit in memory (size_t)",
+                        at, (unsigned long long)(B * n));
+        if (t == g->T) break;
+        int64_t m = 0, mmax = 0; /* GR: the stage's joint θ_t; FNE: each player's own */
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            m += g->stages[t].players[p].m;
+            if (g->stages[t].players[p].m > mmax) mmax = g->stages[t].players[p].m;
+        }
+        total += m;
+        if (g->opt.game == OCN_GAME_GR && m > INT_MAX)
+            return badf(c, "stage %d: %lld parameters in the joint (gr) parameter, at most %d", t, (long long)m, INT_MAX);
+        if (g->opt.game != OCN_GAME_GR) m = mmax;
+        if (!prod_fits((uint64_t)m, (uint64_t)m, D, ALLOC))
+            return badf(c, "stage %d: the %lld x %lld curvature does not fit in memory (size_t)", t, (long long)m,
+                        (long long)m);
+    }
+    if (total > INT_MAX)
+        return badf(c, "%lld parameters in all, at most %d", (long long)total, INT_MAX);
+    return OCN_OK;
+}
+
 /* §3/§12: dims of every block at every t; every read block must be alive and
  * every sum (writers + carries) must agree on its dimension. */
 static int layout(ctx *c)
@@ -248,8 +324,12 @@ static int layout(ctx *c)
                 }
                 pl->out_dim = din;
                 pl->m = 0;
-            } else {
-                pl->m = pl->kind == OCN_PLAYER_DENSE ? pl->out_dim * (din + 1) : pl->out_dim;
+            } else { /* int64: out_dim·(in+1) overflows int for wide layers (issue 10) */
+                int64_t m64 = pl->kind == OCN_PLAYER_DENSE ? (int64_t)pl->out_dim * ((int64_t)din + 1) : pl->out_dim;
+                if (m64 > INT_MAX)
+                    return badf(c, "stage %d player %d: %lld parameters (out_dim %d x (input dim %d + 1)), at most %d",
+                                t, p, (long long)m64, pl->out_dim, din, INT_MAX);
+                pl->m = (int)m64;
             }
             int *d = &nxt[pl->out_block];
             if (*d && *d != pl->out_dim) {
@@ -277,20 +357,28 @@ static int layout(ctx *c)
         }
     }
     for (int t = 0; t <= g->T; t++) {
-        int off = 0;
+        int64_t off = 0; /* int64: the sum of block dims may pass INT_MAX (refused below) */
         for (int b = 0; b < g->nblocks; b++) {
-            g->block_off[t][b] = off;
+            if (off > INT_MAX) break;
+            g->block_off[t][b] = (int)off;
             off += g->block_dim[t][b];
         }
-        g->n[t] = off;
+        if (off > INT_MAX) {
+            char at[48];
+            snprintf(at, sizeof at, t < g->T ? "at stage %d" : "after the last stage (t = %d)", t);
+            return badf(c, "state dimension %s exceeds %d (the sum of its block dims)", at, INT_MAX);
+        }
+        g->n[t] = (int)off;
     }
-    return OCN_OK;
+    return check_sizes(c);
 }
 
 static int parse_block_list(ctx *c, json_t *arr, const char *path, int *nout, int **out)
 {
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024)
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
         return bad(c, "%s must be a non-empty array of block names", path, NULL);
+    if (json_array_size(arr) > OCN_MAX_BLOCKS)
+        return badf(c, "%s: %zu block names, at most %d", path, json_array_size(arr), OCN_MAX_BLOCKS);
     *nout = (int)json_array_size(arr);
     *out = calloc((size_t)*nout, sizeof **out);
     if (!*out) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
@@ -329,15 +417,15 @@ static int parse_optimizer(ctx *c, json_t *oj, ocn_optimizer *o)
     o->value = (ocn_value_mode)e;
     if ((rc = get_enum(c, oj, "terminal", path, 0, TERM_NAMES, OCN_TERMINAL_EXACT, &e))) return rc;
     o->terminal = (ocn_terminal)e;
-    if ((rc = get_num(c, oj, "lr", path, 0, 0.0, 1.0, 1, &o->lr))) return rc;
-    if ((rc = get_num(c, oj, "damping", path, 0, 0.0, 0.0, 0, &o->damping))) return rc;
-    if ((rc = get_num(c, oj, "eps", path, 0, 0.0, 1e-8, 0, &o->eps))) return rc;
+    if ((rc = get_num(c, oj, "lr", path, 0, 0.0, OCN_MAX_HYPER, 1.0, 1, &o->lr))) return rc;
+    if ((rc = get_num(c, oj, "damping", path, 0, 0.0, OCN_MAX_HYPER, 0.0, 0, &o->damping))) return rc;
+    if ((rc = get_num(c, oj, "eps", path, 0, 0.0, OCN_MAX_HYPER, 1e-8, 0, &o->eps))) return rc;
     long long iv; /* §13 fields: parsed and stored normalised; ocn gen refuses trajectories for now */
     if ((rc = get_int(c, oj, "steps", path, 0, 1, 1 << 20, 1, &iv))) return rc;
     o->steps = (int)iv;
     if ((rc = get_enum(c, oj, "data", path, 0, DATA_NAMES, 0, &e))) return rc;
     o->data_stream = e;
-    if ((rc = get_num(c, oj, "stat_decay", path, 0, 0.0, 0.0, 0, &o->stat_decay))) return rc;
+    if ((rc = get_num(c, oj, "stat_decay", path, 0, 0.0, 1.0, 0.0, 0, &o->stat_decay))) return rc;
     if (o->stat_decay >= 1.0) return bad(c, "optimizer stat_decay must be in [0, 1)", NULL, NULL);
     if ((rc = get_int(c, oj, "refresh_every", path, 0, 1, 1 << 20, 1, &iv))) return rc;
     o->refresh_every = (int)iv;
@@ -376,7 +464,7 @@ static int parse_loss(ctx *c, json_t *lj)
     if ((rc = check_keys(c, lj, keys, "loss:"))) return rc;
     if ((rc = get_enum(c, lj, "kind", "loss", 1, LOSS_NAMES, 0, &e))) return rc;
     g->loss = (ocn_loss_kind)e;
-    if ((rc = get_int(c, lj, "classes", "loss", g->loss == OCN_LOSS_CE, 2, 1 << 20, 0, &v))) return rc;
+    if ((rc = get_int(c, lj, "classes", "loss", g->loss == OCN_LOSS_CE, 2, OCN_MAX_DIM, 0, &v))) return rc;
     g->classes = (int)v;
     if (g->loss == OCN_LOSS_MSE && json_object_get(lj, "classes"))
         return bad(c, "loss classes is only for kind 'ce'", NULL, NULL);
@@ -397,7 +485,7 @@ static int resolve_outputs(ctx *c, json_t *root)
         if (!g->outputs) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
         if (!g->block_dim[g->T][0]) return bad(c, "outputs: block 'z' is not alive after the last stage", NULL, NULL);
     }
-    g->out_dim = 0;
+    g->out_dim = 0; /* ≤ n[T] ≤ INT_MAX (outputs are distinct blocks alive at T) */
     for (int i = 0; i < g->noutputs; i++) g->out_dim += g->block_dim[g->T][g->outputs[i]];
     g->lane_nout = calloc((size_t)g->nlanes, sizeof *g->lane_nout);
     g->lane_outputs = calloc((size_t)g->nlanes, sizeof *g->lane_outputs);
@@ -467,24 +555,32 @@ int ocn_game_from_json(const void *json, const char *where, ocn_game **out, ocn_
     if ((rc = check_keys(&c, root, keys, "game:"))) goto fail;
     json_t *nm = json_object_get(root, "name");
     if (!nm) { rc = bad(&c, "name missing", NULL, NULL); goto fail; }
-    if (!json_is_string(nm) || json_string_length(nm) == 0 || json_string_length(nm) >= OCN_MAX_NAME) {
+    if (!json_is_string(nm) || json_string_length(nm) == 0) {
         rc = bad(&c, "name must be a non-empty string", NULL, NULL);
+        goto fail;
+    }
+    if (json_string_length(nm) >= OCN_MAX_NAME) {
+        rc = badf(&c, "name: %zu characters (bytes), at most %d", json_string_length(nm), OCN_MAX_NAME - 1);
         goto fail;
     }
     snprintf(g->name, sizeof g->name, "%s", json_string_value(nm));
     if ((rc = get_int(&c, root, "seed", "", 1, 0, 4294967295LL, 0, &v))) goto fail;
     g->seed = (unsigned long)v;
-    if ((rc = get_int(&c, root, "batch", "", 1, 1, 1 << 20, 0, &v))) goto fail;
+    if ((rc = get_int(&c, root, "batch", "", 1, 1, OCN_MAX_DIM, 0, &v))) goto fail;
     g->batch = (int)v;
-    if ((rc = get_int(&c, root, "input_dim", "", 1, 1, 1 << 20, 0, &v))) goto fail;
+    if ((rc = get_int(&c, root, "input_dim", "", 1, 1, OCN_MAX_DIM, 0, &v))) goto fail;
     g->input_dim = (int)v;
     if ((rc = parse_loss(&c, json_object_get(root, "loss")))) goto fail;
-    if ((rc = get_num(&c, root, "weight_decay", "", 0, 0.0, 0.0, 0, &g->weight_decay))) goto fail;
+    if ((rc = get_num(&c, root, "weight_decay", "", 0, 0.0, OCN_MAX_HYPER, 0.0, 0, &g->weight_decay))) goto fail;
     if ((rc = parse_optimizer(&c, json_object_get(root, "optimizer"), &g->opt))) goto fail;
     json_t *sa = json_object_get(root, "stages");
     if (!sa) { rc = bad(&c, "stages missing", NULL, NULL); goto fail; }
-    if (!json_is_array(sa) || json_array_size(sa) == 0 || json_array_size(sa) > 4096) {
-        rc = bad(&c, "stages must be a non-empty array", NULL, NULL);
+    if (!json_is_array(sa) || json_array_size(sa) == 0) {
+        rc = bad(&c, json_is_array(sa) ? "stages: none given, at least 1" : "stages must be an array", NULL, NULL);
+        goto fail;
+    }
+    if (json_array_size(sa) > OCN_MAX_STAGES) {
+        rc = badf(&c, "stages: %zu stages, at most %d", json_array_size(sa), OCN_MAX_STAGES);
         goto fail;
     }
     g->T = (int)json_array_size(sa);
@@ -510,12 +606,19 @@ fail:
     return rc;
 }
 
+/* jansson's error, with the position only where it has one (line -1: none). */
+static int json_fail(ocn_error *err, const char *where, const json_error_t *je)
+{
+    if (je->line < 1) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON: %s", where, je->text);
+    return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", where, je->line, je->column, je->text);
+}
+
 int ocn_game_load_string(const char *text, const char *where, ocn_game **out, ocn_error *err)
 {
     json_error_t je;
     *out = NULL;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", where, je.line, je.column, je.text);
+    if (!root) return json_fail(err, where, &je);
     int rc = ocn_game_from_json(root, where, out, err);
     json_decref(root);
     return rc;
@@ -524,9 +627,29 @@ int ocn_game_load_string(const char *text, const char *where, ocn_game **out, oc
 int ocn_game_load_file(const char *path, ocn_game **out, ocn_error *err)
 {
     json_error_t je;
+    struct stat st;
     *out = NULL;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON at line %d column %d: %s", path, je.line, je.column, je.text);
+    /* issue 10: say what is wrong with the file itself, not "malformed JSON" */
+    FILE *f = fopen(path, "rb");
+    if (!f) return ocn_fail(err, OCN_EINVAL, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st)) st.st_mode = 0; /* unknown: let the read tell */
+    if (S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return ocn_fail(err, OCN_EINVAL, "%s: is a directory, not a game description", path);
+    }
+    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        fclose(f);
+        return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON: the file is empty", path);
+    }
+    errno = 0;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    if (rerr) {
+        json_decref(root);
+        return ocn_fail(err, OCN_EINVAL, "%s: cannot read: %s", path, strerror(rerr));
+    }
+    if (!root) return json_fail(err, path, &je);
     int rc = ocn_game_from_json(root, path, out, err);
     json_decref(root);
     return rc;

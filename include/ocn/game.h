@@ -8,6 +8,18 @@
 
 #define OCN_MAX_NAME 128
 
+/* Limits of a description (issue 10; docs/decisions.md "Limits (issue 10)").
+ * The loader refuses anything beyond them with a message naming the stage,
+ * player or field, so code past the loader may rely on them: every fixed-size
+ * per-player array is sized by OCN_MAX_PLAYERS, and every dimension, parameter
+ * count, B·n and (B·n)² the layout implies fits its `int`/`size_t` type. */
+#define OCN_MAX_PLAYERS 64        /* players per stage; lanes are 0 .. OCN_MAX_PLAYERS-1 */
+#define OCN_MAX_STAGES 4096       /* T */
+#define OCN_MAX_CARRIES 1024      /* carries per stage */
+#define OCN_MAX_BLOCKS 4096       /* distinct block names in a description */
+#define OCN_MAX_DIM (1 << 20)     /* batch, input_dim, out_dim, classes */
+#define OCN_MAX_HYPER 1e10        /* lr, damping, eps, weight_decay are at most this */
+
 typedef enum { OCN_PLAYER_DENSE, OCN_PLAYER_BIAS, OCN_PLAYER_ACT } ocn_player_kind;
 typedef enum { OCN_ACT_IDENTITY, OCN_ACT_TANH, OCN_ACT_RELU, OCN_ACT_SIGMOID } ocn_act;
 typedef enum { OCN_LOSS_CE, OCN_LOSS_MSE } ocn_loss_kind;
