@@ -16,11 +16,20 @@ typedef struct {
     double cond;     /* §10 amplification c for this array; 0 = not recorded */
 } ocn_array;
 
+struct ocn_arrayset_index;
+
 typedef struct ocn_arrayset {
     int count, cap;
     ocn_array *a;
+    /* Private to arrays.c: a hash index name -> position, kept by the functions
+     * below (so add and find are O(1), not a scan).  Code that edits `a` or
+     * `count` itself only loses the speed: find checks the index still
+     * describes `a` and `count` and scans otherwise. */
+    struct ocn_arrayset_index *index;
 } ocn_arrayset;
 
+/* Sets are created here (zero-initialised); find is read-only and safe to
+ * call from several threads at once on the same set. */
 ocn_arrayset *ocn_arrayset_new(void);
 void ocn_arrayset_free(ocn_arrayset *s);
 /* Adds (or replaces) an array of the given shape, zero-filled; returns it or NULL. */
