@@ -3,17 +3,45 @@
 #include "ocn/npy.h"
 #include "ocn/tolerance.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A manifest is JSON text a person could read; beyond this it is not one
+ * (issue 10: /dev/zero as manifest.json took 2.3 GB before failing). */
+#define MANIFEST_MAX ((size_t)256 << 20)
+
+/* A path as messages show it: whole up to 480 characters, else its head and
+ * tail (an ocn_error holds 1024 characters and the reason must survive). */
+static void elide(char *out, size_t n, const char *path)
+{
+    size_t len = strlen(path);
+    if (len < 480 || n < 460) snprintf(out, n, "%s", path);
+    else snprintf(out, n, "%.240s...%s", path, path + len - 200);
+}
+
+/* strdup without trailing slashes ("/" stays "/"). */
+static char *strip_slashes(const char *dir)
+{
+    char *c = strdup(dir);
+    if (!c) return NULL;
+    size_t dl = strlen(c);
+    while (dl > 1 && c[dl - 1] == '/') c[--dl] = 0;
+    return c;
+}
 
 int ocn_array_is_input(const char *name)
 {
@@ -112,16 +140,17 @@ int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, 
     return rc;
 }
 
-static int read_arrays(ocn_fixture *f, json_t *arrays, ocn_error *err)
+static int read_arrays(ocn_fixture *f, int dfd, const char *shown, json_t *arrays, ocn_error *err)
 {
     const char *name;
     json_t *e;
     json_object_foreach(arrays, name, e) {
         json_t *dtype = json_object_get(e, "dtype"), *shape = json_object_get(e, "shape");
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", f->dir, json_string_value(json_object_get(e, "file")));
+        const char *file = json_string_value(json_object_get(e, "file"));
+        char path[1024]; /* what messages call it */
+        snprintf(path, sizeof path, "%s/%s", shown, file);
         char dt[8];
-        int rc = ocn_npy_read(path, f->arrays, name, dt, err);
+        int rc = ocn_npy_read_at(dfd, file, path, f->arrays, name, dt, err);
         if (rc) return rc;
         if (strcmp(dt, json_string_value(dtype)))
             return ocn_fail(err, OCN_EINVAL, "%s: dtype %s, but the manifest says %s", path, dt, json_string_value(dtype));
@@ -143,68 +172,37 @@ static void copy_str(char *dst, size_t n, json_t *v, const char *dflt)
     snprintf(dst, n, "%s", json_is_string(v) ? json_string_value(v) : dflt);
 }
 
-/* Reads a whole small file (manifests); NUL-terminated. */
-static char *slurp(const char *path, size_t *len, ocn_error *err)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        ocn_fail(err, OCN_EINVAL, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t k;
-    while (buf && (k = fread(buf + n, 1, cap - n, fp)) > 0) {
-        n += k;
-        if (n == cap) {
-            if (cap > ((size_t)1 << 30)) {
-                free(buf);
-                buf = NULL;
-                ocn_fail(err, OCN_EINVAL, "%s: file too large", path);
-                break;
-            }
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                ocn_fail(err, OCN_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(fp);
-    if (buf) buf[n] = 0, *len = n;
-    return buf;
-}
-
 int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
 {
     *out = NULL;
     ocn_fixture *f = calloc(1, sizeof *f);
-    if (!f) return ocn_fail(err, OCN_ENOMEM, "out of memory");
-    snprintf(f->dir, sizeof f->dir, "%s", dir);
-    size_t dl = strlen(f->dir);
-    while (dl > 1 && f->dir[dl - 1] == '/') f->dir[--dl] = 0;
-    f->arrays = ocn_arrayset_new();
-    char mpath[4096];
-    snprintf(mpath, sizeof mpath, "%s/manifest.json", f->dir);
+    if (!f || !(f->dir = strip_slashes(dir)) || !(f->arrays = ocn_arrayset_new())) {
+        ocn_fixture_free(f);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    }
+    char shown[800], mpath[1024];
+    elide(shown, sizeof shown, f->dir);
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", shown);
     json_t *m = NULL;
     int rc;
-    struct stat st;
     size_t len = 0;
-    char *text = NULL;
-    if (stat(f->dir, &st) || !S_ISDIR(st.st_mode)) {
-        rc = ocn_fail(err, OCN_EINVAL, "%s: not a fixture directory", dir);
+    unsigned char *text = NULL;
+    /* the directory is opened once and every file read relative to it: no
+     * path is ever cut, and a FIFO or device is refused, never waited on */
+    int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENAMETOOLONG)
+            rc = ocn_fail(err, OCN_EINVAL, "%s: path too long (%zu characters; the system's limit is %d)", shown,
+                          strlen(f->dir), PATH_MAX - 1);
+        else if (errno == ENOMEM)
+            rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory", shown);
+        else
+            rc = ocn_fail(err, OCN_EINVAL, "%s: not a fixture directory (%s)", shown, strerror(errno));
         goto done;
     }
-    if (!(text = slurp(mpath, &len, err))) {
-        rc = err->code;
-        goto done;
-    }
+    if ((rc = ocn_read_regular_at(dfd, "manifest.json", mpath, MANIFEST_MAX, &text, &len, err))) goto done;
     void *mj = NULL;
-    if ((rc = ocn_fixture_parse_manifest(text, len, mpath, &f->game, &mj, err))) goto done;
+    if ((rc = ocn_fixture_parse_manifest((const char *)text, len, mpath, &f->game, &mj, err))) goto done;
     m = mj;
     json_t *p = json_object_get(m, "producer");
     copy_str(f->producer, sizeof f->producer, json_object_get(p, "name"), "unknown");
@@ -221,10 +219,11 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
         rc = ocn_fail(err, OCN_EINVAL, "%s: kind must be \"step\" or \"trajectory\"", mpath);
         goto done;
     }
-    rc = read_arrays(f, json_object_get(m, "arrays"), err);
+    rc = read_arrays(f, dfd, shown, json_object_get(m, "arrays"), err);
     if (!rc && !f->c_measured)
         for (int i = 0; i < f->arrays->count; i++) f->arrays->a[i].cond = 0; /* not a rev.-2 c */
 done:
+    if (dfd >= 0) close(dfd);
     free(text);
     if (m) json_decref(m);
     if (rc) {
@@ -240,24 +239,8 @@ void ocn_fixture_free(ocn_fixture *f)
     if (!f) return;
     ocn_game_free(f->game);
     ocn_arrayset_free(f->arrays);
+    free(f->dir);
     free(f);
-}
-
-/* Removes a fixture directory we own (flat: files only). */
-static void remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4096];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(dir);
 }
 
 static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_producer *p)
@@ -321,6 +304,23 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
         json_object_set_new(json_object_get(m, "tolerance"), "gain_value_arrays", json_integer(ngv));
     }
     return m;
+}
+
+/* Removes a fixture directory we own (flat: files only). */
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[4096];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays, const ocn_producer *p,

@@ -4,9 +4,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NPY_MAX_FILE ((size_t)1 << 34) /* 16 GiB: beyond this a header is lying */
 
@@ -126,34 +130,98 @@ int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_a
     return OCN_OK;
 }
 
-int ocn_npy_read(const char *path, ocn_arrayset *set, const char *name, char dtype_out[8], ocn_error *err)
+int ocn_read_regular_at(int dirfd, const char *name, const char *where, size_t max, unsigned char **buf_out,
+                        size_t *len_out, ocn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ocn_fail(err, OCN_EINVAL, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) || ftell(f) < 0) {
-        fclose(f);
-        return ocn_fail(err, OCN_EINVAL, "%s: cannot determine file size", path);
+    *buf_out = NULL, *len_out = 0;
+    /* O_NONBLOCK: opening a FIFO without a writer returns at once (and is then
+     * refused below) instead of blocking forever */
+    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        int code = errno == ENOMEM ? OCN_ENOMEM : errno == EIO ? OCN_EIO : OCN_EINVAL;
+        if (errno == ENAMETOOLONG) return ocn_fail(err, code, "%s: path too long for the system (PATH_MAX %d)", where, PATH_MAX);
+        return ocn_fail(err, code, "%s: cannot open: %s", where, strerror(errno));
     }
-    size_t len = (size_t)ftell(f);
-    rewind(f);
-    if (len > NPY_MAX_FILE) {
-        fclose(f);
-        return ocn_fail(err, OCN_EINVAL, "%s: file too large", path);
+    struct stat st;
+    int rc = OCN_OK;
+    unsigned char *buf = NULL;
+    size_t got = 0;
+    if (fstat(fd, &st)) rc = ocn_fail(err, OCN_EIO, "%s: cannot stat: %s", where, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = ocn_fail(err, OCN_EINVAL, "%s: not a regular file (%s)", where,
+                      S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                      S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+    else if (st.st_size < 0 || (uint64_t)st.st_size > (uint64_t)max)
+        rc = ocn_fail(err, OCN_EINVAL, "%s: file too large (%lld bytes; at most %zu)", where, (long long)st.st_size, max);
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+        rc = ocn_fail(err, OCN_EIO, "%s: cannot read: %s", where, strerror(errno));
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (%lld bytes)", where, (long long)st.st_size);
+    /* never more than the size fstat gave: a file growing under us is cut there */
+    while (!rc && got < (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) rc = ocn_fail(err, OCN_EIO, "%s: read error: %s", where, strerror(errno));
+        else if (k == 0) rc = ocn_fail(err, OCN_EIO, "%s: file shrank while being read (%zu of %lld bytes)", where, got,
+                                       (long long)st.st_size);
+        else got += (size_t)k;
     }
-    unsigned char *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fclose(f);
-        return ocn_fail(err, OCN_ENOMEM, "%s: out of memory", path);
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
     }
-    size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    int rc = got == len ? ocn_npy_parse(buf, len, path, set, name, dtype_out, err)
-                        : ocn_fail(err, OCN_EIO, "%s: read error", path);
+    buf[got] = 0;
+    *buf_out = buf, *len_out = got;
+    return OCN_OK;
+}
+
+int ocn_npy_read_at(int dirfd, const char *name, const char *where, ocn_arrayset *set, const char *vname,
+                    char dtype_out[8], ocn_error *err)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc = ocn_read_regular_at(dirfd, name, where, NPY_MAX_FILE, &buf, &len, err);
+    if (rc) return rc;
+    rc = ocn_npy_parse(buf, len, where, set, vname, dtype_out, err);
     free(buf);
     return rc;
 }
 
-int ocn_npy_write(const char *path, const ocn_array *a, ocn_error *err)
+int ocn_npy_read(const char *path, ocn_arrayset *set, const char *name, char dtype_out[8], ocn_error *err)
+{
+    return ocn_npy_read_at(AT_FDCWD, path, path, set, name, dtype_out, err);
+}
+
+/* Writes all n bytes (partial writes and EINTR retried); -1 with errno set. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n) {
+        ssize_t k = write(fd, b, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) {
+            errno = EIO;
+            return -1;
+        }
+        b += k, n -= (size_t)k;
+    }
+    return 0;
+}
+
+int ocn_write_file_at(int dirfd, const char *name, const char *where, const void *data, size_t len, ocn_error *err)
+{
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) return ocn_fail(err, OCN_EIO, "%s: cannot create: %s", where, strerror(errno));
+    int bad = write_all(fd, data, len);
+    int e = errno;
+    if (close(fd) && !bad) bad = 1, e = errno;
+    if (bad) return ocn_fail(err, OCN_EIO, "%s: write failed: %s", where, strerror(e));
+    return OCN_OK;
+}
+
+int ocn_npy_write_at(int dirfd, const char *name, const char *where, const ocn_array *a, ocn_error *err)
 {
     char shape[200] = "";
     for (int d = 0; d < a->ndim; d++)
@@ -167,17 +235,27 @@ int ocn_npy_write(const char *path, const ocn_array *a, ocn_error *err)
     memset(header + hl, ' ', (size_t)pad);
     header[hl + pad] = '\n';
     hl += pad + 1;
-    FILE *f = fopen(path, "wb");
-    if (!f) return ocn_fail(err, OCN_EIO, "%s: cannot create: %s", path, strerror(errno));
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC, 0666);
+    if (fd < 0) return ocn_fail(err, OCN_EIO, "%s: cannot create: %s", where, strerror(errno));
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, (size_t)hl, f) == (size_t)hl;
-    for (size_t i = 0; ok && i < a->size; i++) {
-        uint64_t u;
-        memcpy(&u, &a->data[i], 8);
-        unsigned char b[8];
-        for (int k = 0; k < 8; k++) b[k] = (unsigned char)(u >> (8 * k));
-        ok = fwrite(b, 1, 8, f) == 8;
+    unsigned char b[1 << 16]; /* little-endian bytes, written a block at a time */
+    int bad = write_all(fd, pre, 10) || write_all(fd, header, (size_t)hl);
+    for (size_t i = 0; !bad && i < a->size;) {
+        size_t k = 0;
+        for (; i < a->size && k + 8 <= sizeof b; i++, k += 8) {
+            uint64_t u;
+            memcpy(&u, &a->data[i], 8);
+            for (int j = 0; j < 8; j++) b[k + (size_t)j] = (unsigned char)(u >> (8 * j));
+        }
+        bad = write_all(fd, b, k);
     }
-    if (fclose(f) || !ok) return ocn_fail(err, OCN_EIO, "%s: write failed", path);
+    int e = errno;
+    if (close(fd) && !bad) bad = 1, e = errno;
+    if (bad) return ocn_fail(err, OCN_EIO, "%s: write failed: %s", where, strerror(e));
     return OCN_OK;
+}
+
+int ocn_npy_write(const char *path, const ocn_array *a, ocn_error *err)
+{
+    return ocn_npy_write_at(AT_FDCWD, path, path, a, err);
 }

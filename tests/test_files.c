@@ -64,6 +64,33 @@ __attribute__((unused)) static void gen(const char *game, const char *dst, const
     cr_assert_eq(rc, 0, "gen %s -o %s %s: %s", game, dst, extra, out);
 }
 
+/* ---- FIFOs, devices and huge files inside a fixture ---- */
+
+Test(files, fifo_device_and_huge_manifest_or_npy_are_refused_quickly)
+{
+    static const struct { const char *file, *how, *want; } cases[] = {
+        {"manifest.json", "mkfifo", "not a regular file"},
+        {"k_t0_n0.npy", "mkfifo", "not a regular file"},
+        {"manifest.json", "ln -s /dev/zero", "not a regular file"},
+        {"x0.npy", "ln -s /dev/zero", "not a regular file"},
+        {"manifest.json", "truncate -s 300M", "too large"},
+        {"manifest.json", "mkdir", "not a regular file"},
+    };
+    char dir[256], out[8192];
+    tu_tmpdir(dir, sizeof dir);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cr_assert_eq(tu_sh(NULL, 0, "rm -rf %s/f && cp -r fixtures/mlp-tanh-ce %s/f && rm %s/f/%s && %s %s/f/%s", dir, dir,
+                           dir, cases[i].file, cases[i].how, dir, cases[i].file), 0);
+        double t0 = now();
+        int rc = tu_sh(out, sizeof out, "timeout 20 %s verify %s/f 2>&1", OCN_BIN, dir);
+        cr_expect_eq(rc, 2, "%s as %s: exit %d (124: hung): %s", cases[i].how, cases[i].file, rc, out);
+        cr_expect(strstr(out, cases[i].want) && strstr(out, cases[i].file), "%s as %s: %s", cases[i].how, cases[i].file,
+                  out);
+        cr_expect_lt(now() - t0, 5.0, "%s as %s took %.1f s", cases[i].how, cases[i].file, now() - t0);
+    }
+    tu_rm_rf(dir);
+}
+
 /* ---- the manifest reader is linear ---- */
 
 Test(files, arrayset_with_100k_names_is_linear_and_correct, .timeout = 60)
@@ -138,4 +165,16 @@ Test(files, manifest_with_40k_arrays_reads_in_seconds, .timeout = 120)
     cr_expect_lt(t, 3.0, "reading 40k arrays took %.1f s", t);
     ocn_fixture_free(f);
     tu_rm_rf(dir);
+}
+
+/* ---- failure messages: the user's path and the system's reason ---- */
+
+Test(files, npy_write_reports_the_errno)
+{
+    ocn_arrayset *s = ocn_arrayset_new();
+    ocn_array *a = ocn_arrayset_add2(s, "a", 1, 100000, 0, 0);
+    ocn_error e = {0};
+    cr_assert_eq(ocn_npy_write("/dev/full", a, &e), OCN_EIO);
+    cr_expect(strstr(e.msg, "/dev/full") && strstr(e.msg, strerror(ENOSPC)), "%s", e.msg);
+    ocn_arrayset_free(s);
 }

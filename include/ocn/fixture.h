@@ -6,7 +6,7 @@
 #include "ocn/game.h"
 
 typedef struct ocn_fixture {
-    char dir[2048];
+    char *dir;              /* the path as given, trailing slashes removed (malloc'd: never cut) */
     ocn_game *game;
     ocn_arrayset *arrays;   /* inputs and outputs, as stored */
     char producer[256], backend[64], precision[16];
