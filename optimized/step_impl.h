@@ -11,9 +11,10 @@
  *     factors (§6) — Cholesky where the damping keeps a factor safely above
  *     the §5 cut-off, the eigendecomposition pseudo-inverse otherwise —,
  *     exact (GN) and gn-outer through a low-rank core of size B·r (§7):
- *     (μI + UDUᵀ)^† from the eigendecompositions of the Gram UᵀU and of the
- *     symmetric core WᵀDW (no explicit inverse of a Woodbury capacitance,
- *     whose cancellation squared the condition number; §10 rev. 2);
+ *     the Gram UᵀU's eigendecomposition and the graded symmetric core
+ *     μΛ⁻¹ + VᵀDV, applied in push-through forms to vectors kept in
+ *     coefficient form (v = Z cf) — no explicit inverse of a Woodbury
+ *     capacitance, whose cancellation squared the condition number (§10 rev. 2);
  *   - the feedback is applied as M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i));
  *   - §10 perturbation runs (`pert`) perturb the inputs, every matrix handed
  *     to a factorisation and every stage term as formed (PVEC/PMAT/PSYM). */
@@ -211,38 +212,47 @@ typedef struct {
     REAL *Ai[REF_MAXP], *Gi[REF_MAXP]; /* kfac: factor pseudo-inverses */
     REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
     int ao[REF_MAXP + 1], go[REF_MAXP + 1];
-    /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [a_k ⊗ gu_kl]/√B over the
-     * players of a group, D = blockdiag(S') (exact) or I (gn-outer).  With the Gram
-     * UᵀU = V Λ Vᵀ (directions with Λ ≤ nc·ε·Λmax dropped: U is zero there to
-     * rounding), W = V Λ^{1/2} and the symmetric core H = Wᵀ D W = E diag(h) Eᵀ, the
-     * columns of U·Pm, Pm = V Λ^{-1/2} E, are orthonormal eigenvectors of UDUᵀ
-     * (eigenvalues h) and Qc = UᵀU·Pm = W E.  Then
-     *   (μI + UDUᵀ)^† x = x/μ + U Pm diag(df) Pmᵀ Uᵀ x,   df = (μ+h)^† − 1/μ
-     *   (μI + UDUᵀ)^† U c = U Pm diag(f) Qcᵀ c,           f = (μ+h)^†
-     *   Uᵀ (μI + UDUᵀ)^† x = Qc diag(f) Pmᵀ Uᵀ x
-     * — the last two without any cancellation (the Woodbury form x − U D R⁻¹Uᵀx
-     * cancels for x in range(U) and squared the condition number). */
+    /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [q_θ^(ij)]/√B over the
+     * players of a group (G = UᵀU, size nc = B·upr), D = blockdiag(S') (exact) or
+     * blockdiag(cf_i cf_iᵀ) (gn-outer).  With the Gram G = V Λ Vᵀ restricted to the
+     * directions it resolves (Vr, Λ) and the graded symmetric core
+     *   S = μ Λ⁻¹ + Vrᵀ D Vr      (congruent to μ + Λ^{1/2} VrᵀDVr Λ^{1/2}, no Λ^{±1/2}),
+     * the push-through identities give, with Si = S⁻¹,
+     *   (μI + UDUᵀ)⁻¹ U c = U z,       z = Vr Λ⁻¹ Si Vrᵀ c
+     *   Uᵀ(μI + UDUᵀ)⁻¹ U c = Vr Si Vrᵀ c
+     *   Uᵀ(μI + UDUᵀ)⁻¹ x = w,         w = Vr Si Λ⁻¹ Vrᵀ Uᵀx
+     *   (μI + UDUᵀ)⁻¹ x = (x − U D w)/μ
+     * — only the last (used for λθ alone) subtracts.  The explicit inverse of the
+     * Woodbury capacitance μI + UᵀU D cancelled for vectors in range(U) and lost
+     * κ² instead of κ; the Λ^{±1/2} similarity lost √cond(G) in float32.
+     * Directions the Gram cannot resolve (Λ at its rounding level) are null
+     * directions of U (dropped) or weak ones (kept, Λ from the formed U v). */
     int ngroups, grp[REF_MAXP];     /* group of each player (Puv: one per player) */
     REAL mu;
-    int upr;                        /* columns of U per sample: r (exact) or 1 (gn-outer) */
+    int upr;                        /* columns of U per sample: r, or 1 (gn-outer without a value Hessian) */
     int qinU;                       /* the value-Hessian factors q^(ij) are U's columns ·√B (exact, and
                                      * gn-outer with D_i = cf_i cf_iᵀ: g_i = Σ_j cf_ij q^(ij)) */
     int gnouter;
     REAL *GU[REF_MAXP];             /* per player the g's that build U (B·upr x out) */
-    int rk[REF_MAXP];               /* per group: directions of U kept */
-    REAL *Pm[REF_MAXP], *Qc[REF_MAXP]; /* per group (B·upr) x rk */
-    REAL *f[REF_MAXP], *df[REF_MAXP];  /* per group rk */
-    /* Gram directions below nc·ε·Λmax (U v ≈ 0 to rounding): on them UDUᵀ is below
-     * the rounding of C, so M^† acts as 1/μ — kept so that coefficient forms do not
-     * lose the part of U c along them */
-    int nd[REF_MAXP];
-    REAL *Vd[REF_MAXP], *ld[REF_MAXP]; /* per group nc x nd eigenvectors, nd eigenvalues (≥ 0) */
+    REAL *D;                        /* B blocks upr x upr; NULL = I */
+    int rk[REF_MAXP];                /* per group: directions of U kept */
+    REAL *Vr[REF_MAXP], *lr[REF_MAXP], *Si[REF_MAXP]; /* nc x rk, rk, rk x rk */
+    /* gn-outer's batch gradient lies in the span of the per-sample gradients
+     * Ug = [g_i]/√B (C = Ug Ugᵀ): its gain k = Ug (μ + UgᵀUg)⁻¹ c_g uses that
+     * B x B core (eigenvectors Vg, fg = 1/(μ + σ²)), free of D's rank deficit */
+    REAL *GUg[REF_MAXP], *Vg[REF_MAXP], *fg[REF_MAXP];
+    REAL *sg[REF_MAXP];              /* gradient core: σ² per direction, 0 for null ones */
+    int rg[REF_MAXP];                /* its rank */
+    long mg[REF_MAXP];               /* parameters of each group: rk == mg (or rg == mg) means range(U)
+                                      * is the whole space and x/μ − correction can be avoided */
+    double kap[REF_MAXP];            /* emax/μ of the group's μI + UDUᵀ */
 } FN(minv);
 
-/* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group. */
-static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, const ocn_backend *bk)
+/* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group (gu: c per sample). */
+static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL *const *X, REAL *ux,
+                             const ocn_backend *bk)
 {
-    int B = W->B, c = W->upr;
+    int B = W->B;
     memset(ux, 0, (size_t)B * c * sizeof(REAL));
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
@@ -250,26 +260,39 @@ static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, const oc
         REAL *Y = FN(zalloc)((size_t)B * P->out); /* A_p X_p */
         GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X[q], P->out, 0, Y, P->out);
         for (int k = 0; k < B; k++)
-            for (int l = 0; l < c; l++) ux[k * c + l] += FN(dotv)(Y + (size_t)k * P->out, W->GU[q] + (size_t)(k * c + l) * P->out, P->out);
+            for (int l = 0; l < c; l++) ux[k * c + l] += FN(dotv)(Y + (size_t)k * P->out, GU[q] + (size_t)(k * c + l) * P->out, P->out);
         free(Y);
     }
 }
 
-/* X_p += s · Σ_k a_pk (Σ_l w_kl gu_pkl)ᵀ for the players of a group. */
-static void FN(wood_u)(FN(minv) *W, int grp, const REAL *w, REAL s, REAL **X, const ocn_backend *bk)
+static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, const ocn_backend *bk)
 {
-    int B = W->B, c = W->upr;
+    FN(wood_ut_with)(W, grp, W->GU, W->upr, X, ux, bk);
+}
+
+/* X_p += s · Σ_k a_pk (Σ_l w_kl gu_pkl)ᵀ for the players of a group (gu: c per sample). */
+static void FN(wood_u_with)(FN(minv) *W, int grp, REAL *const *GU, int c, const REAL *w, REAL s, REAL **X,
+                            const ocn_backend *bk)
+{
+    int B = W->B;
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
         REAL *Cg = FN(zalloc)((size_t)B * P->out);
         for (int k = 0; k < B; k++)
             for (int l = 0; l < c; l++)
-                for (int o = 0; o < P->out; o++) Cg[(size_t)k * P->out + o] += w[k * c + l] * W->GU[q][(size_t)(k * c + l) * P->out + o];
+                for (int o = 0; o < P->out; o++) Cg[(size_t)k * P->out + o] += w[k * c + l] * GU[q][(size_t)(k * c + l) * P->out + o];
         GEMM(bk, 1, 0, P->na, P->out, B, s, P->A, P->na, Cg, P->out, 1, X[q], P->out);
         free(Cg);
     }
 }
+
+static void FN(wood_u)(FN(minv) *W, int grp, const REAL *w, REAL s, REAL **X, const ocn_backend *bk)
+{
+    FN(wood_u_with)(W, grp, W->GU, W->upr, w, s, X, bk);
+}
+
+static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, const ocn_backend *bk);
 
 /* Y = M^† X for the players' Tm blocks. */
 static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_backend *bk)
@@ -305,73 +328,104 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_back
                      1, Y[u], Pu->out);
                 free(T);
             }
-    } else { /* low-rank per group: η (x/μ + U Pm diag(df) Pmᵀ Uᵀ x) */
-        int nc = W->B * W->upr;
+    } else if (W->GUg[0]) { /* gn-outer, gradient core: η (x − Ug Vg diag(fg) Vgᵀ Ugᵀ x)/μ */
+        int B = W->B;
         for (int q = 0; q < np; q++)
             for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta / W->mu * X[q][j];
-        REAL *ux = FN(zalloc)((size_t)nc), *z = FN(zalloc)((size_t)nc);
-        REAL s = (REAL)(1.0 / sqrt((double)W->B));
+        REAL *ux = FN(zalloc)((size_t)B), *t = FN(zalloc)((size_t)B), *z = FN(zalloc)((size_t)B);
+        REAL sb = (REAL)(1.0 / sqrt((double)B));
+        for (int gr = 0; gr < W->ngroups; gr++) {
+            FN(wood_ut_with)(W, gr, W->GUg, 1, X, ux, bk);
+            /* x = Ug a exactly: M^† x = Ug (μ + G)⁻¹ G⁺ Ugᵀ x, no 1/μ — when G⁺ (σ²max/σ²min)
+             * amplifies less than 1/μ does ((μ + σ²max)/μ) */
+            double smx = 0, smn = INFINITY;
+            for (int k = 0; k < B; k++)
+                if (W->sg[gr][k] > 0) smx = fmax(smx, W->sg[gr][k]), smn = fmin(smn, W->sg[gr][k]);
+            int full = W->rg[gr] >= W->mg[gr] && smx / smn < ((double)W->mu + smx) / W->mu;
+            for (int k = 0; k < B; k++) {
+                REAL a = 0;
+                for (int i = 0; i < B; i++) a += W->Vg[gr][(size_t)i * B + k] * ux[i] * sb;
+                t[k] = a * W->fg[gr][k] * (full ? (W->sg[gr][k] > 0 ? 1 / W->sg[gr][k] : 0) : 1);
+            }
+            for (int i = 0; i < B; i++) z[i] = FN(dotv)(W->Vg[gr] + (size_t)i * B, t, B);
+            if (full)
+                for (int q = 0; q < np; q++)
+                    if (W->grp[q] == gr) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
+            FN(wood_u_with)(W, gr, W->GUg, 1, z, full ? W->eta * sb : -W->eta * sb / W->mu, Y, bk);
+        }
+        free(ux), free(t), free(z);
+    } else { /* low-rank per group: η (x − U D w)/μ, w = Uᵀ M^† x */
+        int nc = W->B * W->upr, c = W->upr;
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta / W->mu * X[q][j];
+        REAL *w = FN(zalloc)((size_t)nc), *dw = FN(zalloc)((size_t)nc);
         for (int gr = 0; gr < W->ngroups; gr++) {
             int rk = W->rk[gr];
-            if (!rk) continue;
-            REAL *t = FN(zalloc)((size_t)rk);
-            FN(wood_ut)(W, gr, X, ux, bk);
-            for (int k = 0; k < nc; k++) ux[k] *= s;
-            GEMM(bk, 1, 0, rk, 1, nc, 1, W->Pm[gr], rk, ux, 1, 0, t, 1); /* Pmᵀ Uᵀ x */
-            for (int k = 0; k < rk; k++) t[k] *= W->df[gr][k];
-            GEMM(bk, 0, 0, nc, 1, rk, 1, W->Pm[gr], rk, t, 1, 0, z, 1);
-            FN(wood_u)(W, gr, z, W->eta * s, Y, bk);
-            free(t);
+            double lmx = 0, lmn = INFINITY;
+            for (int k = 0; k < rk; k++) lmx = fmax(lmx, W->lr[gr][k]), lmn = fmin(lmn, W->lr[gr][k]);
+            /* range(U) is the whole space: x = U G⁺Uᵀx, M^† x = U Vr Λ⁻¹ Si Λ⁻¹ Vrᵀ Uᵀx, no 1/μ —
+             * when G⁺ amplifies less than 1/μ does (the core's emax/μ) */
+            if (rk && rk >= W->mg[gr] && lmx / lmn < W->kap[gr]) {
+                REAL *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk);
+                FN(wood_ut)(W, gr, X, w, bk);
+                for (int k = 0; k < nc; k++) w[k] *= (REAL)(1.0 / sqrt((double)W->B));
+                GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, w, 1, 0, t, 1);
+                for (int k = 0; k < rk; k++) t[k] /= W->lr[gr][k];
+                GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
+                for (int k = 0; k < rk; k++) t2[k] /= W->lr[gr][k];
+                GEMM(bk, 0, 0, nc, 1, rk, 1, W->Vr[gr], rk, t2, 1, 0, dw, 1);
+                for (int q = 0; q < np; q++)
+                    if (W->grp[q] == gr) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
+                FN(wood_u)(W, gr, dw, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
+                free(t), free(t2);
+                continue;
+            }
+            FN(wood_ut_minv)(W, gr, X, NULL, w, bk); /* η w */
+            for (int k = 0; k < W->B; k++) /* D w */
+                for (int a = 0; a < c; a++) {
+                    REAL t = 0;
+                    for (int b = 0; b < c; b++) t += (W->D ? W->D[((size_t)k * c + a) * c + b] : (REAL)(a == b)) * w[k * c + b];
+                    dw[k * c + a] = t;
+                }
+            FN(wood_u)(W, gr, dw, -(REAL)(1.0 / sqrt((double)W->B)) / W->mu, Y, bk);
         }
-        free(ux), free(z);
+        free(w), free(dw);
     }
 }
 
 /* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
- * η U Pm diag(f) Qcᵀ c — no cancellation (§7 core above). */
+ * η U Vr Λ⁻¹ Si Vrᵀ c — no cancellation (§7 core above). */
 static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, const ocn_backend *bk)
 {
-    int nc = W->B * W->upr, rk = W->rk[gr], nd = W->nd[gr];
+    int nc = W->B * W->upr, rk = W->rk[gr];
     if (!rk) return;
-    REAL *t = FN(zalloc)((size_t)(rk > nd ? rk : nd)), *z = FN(zalloc)((size_t)nc);
-    GEMM(bk, 1, 0, rk, 1, nc, 1, W->Qc[gr], rk, c, 1, 0, t, 1);
-    for (int k = 0; k < rk; k++) t[k] *= W->f[gr][k];
-    GEMM(bk, 0, 0, nc, 1, rk, 1, W->Pm[gr], rk, t, 1, 0, z, 1);
-    if (nd) { /* + Vd Vdᵀ c / μ */
-        GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, c, 1, 0, t, 1);
-        GEMM(bk, 0, 0, nc, 1, nd, 1 / W->mu, W->Vd[gr], nd, t, 1, 1, z, 1);
-    }
+    REAL *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk), *z = FN(zalloc)((size_t)nc);
+    GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 0, t, 1);
+    GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
+    for (int k = 0; k < rk; k++) t2[k] /= W->lr[gr][k];
+    GEMM(bk, 0, 0, nc, 1, rk, 1, W->Vr[gr], rk, t2, 1, 0, z, 1);
     FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
-    free(t), free(z);
+    free(t), free(t2), free(z);
 }
 
 /* out (B·upr) = Uᵀ M^† (x + U c) for one low-rank group (X or c may be NULL):
- * η Qc diag(f) (Pmᵀ Uᵀ x + Qcᵀ c) — no cancellation. */
+ * η Vr Si (Λ⁻¹ Vrᵀ Uᵀx + Vrᵀ c) — no cancellation. */
 static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, const ocn_backend *bk)
 {
-    int nc = W->B * W->upr, rk = W->rk[gr], nd = W->nd[gr];
+    int nc = W->B * W->upr, rk = W->rk[gr];
     memset(out, 0, (size_t)nc * sizeof(REAL));
     if (!rk) return;
-    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk), *td = FN(zalloc)((size_t)nd + 1);
+    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk);
     if (X) {
         FN(wood_ut)(W, gr, X, ux, bk);
         for (int k = 0; k < nc; k++) ux[k] *= (REAL)(1.0 / sqrt((double)W->B));
-        GEMM(bk, 1, 0, rk, 1, nc, 1, W->Pm[gr], rk, ux, 1, 0, t, 1);
-        if (nd) GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, ux, 1, 0, td, 1); /* Vdᵀ Uᵀ x */
+        GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, ux, 1, 0, t, 1);
+        for (int k = 0; k < rk; k++) t[k] /= W->lr[gr][k];
     }
-    if (c) {
-        GEMM(bk, 1, 0, rk, 1, nc, 1, W->Qc[gr], rk, c, 1, 1, t, 1);
-        if (nd) { /* + Λd Vdᵀ c */
-            REAL *tc = FN(zalloc)((size_t)nd);
-            GEMM(bk, 1, 0, nd, 1, nc, 1, W->Vd[gr], nd, c, 1, 0, tc, 1);
-            for (int k = 0; k < nd; k++) td[k] += W->ld[gr][k] * tc[k];
-            free(tc);
-        }
-    }
-    for (int k = 0; k < rk; k++) t[k] *= W->eta * W->f[gr][k];
-    GEMM(bk, 0, 0, nc, 1, rk, 1, W->Qc[gr], rk, t, 1, 0, out, 1);
-    if (nd) GEMM(bk, 0, 0, nc, 1, nd, W->eta / W->mu, W->Vd[gr], nd, td, 1, 1, out, 1);
-    free(ux), free(t), free(td);
+    if (c) GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 1, t, 1);
+    GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
+    GEMM(bk, 0, 0, nc, 1, rk, W->eta, W->Vr[gr], rk, t2, 1, 0, out, 1);
+    free(ux), free(t), free(t2);
 }
 
 /* The open gain k = M^† Q_θ.  Low rank: Q_θ = λθ + U c with c the batch
@@ -384,7 +438,22 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
         return;
     }
     for (int q = 0; q < W->np; q++) memset(K[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
-    for (int gr = 0; gr < W->ngroups; gr++) FN(wood_apply_coef)(W, gr, c, K, bk);
+    if (W->GUg[0]) { /* gn-outer: k = η Ug Vg diag(fg) Vgᵀ c_g, c_g = 1/√B */
+        int B = W->B;
+        REAL *t = FN(zalloc)((size_t)B), *z = FN(zalloc)((size_t)B), sb = (REAL)(1.0 / sqrt((double)B));
+        for (int gr = 0; gr < W->ngroups; gr++) {
+            for (int k = 0; k < B; k++) {
+                REAL a = 0;
+                for (int i = 0; i < B; i++) a += W->Vg[gr][(size_t)i * B + k] * sb;
+                t[k] = a * W->fg[gr][k];
+            }
+            for (int i = 0; i < B; i++) z[i] = FN(dotv)(W->Vg[gr] + (size_t)i * B, t, B);
+            FN(wood_u_with)(W, gr, W->GUg, 1, z, W->eta * sb, K, bk);
+        }
+        free(t), free(z);
+    } else {
+        for (int gr = 0; gr < W->ngroups; gr++) FN(wood_apply_coef)(W, gr, c, K, bk);
+    }
     if (!lth) return;
     REAL *Y[REF_MAXP];
     for (int q = 0; q < W->np; q++) Y[q] = FN(zalloc)((size_t)W->P[q]->m);
@@ -399,9 +468,10 @@ static void FN(minv_free)(FN(minv) *W)
 {
     for (int q = 0; q < REF_MAXP; q++) {
         free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->GU[q]);
-        free(W->Pm[q]), free(W->Qc[q]), free(W->f[q]), free(W->df[q]), free(W->Vd[q]), free(W->ld[q]);
+        free(W->Vr[q]), free(W->lr[q]), free(W->Si[q]);
+        free(W->GUg[q]), free(W->Vg[q]), free(W->fg[q]), free(W->sg[q]);
     }
-    free(W->Aw), free(W->Gw);
+    free(W->Aw), free(W->Gw), free(W->D);
 }
 
 /* Gram of per-sample gradients of a group: G[(k,l),(k',l')] = Σ_p (a_pk·a_pk')(g_pkl·g_pk'l'). */
@@ -436,7 +506,7 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
         if (W->grp[q] == gr) mg += W->P[q]->m;
     REAL *G = FN(gram)(W, gr, W->GU, c, W->GU, c, bk), *lam = FN(zalloc)((size_t)nc);
     int *keep = calloc((size_t)nc, sizeof *keep);
-    REAL *Wm = NULL, *DW = NULL, *H = NULL, *h = NULL, *T1 = NULL;
+    REAL *Wm = NULL, *DW = NULL, *H = NULL, *h = NULL, *T1 = NULL, *lk = NULL;
     int rc = OCN_OK, rk = 0;
     if (!G || !lam || !keep) {
         rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (%d x %d Gram)", who, nc, nc);
@@ -456,111 +526,126 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
     }
     REAL lmax = 0;
     for (int k = 0; k < nc; k++) lmax = lam[k] > lmax ? lam[k] : lmax;
-    for (int k = 0; k < nc; k++)
-        if (lam[k] > (REAL)nc * EPS * lmax && lam[k] > 0) keep[rk++] = k;
-    W->rk[gr] = rk;
-    /* Directions the Gram cannot resolve (Λ at its rounding level) are either
-     * null directions of U (U v = 0 exactly; rounding noise) or weak ones (U v
-     * small but real, e.g. nearly collinear inputs in float32).  Which, is read
-     * off the explicitly formed U v: noise is at the level of its rounding
-     * (√nc·ε·max column norm), weak directions are above it and get 1/μ. */
-    int nd = 0;
-    if (rk < nc) {
-        W->Vd[gr] = FN(zalloc)((size_t)nc * (nc - rk)), W->ld[gr] = FN(zalloc)((size_t)(nc - rk));
-        REAL *e = FN(zalloc)((size_t)nc), *Y[REF_MAXP] = {0};
-        int ok = W->Vd[gr] && W->ld[gr] && e;
-        for (int q = 0; ok && q < W->np; q++)
-            if (W->grp[q] == gr) ok = (Y[q] = FN(zalloc)((size_t)W->P[q]->m)) != NULL;
-        double tol = 8 * sqrt((double)nc) * EPS * ucol;
-        for (int k = 0; ok && k < nc; k++) {
-            if (lam[k] > (REAL)nc * EPS * lmax && lam[k] > 0) continue;
+    /* Directions the Gram cannot resolve (Λ at its rounding level nc·ε·Λmax) are
+     * either null directions of U (U v = 0 exactly; dropped) or weak ones (U v
+     * small but real, e.g. nearly collinear inputs in float32; kept, with Λ read
+     * off the explicitly formed U v, accurate where the Gram's is not).  Noise is
+     * at the rounding level of forming U v: √nc·ε·(largest column norm). */
+    REAL *e = FN(zalloc)((size_t)nc), *Y[REF_MAXP] = {0};
+    lk = FN(zalloc)((size_t)nc);
+    int ok = lk && e;
+    for (int q = 0; ok && q < W->np; q++)
+        if (W->grp[q] == gr) ok = (Y[q] = FN(zalloc)((size_t)W->P[q]->m)) != NULL;
+    double tol = 8 * sqrt((double)nc) * EPS * ucol;
+    for (int k = 0; ok && k < nc; k++) {
+        REAL l = lam[k];
+        if (!(lam[k] > (REAL)nc * EPS * lmax)) {
             for (int i = 0; i < nc; i++) e[i] = G[(size_t)i * nc + k];
-            double n2 = 0;
             for (int q = 0; q < W->np; q++)
                 if (Y[q]) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
             FN(wood_u)(W, gr, e, (REAL)(1.0 / sqrt((double)B)), Y, bk); /* U v */
+            double n2 = 0;
             for (int q = 0; q < W->np; q++)
                 for (int j = 0; Y[q] && j < W->P[q]->m; j++) n2 += (double)Y[q][j] * Y[q][j];
             if (sqrt(n2) <= tol) continue; /* a null direction of U */
-            for (int i = 0; i < nc; i++) W->Vd[gr][(size_t)i * (nc - rk) + nd] = e[i];
-            W->ld[gr][nd++] = (REAL)n2;
+            l = (REAL)n2;
         }
-        for (int q = 0; q < W->np; q++) free(Y[q]);
-        free(e);
-        if (!ok) {
-            rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
-            goto done;
-        }
-        if (nd < nc - rk) /* compact to nc x nd */
-            for (int i = 0; i < nc; i++)
-                for (int d = 0; d < nd; d++) W->Vd[gr][(size_t)i * nd + d] = W->Vd[gr][(size_t)i * (nc - rk) + d];
+        if (!(l > 0) || !isfinite((double)(W->mu / l))) continue;
+        lk[rk] = l;
+        keep[rk++] = k;
     }
-    W->nd[gr] = nd;
-    double emax = W->mu;
+    for (int q = 0; q < W->np; q++) free(Y[q]);
+    free(e);
+    if (!ok) {
+        rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
+        goto done;
+    }
+    W->rk[gr] = rk;
+    W->mg[gr] = mg;
+    double emax = W->mu, hmin = INFINITY;
     if (rk) {
         Wm = FN(zalloc)((size_t)nc * rk), DW = FN(zalloc)((size_t)nc * rk), H = FN(zalloc)((size_t)rk * rk);
-        h = FN(zalloc)((size_t)rk), T1 = FN(zalloc)((size_t)nc * rk);
-        W->Pm[gr] = FN(zalloc)((size_t)nc * rk), W->Qc[gr] = FN(zalloc)((size_t)nc * rk);
-        W->f[gr] = FN(zalloc)((size_t)rk), W->df[gr] = FN(zalloc)((size_t)rk);
-        if (!Wm || !DW || !H || !h || !T1 || !W->Pm[gr] || !W->Qc[gr] || !W->f[gr] || !W->df[gr]) {
+        h = FN(zalloc)((size_t)rk), T1 = FN(zalloc)((size_t)rk * rk);
+        W->Vr[gr] = FN(zalloc)((size_t)nc * rk), W->lr[gr] = FN(zalloc)((size_t)rk);
+        W->Si[gr] = FN(zalloc)((size_t)rk * rk);
+        int *ipiv = calloc((size_t)rk, sizeof *ipiv);
+        if (!Wm || !DW || !H || !h || !T1 || !W->Vr[gr] || !W->lr[gr] || !W->Si[gr] || !ipiv) {
+            free(ipiv);
             rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core of rank %d)", who, rk);
             goto done;
         }
+        for (int k = 0; k < rk; k++) W->lr[gr][k] = lk[k];
         for (int i = 0; i < nc; i++)
-            for (int k = 0; k < rk; k++) {
-                REAL sl = (REAL)sqrt((double)lam[keep[k]]);
-                Wm[(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]] * sl;
-                T1[(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]] / sl;
-            }
-        if (Sp) { /* D W, D = blockdiag(S'^(b)) */
+            for (int k = 0; k < rk; k++) W->Vr[gr][(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]];
+        if (Sp) { /* D Vr, D = blockdiag(D^(b)) */
             for (int b = 0; b < B; b++)
-                GEMM(bk, 0, 0, c, rk, c, 1, Sp + (size_t)b * c * c, c, Wm + (size_t)b * c * rk, rk, 0,
+                GEMM(bk, 0, 0, c, rk, c, 1, Sp + (size_t)b * c * c, c, W->Vr[gr] + (size_t)b * c * rk, rk, 0,
                      DW + (size_t)b * c * rk, rk);
         } else {
-            memcpy(DW, Wm, (size_t)nc * rk * sizeof(REAL));
+            memcpy(DW, W->Vr[gr], (size_t)nc * rk * sizeof(REAL));
         }
-        GEMM(bk, 1, 0, rk, rk, nc, 1, Wm, rk, DW, rk, 0, H, rk); /* H = Wᵀ D W */
+        GEMM(bk, 1, 0, rk, rk, nc, 1, W->Vr[gr], rk, DW, rk, 0, T1, rk); /* Dr = Vrᵀ D Vr */
         for (int i = 0; i < rk; i++)
-            for (int j = i + 1; j < rk; j++) {
-                REAL v = (H[(size_t)i * rk + j] + H[(size_t)j * rk + i]) / 2;
-                H[(size_t)i * rk + j] = H[(size_t)j * rk + i] = v;
+            for (int j = i; j < rk; j++) {
+                REAL v = (T1[(size_t)i * rk + j] + T1[(size_t)j * rk + i]) / 2;
+                T1[(size_t)i * rk + j] = T1[(size_t)j * rk + i] = v;
             }
-        PSYM(M->pert, H, rk); /* §10: the core as handed to the eigendecomposition */
+        /* spectrum of μI + UDUᵀ on range(U): μ + eig(Λ^{1/2} Dr Λ^{1/2}) */
+        for (int i = 0; i < rk; i++)
+            for (int j = 0; j < rk; j++)
+                H[(size_t)i * rk + j] = T1[(size_t)i * rk + j] * (REAL)sqrt((double)W->lr[gr][i] * (double)W->lr[gr][j]);
         if (SYEV(bk, rk, H, h)) {
+            free(ipiv);
             rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d low-rank core failed", who, rk, rk);
             goto done;
         }
-        for (int k = 0; k < rk; k++) emax = fmax(emax, fabs((double)W->mu + (double)h[k]));
+        for (int k = 0; k < rk; k++) {
+            emax = fmax(emax, fabs((double)W->mu + (double)h[k]));
+            hmin = fmin(hmin, fabs((double)W->mu + (double)h[k]));
+        }
+        /* the graded core S = μΛ⁻¹ + Dr, handed to LU */
+        for (int k = 0; k < rk; k++) T1[(size_t)k * rk + k] += W->mu / W->lr[gr][k];
+        PSYM(M->pert, T1, rk); /* §10: the core as handed to the factorisation */
+        for (int k = 0; k < rk; k++) W->Si[gr][(size_t)k * rk + k] = 1;
+        int st = GESV(bk, rk, rk, T1, ipiv, W->Si[gr]);
+        free(ipiv);
+        if (st) {
+            rc = ocn_fail(err, OCN_EUNSUPPORTED, "%s: the %d x %d low-rank core is singular (mu = %g): refused", who, rk,
+                          rk, (double)W->mu);
+            goto done;
+        }
+        for (int i = 0; i < rk; i++)
+            for (int j = i + 1; j < rk; j++) {
+                REAL v = (W->Si[gr][(size_t)i * rk + j] + W->Si[gr][(size_t)j * rk + i]) / 2;
+                W->Si[gr][(size_t)i * rk + j] = W->Si[gr][(size_t)j * rk + i] = v;
+            }
     }
+    W->kap[gr] = emax / (double)W->mu;
     /* §5: rcond = m·ε relative to the largest eigenvalue of μI + UDUᵀ (ε of
-     * float64: the SPEC's cut-off); in float32 at least B·upr·ε₃₂, the
-     * rounding level of the eigenproblems actually solved */
+     * float64: the SPEC's cut-off; in float32 at least B·upr·ε₃₂, the rounding
+     * level of the eigenproblems actually solved).  μ must clear it with the
+     * margin OPT_CHOL_MARGIN (then every eigenvalue μ on the complement is kept
+     * and the inverse is the pseudo-inverse); an eigenvalue μ + h of an
+     * indefinite S' near zero would be dropped by the pseudo-inverse: refused too. */
     double cut = fmax((double)mg * DBL_EPSILON, (double)nc * EPS) * emax;
-    if (!((double)W->mu > cut)) {
+    if (!((double)W->mu > OPT_CHOL_MARGIN * cut)) {
         rc = ocn_fail(err, OCN_EUNSUPPORTED,
-                      "%s: %s curvature with mu = %g (weight_decay + damping, or damping for gn-outer) is at or "
-                      "below the SPEC §5 pseudo-inverse cut-off %g (rcond*|C + mu I|, m = %ld, |C + mu I| = %g): "
+                      "%s: %s curvature with mu = %g (weight_decay + damping, or damping for gn-outer) is not safely "
+                      "above the SPEC §5 pseudo-inverse cut-off %g (rcond*|C + mu I|, m = %ld, |C + mu I| = %g): "
                       "the low-rank (Woodbury) formulation cannot hold §10 here; the optimized path refuses this "
                       "regime (raise damping, or use the reference)",
                       who, W->qinU && !W->gnouter ? "exact" : "gn-outer", (double)W->mu, cut, mg, emax);
         goto done;
     }
-    for (int k = 0; k < rk; k++) {
-        double ev = (double)W->mu + (double)h[k];
-        if (fabs(ev) > cut) {
-            W->f[gr][k] = (REAL)(1.0 / ev);
-            W->df[gr][k] = (REAL)(-(double)h[k] / ((double)W->mu * ev));
-        } else { /* a direction the pseudo-inverse drops (indefinite S') */
-            W->f[gr][k] = 0;
-            W->df[gr][k] = (REAL)(-1.0 / (double)W->mu);
-        }
-    }
-    if (rk) {
-        GEMM(bk, 0, 0, nc, rk, rk, 1, T1, rk, H, rk, 0, W->Pm[gr], rk); /* Pm = V Λ^{-1/2} E */
-        GEMM(bk, 0, 0, nc, rk, rk, 1, Wm, rk, H, rk, 0, W->Qc[gr], rk); /* Qc = V Λ^{1/2} E */
+    if (!(hmin > OPT_CHOL_MARGIN * cut)) {
+        rc = ocn_fail(err, OCN_EUNSUPPORTED,
+                      "%s: mu I + U D U^T has an eigenvalue %g at or near the SPEC §5 cut-off %g (an indefinite value "
+                      "Hessian factor S'): the pseudo-inverse drops it, the low-rank formulation cannot; refused",
+                      who, hmin, cut);
+        goto done;
     }
 done:
-    free(G), free(lam), free(keep), free(Wm), free(DW), free(H), free(h), free(T1);
+    free(G), free(lam), free(keep), free(Wm), free(DW), free(H), free(h), free(T1), free(lk);
     return rc;
 }
 
@@ -682,24 +767,85 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         if (!W->GU[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank factors)", who);
         memcpy(W->GU[q], W->qinU ? GHz[q] : GHv[q], len * sizeof(REAL));
     }
-    REAL *D = NULL;
-    if (W->qinU && exact) {
-        D = (REAL *)Sp;
-    } else if (W->qinU) {
-        D = FN(zalloc)((size_t)B * r * r);
-        if (!D) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gn-outer core)", who);
+    if (W->qinU) { /* owned: the update pass applies M^† after the stage's buffers are gone */
+        W->D = FN(zalloc)((size_t)B * r * r);
+        if (!W->D) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
         for (int i = 0; i < B; i++)
             for (int j = 0; j < r; j++)
-                for (int l = 0; l < r; l++) D[((size_t)i * r + j) * r + l] = cf[(size_t)i * r + j] * cf[(size_t)i * r + l];
+                for (int l = 0; l < r; l++)
+                    W->D[((size_t)i * r + j) * r + l] =
+                        exact ? Sp[((size_t)i * r + j) * r + l] : cf[(size_t)i * r + j] * cf[(size_t)i * r + l];
     }
     int rc = OCN_OK;
     for (int gr = 0; gr < W->ngroups && !rc; gr++) {
         char w2[256];
         if (puv) snprintf(w2, sizeof w2, "%s player lane %d", who, P[gr]->pl->lane);
         else snprintf(w2, sizeof w2, "%s", who);
-        rc = FN(wood_core)(M, W, gr, D, w2, err);
+        rc = FN(wood_core)(M, W, gr, W->D, w2, err);
     }
-    if (D != Sp) free(D);
+    if (!rc && W->qinU && !exact) { /* gn-outer's gradient core (see FN(minv)) */
+        for (int q = 0; q < np && !rc; q++) {
+            /* g_i = a_i ⊗ Σ_j cf_ij gz_ij: the gradient in the span of the q's (its
+             * rounding stays in range(U) instead of leaking where C + μI is μ) */
+            W->GUg[q] = FN(zalloc)((size_t)B * P[q]->out);
+            if (!W->GUg[q]) {
+                rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who);
+                break;
+            }
+            for (int i = 0; i < B; i++)
+                for (int j = 0; j < r; j++)
+                    for (int y = 0; y < P[q]->out; y++)
+                        W->GUg[q][(size_t)i * P[q]->out + y] += cf[(size_t)i * r + j] * GHz[q][((size_t)i * r + j) * P[q]->out + y];
+        }
+        for (int gr = 0; gr < W->ngroups && !rc; gr++) {
+            REAL *Gg = FN(gram)(W, gr, W->GUg, 1, W->GUg, 1, bk);
+            W->Vg[gr] = Gg, W->fg[gr] = FN(zalloc)((size_t)B), W->sg[gr] = FN(zalloc)((size_t)B);
+            W->rg[gr] = 0;
+            if (!Gg || !W->fg[gr] || !W->sg[gr]) {
+                rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who);
+                break;
+            }
+            for (int i = 0; i < B; i++)
+                for (int j = i; j < B; j++) {
+                    REAL v = (Gg[(size_t)i * B + j] + Gg[(size_t)j * B + i]) / (REAL)(2 * B);
+                    Gg[(size_t)i * B + j] = Gg[(size_t)j * B + i] = v;
+                }
+            PSYM(M->pert, Gg, B); /* §10: the gradient Gram as handed to the eigendecomposition */
+            double ucol = 0;
+            for (int i = 0; i < B; i++) ucol = fmax(ucol, sqrt(fabs((double)Gg[(size_t)i * B + i])));
+            if (SYEV(bk, B, Gg, W->fg[gr])) {
+                rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d gradient Gram failed", who, B, B);
+                break;
+            }
+            REAL smax = 0, *e = FN(zalloc)((size_t)B), *Y[REF_MAXP] = {0};
+            for (int k = 0; k < B; k++) smax = W->fg[gr][k] > smax ? W->fg[gr][k] : smax;
+            for (int q = 0; q < np; q++)
+                if (W->grp[q] == gr) Y[q] = FN(zalloc)((size_t)P[q]->m);
+            for (int k = 0; k < B; k++) {
+                REAL sk = W->fg[gr][k];
+                if (!(sk > (REAL)B * EPS * smax)) { /* unresolved: a null direction (dropped) or a weak one */
+                    for (int i = 0; i < B; i++) e[i] = Gg[(size_t)i * B + k];
+                    for (int q = 0; q < np; q++)
+                        if (Y[q]) memset(Y[q], 0, (size_t)P[q]->m * sizeof(REAL));
+                    FN(wood_u_with)(W, gr, W->GUg, 1, e, (REAL)(1.0 / sqrt((double)B)), Y, bk);
+                    double n2 = 0;
+                    for (int q = 0; q < np; q++)
+                        for (int j = 0; Y[q] && j < P[q]->m; j++) n2 += (double)Y[q][j] * Y[q][j];
+                    if (sqrt(n2) <= 8 * sqrt((double)B) * EPS * ucol) {
+                        W->fg[gr][k] = 0;
+                        W->sg[gr][k] = 0;
+                        continue;
+                    }
+                    sk = (REAL)n2;
+                }
+                W->fg[gr][k] = 1 / (W->mu + sk);
+                W->sg[gr][k] = sk;
+                W->rg[gr]++;
+            }
+            for (int q = 0; q < np; q++) free(Y[q]);
+            free(e);
+        }
+    }
     return rc;
 }
 
@@ -708,41 +854,20 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, const ocn_back
 {
     int B = W->B, r = W->r, np = W->np;
     memset(T, 0, (size_t)B * r * r * sizeof(REAL));
-    if (W->mode == CV_WOOD) {
-        int c = W->upr, nc = B * c;
+    if (W->mode == CV_WOOD) { /* q^(ij) = √B U e_(ij): T = η B Vr Si Vrᵀ (diagonal blocks), no cancellation */
         for (int gr = 0; gr < W->ngroups; gr++) {
             int rk = W->rk[gr];
-            if (W->qinU) { /* q^(ij) = √B U e_(ij): T = η B Qc diag(f) Qcᵀ (diagonal blocks), no cancellation */
-                for (int i = 0; i < B; i++)
-                    for (int j = 0; j < r; j++)
-                        for (int l = 0; l < r; l++) {
-                            const REAL *qa = W->Qc[gr] + (size_t)(i * r + j) * rk, *qb = W->Qc[gr] + (size_t)(i * r + l) * rk;
-                            REAL s = 0;
-                            for (int k = 0; k < rk; k++) s += qa[k] * W->f[gr][k] * qb[k];
-                            const REAL *da = W->Vd[gr] ? W->Vd[gr] + (size_t)(i * r + j) * W->nd[gr] : NULL,
-                                       *db = W->Vd[gr] ? W->Vd[gr] + (size_t)(i * r + l) * W->nd[gr] : NULL;
-                            for (int k = 0; k < W->nd[gr]; k++) s += da[k] * W->ld[gr][k] * db[k] / W->mu;
-                            T[((size_t)i * r + j) * r + l] += W->eta * (REAL)B * s;
-                        }
-                continue;
-            }
-            /* general q: η (qᵀq/μ + (Pmᵀ Uᵀ q)ᵀ diag(df) (Pmᵀ Uᵀ q)) */
-            REAL *Gzz = FN(gram)(W, gr, GHz, r, GHz, r, bk);
-            REAL *tq = rk ? FN(zalloc)((size_t)rk * B * r) : NULL;
-            if (rk) {
-                REAL *X = FN(gram)(W, gr, W->GU, c, GHz, r, bk); /* √B·Uᵀ q */
-                GEMM(bk, 1, 0, rk, B * r, nc, (REAL)(1.0 / sqrt((double)B)), W->Pm[gr], rk, X, B * r, 0, tq, B * r);
-                free(X);
-            }
+            REAL *VS = FN(zalloc)((size_t)B * r * rk + 1);
+            if (rk) GEMM(bk, 0, 0, B * r, rk, rk, 1, W->Vr[gr], rk, W->Si[gr], rk, 0, VS, rk);
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
                     for (int l = 0; l < r; l++) {
                         int a = i * r + j, b = i * r + l;
-                        REAL s = Gzz[(size_t)a * B * r + b] / W->mu;
-                        for (int k = 0; k < rk; k++) s += tq[(size_t)k * B * r + a] * W->df[gr][k] * tq[(size_t)k * B * r + b];
-                        T[((size_t)i * r + j) * r + l] += W->eta * s;
+                        REAL s = 0;
+                        for (int k = 0; k < rk; k++) s += VS[(size_t)a * rk + k] * W->Vr[gr][(size_t)b * rk + k];
+                        T[((size_t)i * r + j) * r + l] += W->eta * (REAL)B * s;
                     }
-            free(Gzz), free(tq);
+            free(VS);
         }
         return;
     }
@@ -1141,7 +1266,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 if (X->fb) {
                     REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
                     FN(minv_quad)(&X->W, gz, Tq, bk);
-                    if (X->W.mode == CV_WOOD && X->W.qinU) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
+                    if (X->W.mode == CV_WOOD && X->W.qinU && !X->W.gnouter) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
                         REAL *wg = FN(zalloc)((size_t)B * r);
                         for (int gg = 0; gg < X->W.ngroups; gg++) {
                             FN(wood_ut_minv)(&X->W, gg, g->weight_decay != 0 ? lth : NULL, cg, wg, bk);
