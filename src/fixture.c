@@ -306,77 +306,442 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
     return m;
 }
 
-/* Removes a fixture directory we own (flat: files only). */
-static void remove_flat_dir(const char *dir)
+/* ---- ocn gen's destination (issue 10, docs/decisions.md "Files and paths") ----
+ *
+ * Everything is done relative to the parent directory, opened once: names
+ * are never joined into buffers that could cut them, and no symlink is ever
+ * followed when replacing or removing (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW,
+ * unlinkat removes a link itself).  A temporary DIR.tmp.XXXXXX is locked
+ * (flock) by the gen that made it for as long as that process lives, which
+ * is how a later gen tells a stale one (its maker was killed) from one in
+ * use. */
+
+#define SUFFIX_LEN 6 /* DIR.tmp.XXXXXX and DIR.old.XXXXXX */
+
+typedef struct {
+    char *clean;      /* the user's path without trailing slashes */
+    char shown[800];  /* clean as messages show it */
+    const char *name; /* its last component (inside clean) */
+    int pfd;          /* the parent directory */
+    int exists;
+    dev_t dev;
+    ino_t ino;
+} dest;
+
+static void dest_close(dest *d)
 {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4096];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
+    free(d->clean);
+    d->clean = NULL;
+    if (d->pfd >= 0) close(d->pfd);
+    d->pfd = -1;
+}
+
+static int same_inode(int pfd, const char *name, int fd)
+{
+    struct stat a, b;
+    return !fstat(fd, &a) && !fstatat(pfd, name, &b, AT_SYMLINK_NOFOLLOW) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && !strcmp(s + a - b, tail);
+}
+
+enum { ENTRIES_FIXTURE, ENTRIES_OURS };
+
+/* Is the directory dfd made of fixture files only (never looking through a
+ * link)?  ENTRIES_FIXTURE, a user's directory that --force would replace:
+ * manifest.json must be readable JSON with an "arrays" object, and every
+ * other entry a regular file its manifest lists.  ENTRIES_OURS, a temporary
+ * or an old fixture of ours about to be removed: regular files that are
+ * manifest.json, listed by it, or *.npy (a partial write has no manifest).
+ * OCN_EINVAL names the first entry that is not; `shown` names the directory. */
+static int fixture_entries(int dfd, const char *shown, int mode, ocn_error *err)
+{
+    unsigned char *text = NULL;
+    size_t len = 0;
+    char mwhere[1024];
+    snprintf(mwhere, sizeof mwhere, "%s/manifest.json", shown);
+    json_t *listed = json_object(), *m = NULL;
+    if (!listed) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    ocn_error e2 = {0};
+    int rc = ocn_read_regular_at(dfd, "manifest.json", mwhere, MANIFEST_MAX, &text, &len, &e2);
+    if (!rc) {
+        m = json_loadb((const char *)text, len, 0, NULL);
+        free(text);
     }
-    rmdir(dir);
+    json_t *arrays = json_object_get(m, "arrays");
+    if (mode == ENTRIES_FIXTURE && rc) {
+        json_decref(listed);
+        return ocn_fail(err, e2.code == OCN_ENOMEM ? OCN_ENOMEM : OCN_EINVAL,
+                        "%s: not a fixture directory (%s); not replacing it", shown,
+                        e2.code == OCN_EINVAL && strstr(e2.msg, strerror(ENOENT)) ? "no manifest.json" : e2.msg);
+    }
+    if (mode == ENTRIES_FIXTURE && !json_is_object(arrays)) {
+        json_decref(m), json_decref(listed);
+        return ocn_fail(err, OCN_EINVAL, "%s: not a fixture manifest (no \"arrays\" object), so which files belong to "
+                        "the fixture is unknown; not replacing %s", mwhere, shown);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(arrays, k, v) {
+        json_t *file = json_object_get(v, "file");
+        if (json_is_string(file)) json_object_set(listed, json_string_value(file), json_true());
+    }
+    json_decref(m);
+    int fd2 = dup(dfd);
+    DIR *dp = fd2 < 0 ? NULL : fdopendir(fd2);
+    if (!dp) {
+        if (fd2 >= 0) close(fd2);
+        json_decref(listed);
+        return ocn_fail(err, OCN_EIO, "%s: cannot list: %s", shown, strerror(errno));
+    }
+    rewinddir(dp);
+    struct dirent *de;
+    rc = OCN_OK;
+    while (!rc && (de = readdir(dp))) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+        struct stat st;
+        if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW)) {
+            if (errno == ENOENT) continue; /* removed meanwhile */
+            rc = ocn_fail(err, OCN_EIO, "%s/%s: cannot stat: %s", shown, n, strerror(errno));
+            break;
+        }
+        int named = !strcmp(n, "manifest.json") || json_object_get(listed, n) ||
+                    (mode == ENTRIES_OURS && ends_with(n, ".npy"));
+        if (!S_ISREG(st.st_mode) || !named)
+            rc = ocn_fail(err, OCN_EINVAL, "%s: holds '%s' (%s), which is not a file of the fixture (manifest.json and the "
+                          "files its manifest lists); not replacing it", shown, n,
+                          S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory" :
+                          !S_ISREG(st.st_mode) ? "not a regular file" : "not in the manifest");
+    }
+    closedir(dp);
+    json_decref(listed);
+    return rc;
+}
+
+/* Removes pfd/name if it is a directory of our files only (ENTRIES_OURS);
+ * dfd: that directory already open (and locked by the caller), or -1.  The
+ * directory is opened O_NOFOLLOW and checked to be the one at `name`; entries
+ * are removed with unlinkat (a link is removed, never followed).  Anything
+ * else found there stays, and so does the directory.  0 when removed. */
+static int remove_ours(int pfd, const char *name, int dfd)
+{
+    int own = dfd < 0;
+    if (own) dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    int rc = -1;
+    if (same_inode(pfd, name, dfd) && fixture_entries(dfd, name, ENTRIES_OURS, NULL) == OCN_OK) {
+        for (int removed = 1; removed;) { /* again until a pass removes nothing (readdir while unlinking) */
+            removed = 0;
+            int fd2 = dup(dfd);
+            DIR *dp = fd2 < 0 ? NULL : fdopendir(fd2);
+            if (!dp) {
+                if (fd2 >= 0) close(fd2);
+                break;
+            }
+            rewinddir(dp);
+            struct dirent *de;
+            while ((de = readdir(dp)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !unlinkat(dfd, de->d_name, 0)) removed = 1;
+            closedir(dp);
+        }
+        if (same_inode(pfd, name, dfd)) rc = unlinkat(pfd, name, AT_REMOVEDIR);
+    }
+    if (own) close(dfd);
+    return rc;
+}
+
+/* 1: NAME.tmp.XXXXXX, 2: NAME.old.XXXXXX (X: letters and digits), else 0. */
+static int our_sibling(const char *ent, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(ent, name, n)) return 0;
+    int kind = !strncmp(ent + n, ".tmp.", 5) ? 1 : !strncmp(ent + n, ".old.", 5) ? 2 : 0;
+    if (!kind || strlen(ent + n + 5) != SUFFIX_LEN) return 0;
+    for (const char *c = ent + n + 5; *c; c++)
+        if (!isalnum((unsigned char)*c)) return 0;
+    return kind;
+}
+
+/* Stale temporaries of d (docs/decisions.md): NAME.tmp.XXXXXX and
+ * NAME.old.XXXXXX directories that no live process has locked and that hold
+ * fixture files only; NAME.old.* only while NAME exists (otherwise it may be
+ * the one whole copy, left by a crash between the two renames of the
+ * fallback swap).  Best effort: what cannot be removed stays, silently. */
+static void remove_stale(const dest *d)
+{
+    int fd2 = dup(d->pfd);
+    DIR *dp = fd2 < 0 ? NULL : fdopendir(fd2);
+    if (!dp) {
+        if (fd2 >= 0) close(fd2);
+        return;
+    }
+    rewinddir(dp);
+    char **found = NULL;
+    size_t nf = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (!our_sibling(de->d_name, d->name)) continue;
+        if (nf == cap) {
+            size_t nc = cap ? 2 * cap : 8;
+            char **nfound = realloc(found, nc * sizeof *nfound);
+            if (!nfound) break;
+            found = nfound, cap = nc;
+        }
+        if (!(found[nf] = strdup(de->d_name))) break;
+        nf++;
+    }
+    closedir(dp);
+    for (size_t i = 0; i < nf; i++) {
+        struct stat st;
+        if (our_sibling(found[i], d->name) == 2 &&
+            (fstatat(d->pfd, d->name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode))) {
+            free(found[i]);
+            continue;
+        }
+        int cfd = openat(d->pfd, found[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd >= 0) {
+            if (flock(cfd, LOCK_EX | LOCK_NB) == 0) remove_ours(d->pfd, found[i], cfd); /* its maker is gone */
+            close(cfd);                                                                 /* releases the lock */
+        }
+        free(found[i]);
+    }
+    free(found);
+}
+
+static void random_suffix(char out[SUFFIX_LEN + 1])
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static unsigned long counter;
+    unsigned char r[SUFFIX_LEN];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        unsigned long x = (unsigned long)t.tv_nsec ^ ((unsigned long)getpid() << 16) ^ (++counter * 2654435761ul);
+        for (int i = 0; i < SUFFIX_LEN; i++) r[i] = (unsigned char)(x >> (5 * i)) ^ (unsigned char)(t.tv_sec >> i);
+    }
+    for (int i = 0; i < SUFFIX_LEN; i++) out[i] = al[r[i] % (sizeof al - 1)];
+    out[SUFFIX_LEN] = 0;
+}
+
+/* Creates NAME.<kind>.XXXXXX beside d's destination, mode 0700 while being
+ * filled, opened and flock()ed (held until *fd is closed or the process
+ * dies). */
+static int make_sibling(const dest *d, const char *kind, char **name_out, int *fd_out, ocn_error *err)
+{
+    size_t n = strlen(d->name) + 5 + SUFFIX_LEN + 1;
+    for (int tries = 0; tries < 100; tries++) {
+        char *t = malloc(n), suf[SUFFIX_LEN + 1];
+        if (!t) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+        random_suffix(suf);
+        snprintf(t, n, "%s.%s.%s", d->name, kind, suf);
+        if (mkdirat(d->pfd, t, 0700)) {
+            int e = errno;
+            free(t);
+            if (e == EEXIST) continue;
+            return ocn_fail(err, OCN_EIO, "%s: cannot create a temporary directory beside it: %s", d->shown, strerror(e));
+        }
+        int fd = openat(d->pfd, t, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT) {
+            int e = errno;
+            unlinkat(d->pfd, t, AT_REMOVEDIR);
+            free(t);
+            return ocn_fail(err, OCN_EIO, "%s: cannot open a temporary directory beside it: %s", d->shown, strerror(e));
+        }
+        if (fd >= 0) {
+            (void)flock(fd, LOCK_EX); /* a file system without flock only loses the protection of a running gen */
+            /* another gen's clean-up may have taken the empty directory before we locked it: make another */
+            if (same_inode(d->pfd, t, fd)) {
+                *name_out = t, *fd_out = fd;
+                return OCN_OK;
+            }
+            close(fd);
+        }
+        free(t);
+    }
+    return ocn_fail(err, OCN_EIO, "%s: cannot create a temporary directory beside it", d->shown);
+}
+
+/* The umask, read without changing it where /proc allows. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned m;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &m) == 1) {
+            fclose(f);
+            return (mode_t)m;
+        }
+    if (f) fclose(f);
+    mode_t u = umask(022);
+    umask(u);
+    return u;
+}
+
+/* Parses and checks the destination; opens its parent (d->pfd). */
+static int dest_open(const char *dir, int force, dest *d, ocn_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->pfd = -1;
+    if (!dir || !*dir) return ocn_fail(err, OCN_EINVAL, "-o \"\": empty destination (give the fixture directory to write)");
+    if (!(d->clean = strip_slashes(dir))) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    elide(d->shown, sizeof d->shown, d->clean);
+    char *slash = strrchr(d->clean, '/');
+    d->name = slash ? slash + 1 : d->clean;
+    if (!*d->name || !strcmp(d->name, ".") || !strcmp(d->name, ".."))
+        return ocn_fail(err, OCN_EINVAL, "%s: not a usable fixture directory name (name the directory itself, not '.', "
+                        "'..' or '/')", d->shown);
+    if (strlen(d->name) + 5 + SUFFIX_LEN > NAME_MAX)
+        return ocn_fail(err, OCN_EINVAL, "%s: name too long (%zu characters; at most %d, so that NAME.tmp.XXXXXX fits the "
+                        "system's NAME_MAX %d)", d->shown, strlen(d->name), NAME_MAX - 5 - SUFFIX_LEN, NAME_MAX);
+    if (strlen(d->clean) + 1 + sizeof ((ocn_array *)0)->name + 4 > PATH_MAX)
+        return ocn_fail(err, OCN_EINVAL, "%s: path too long (%zu characters; at most %zu, so that every DIR/<array>.npy "
+                        "fits the system's PATH_MAX %d)", d->shown, strlen(d->clean),
+                        (size_t)PATH_MAX - 5 - sizeof ((ocn_array *)0)->name, PATH_MAX);
+    char *parent = slash == d->clean ? strdup("/") : slash ? strndup(d->clean, (size_t)(slash - d->clean)) : strdup(".");
+    if (!parent) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    char pshown[800];
+    elide(pshown, sizeof pshown, parent);
+    int rc = OCN_OK;
+    d->pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d->pfd < 0) {
+        int e = errno;
+        if (e == ENOENT) /* no mkdir -p: a typo in the parent should not grow a tree */
+            rc = ocn_fail(err, OCN_EINVAL, "%s: the parent directory %s does not exist (ocn gen does not create it)", d->shown,
+                          pshown);
+        else if (e == ENOTDIR)
+            rc = ocn_fail(err, OCN_EINVAL, "%s: %s is not a directory", d->shown, pshown);
+        else
+            rc = ocn_fail(err, e == ENOMEM ? OCN_ENOMEM : e == EIO ? OCN_EIO : OCN_EINVAL,
+                          "%s: cannot open the parent directory %s: %s", d->shown, pshown, strerror(e));
+    } else if (faccessat(d->pfd, ".", W_OK | X_OK, AT_EACCESS)) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: the parent directory %s is not writable: %s", d->shown, pshown, strerror(errno));
+    }
+    free(parent);
+    if (rc) return rc;
+    struct stat st;
+    if (fstatat(d->pfd, d->name, &st, AT_SYMLINK_NOFOLLOW)) {
+        if (errno == ENOENT) return OCN_OK;
+        return ocn_fail(err, OCN_EIO, "%s: cannot stat: %s", d->shown, strerror(errno));
+    }
+    d->exists = 1, d->dev = st.st_dev, d->ino = st.st_ino;
+    if (S_ISLNK(st.st_mode))
+        return ocn_fail(err, OCN_EINVAL, "%s: is a symbolic link; ocn gen neither writes through nor replaces a link "
+                        "(give the directory itself)", d->shown);
+    if (!force) return ocn_fail(err, OCN_EINVAL, "%s: already exists (use --force to replace a fixture)", d->shown);
+    if (!S_ISDIR(st.st_mode))
+        return ocn_fail(err, OCN_EINVAL, "%s: exists and is not a fixture directory; not replacing it", d->shown);
+    int dfd = openat(d->pfd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return ocn_fail(err, OCN_EINVAL, "%s: cannot open: %s; not replacing it", d->shown, strerror(errno));
+    rc = fixture_entries(dfd, d->shown, ENTRIES_FIXTURE, err);
+    close(dfd);
+    return rc;
+}
+
+int ocn_fixture_check_dest(const char *dir, int force, ocn_error *err)
+{
+    dest d;
+    int rc = dest_open(dir, force, &d, err);
+    dest_close(&d);
+    return rc;
+}
+
+/* Puts the finished temporary (pfd/tmp) in place of d's existing fixture,
+ * which is locked and checked again first; the old one is removed. */
+static int replace_existing(const dest *d, const char *tmp, int no_exchange, ocn_error *err)
+{
+    int ofd = openat(d->pfd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = OCN_OK;
+    struct stat st;
+    if (ofd < 0 || fstat(ofd, &st) || st.st_dev != d->dev || st.st_ino != d->ino) {
+        rc = ocn_fail(err, OCN_EINVAL, "%s: changed while the fixture was being written; not replacing it", d->shown);
+    } else {
+        (void)flock(ofd, LOCK_EX); /* a gen that has just put it there holds it until it returns */
+        if (!same_inode(d->pfd, d->name, ofd))
+            rc = ocn_fail(err, OCN_EINVAL, "%s: changed while the fixture was being written; not replacing it", d->shown);
+        else
+            rc = fixture_entries(ofd, d->shown, ENTRIES_FIXTURE, err); /* still only fixture files */
+    }
+    if (!rc) {
+        /* atomic swap: the destination is always a whole fixture, old or new */
+        int swapped = !no_exchange && renameat2(d->pfd, tmp, d->pfd, d->name, RENAME_EXCHANGE) == 0;
+        if (no_exchange) errno = EINVAL;
+        if (swapped) {
+            remove_ours(d->pfd, tmp, ofd); /* tmp now names the old fixture */
+        } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+            /* no RENAME_EXCHANGE here: move the old one aside (still locked), then the new one in */
+            char *old = NULL;
+            int xfd = -1;
+            rc = make_sibling(d, "old", &old, &xfd, err);
+            if (!rc) {
+                close(xfd); /* the reserved empty directory is replaced by the old fixture */
+                if (renameat(d->pfd, d->name, d->pfd, old)) {
+                    rc = ocn_fail(err, OCN_EIO, "%s: cannot move the old fixture aside: %s", d->shown, strerror(errno));
+                    unlinkat(d->pfd, old, AT_REMOVEDIR);
+                } else if (renameat(d->pfd, tmp, d->pfd, d->name)) {
+                    rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", d->shown, strerror(errno));
+                    renameat(d->pfd, old, d->pfd, d->name);
+                } else {
+                    remove_ours(d->pfd, old, ofd);
+                }
+            }
+            free(old);
+        } else {
+            rc = ocn_fail(err, OCN_EIO, "%s: cannot replace it: %s", d->shown, strerror(errno));
+        }
+    }
+    if (ofd >= 0) close(ofd);
+    return rc;
 }
 
 int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays, const ocn_producer *p,
                       const ocn_write_opts *wo, ocn_error *err)
 {
-    struct stat st;
-    char clean[2048];
-    int force = wo && wo->force;
-    snprintf(clean, sizeof clean, "%s", dir);
-    size_t dl = strlen(clean);
-    while (dl > 1 && clean[dl - 1] == '/') clean[--dl] = 0;
-    int exists = stat(clean, &st) == 0;
-    if (exists) {
-        char mp[4096];
-        snprintf(mp, sizeof mp, "%s/manifest.json", clean);
-        if (!force) return ocn_fail(err, OCN_EINVAL, "%s: already exists (use --force to replace a fixture)", clean);
-        if (!S_ISDIR(st.st_mode) || access(mp, F_OK))
-            return ocn_fail(err, OCN_EINVAL, "%s: exists and is not a fixture directory; not replacing it", clean);
+    dest d;
+    int rc = dest_open(dir, wo && wo->force, &d, err);
+    char *tmp = NULL;
+    int tfd = -1;
+    if (!rc) {
+        remove_stale(&d);
+        rc = make_sibling(&d, "tmp", &tmp, &tfd, err);
     }
-    char tmp[2100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", clean);
-    if (!mkdtemp(tmp)) return ocn_fail(err, OCN_EIO, "%s: cannot create temporary directory: %s", tmp, strerror(errno));
-    int rc = OCN_OK;
-    char path[4096];
+    char where[1024];
     for (int i = 0; i < arrays->count && !rc; i++) {
-        snprintf(path, sizeof path, "%s/%s.npy", tmp, arrays->a[i].name);
-        rc = ocn_npy_write(path, &arrays->a[i], err);
+        char fn[80];
+        snprintf(fn, sizeof fn, "%s.npy", arrays->a[i].name);
+        snprintf(where, sizeof where, "%s/%s", d.shown, fn); /* messages name the user's path */
+        rc = ocn_npy_write_at(tfd, fn, where, &arrays->a[i], err);
         if (!rc && wo && wo->after_file) wo->after_file(wo->ctx, i + 1);
     }
     if (!rc) {
         json_t *m = manifest(g, arrays, p);
-        snprintf(path, sizeof path, "%s/manifest.json", tmp);
-        if (json_dump_file(m, path, JSON_INDENT(1) | JSON_SORT_KEYS))
-            rc = ocn_fail(err, OCN_EIO, "%s: cannot write manifest", path);
+        char *text = m ? json_dumps(m, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
+        snprintf(where, sizeof where, "%s/manifest.json", d.shown);
+        rc = text ? ocn_write_file_at(tfd, "manifest.json", where, text, strlen(text), err)
+                  : ocn_fail(err, OCN_ENOMEM, "%s: out of memory", where);
+        free(text);
         json_decref(m);
     }
-    if (!rc && exists) {
-        /* atomic swap: the destination is always a whole fixture, old or new */
-        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, clean, RENAME_EXCHANGE) == 0) {
-            remove_flat_dir(tmp); /* now holds the old fixture */
-            return OCN_OK;
-        }
-        char old[2100];
-        snprintf(old, sizeof old, "%s.old.XXXXXX", clean);
-        if (!mkdtemp(old) || rename(clean, old)) {
-            rc = ocn_fail(err, OCN_EIO, "%s: cannot move the old fixture aside: %s", clean, strerror(errno));
-        } else if (rename(tmp, clean)) {
-            rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", clean, strerror(errno));
-            rename(old, clean);
-        } else {
-            remove_flat_dir(old);
-        }
-        if (rc) rmdir(old);
-    } else if (!rc && rename(tmp, clean)) {
-        rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", clean, strerror(errno));
+    /* mkdir made it 0700 while it was being filled; a fixture gets what the
+     * umask allows, like any directory the user makes */
+    if (!rc && fchmod(tfd, 0777 & ~current_umask()))
+        rc = ocn_fail(err, OCN_EIO, "%s: cannot set the directory's mode: %s", d.shown, strerror(errno));
+    if (!rc && d.exists) {
+        rc = replace_existing(&d, tmp, wo && wo->no_exchange, err);
+    } else if (!rc && renameat2(d.pfd, tmp, d.pfd, d.name, RENAME_NOREPLACE)) {
+        int e = errno;
+        if ((e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) && !renameat(d.pfd, tmp, d.pfd, d.name)) e = 0;
+        if (e == EEXIST || e == ENOTEMPTY)
+            rc = ocn_fail(err, OCN_EINVAL, "%s: appeared while the fixture was being written; not replacing it", d.shown);
+        else if (e)
+            rc = ocn_fail(err, OCN_EIO, "%s: cannot rename into place: %s", d.shown, strerror(e));
     }
-    if (rc) remove_flat_dir(tmp);
+    if (rc && tmp) remove_ours(d.pfd, tmp, tfd); /* still our temporary: nothing was swapped */
+    if (tfd >= 0) close(tfd);
+    free(tmp);
+    dest_close(&d);
     return rc;
 }

@@ -143,6 +143,9 @@ static int cmd_gen(int argc, char **argv)
         return 2;
     }
     ocn_error e = {0};
+    /* issue 10: a destination that cannot be written is refused before any
+     * computing (ocn_fixture_write checks it again) */
+    if (ocn_fixture_check_dest(dir, force, &e)) return die(&e);
     ocn_game *g = NULL;
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     int rc = ocn_game_load_file(game, &g, &e);

@@ -38,13 +38,26 @@ typedef struct {
     int force;
     void (*after_file)(void *ctx, int nwritten);
     void *ctx;
+    int no_exchange;        /* tests: act as if the file system had no renameat2(RENAME_EXCHANGE) */
 } ocn_write_opts;
 
-/* Writes atomically: a temporary sibling directory renamed into place (an
- * existing fixture is swapped with renameat2(RENAME_EXCHANGE)).  An existing
- * destination is replaced only with `force` and only if it is a fixture. */
+/* Writes atomically: a temporary sibling directory DIR.tmp.XXXXXX (locked
+ * with flock while this process lives) renamed into place; an existing
+ * fixture is swapped with renameat2(RENAME_EXCHANGE) and then removed.  The
+ * destination is checked as by ocn_fixture_check_dest, again; stale
+ * DIR.tmp.XXXXXX / DIR.old.XXXXXX siblings left by a killed writer are
+ * removed first (docs/decisions.md, "Files and paths").  Messages name `dir`,
+ * never the temporary, and give the system's reason for an I/O failure. */
 int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *arrays,
                       const ocn_producer *p, const ocn_write_opts *wo, ocn_error *err);
+/* Can `dir` be written by ocn_fixture_write (call it before computing)?
+ * OCN_EINVAL, naming dir, when: it is empty, '.', '..' or '/'; too long for
+ * the system (PATH_MAX, NAME_MAX); its parent does not exist (no mkdir -p),
+ * is not a directory or is not writable; it is a symbolic link (never
+ * followed, even with force); it exists and !force; or, with force, it is
+ * not a directory holding only manifest.json and the files that manifest
+ * lists (a user's other file is never deleted).  Writes nothing. */
+int ocn_fixture_check_dest(const char *dir, int force, ocn_error *err);
 /* Inputs of a fixture (x0, y, theta_*, Wfix_*): what a port needs to recompute. */
 int ocn_array_is_input(const char *name);
 /* One-line meaning of a §11 array name, for manifests. */
