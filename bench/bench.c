@@ -61,7 +61,7 @@ static double step(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec, 
 {
     ocn_optimizer o = g->opt;
     if (mode == SGD) o.curvature = OCN_CURV_SGD;
-    ocn_opt_config cfg = {"cpu", prec, 0, mode != DDP, 0};
+    ocn_opt_config cfg = {.backend = "cpu", .precision = prec, .no_feedback = mode != DDP};
     ocn_arrayset *out = ocn_arrayset_new();
     ocn_error e = {0};
     double t0 = now();

@@ -22,7 +22,7 @@ int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, 
         return OCN_OK;
     }
     ocn_arrayset *ref = NULL, *opt = ocn_arrayset_new();
-    ocn_opt_config cfg = {backend, precision, 1 << 20, 0, 0}; /* c comes from the reference side (§10) */
+    ocn_opt_config cfg = {.backend = backend, .precision = precision, .form_limit = 1 << 20}; /* c comes from the reference side (§10) */
     int rc = opt ? ocn_reference_side(f, &ref, err) : ocn_fail(err, OCN_ENOMEM, "out of memory");
     if (!rc) rc = ocn_opt_run(g, &g->opt, f->arrays, &cfg, opt, err);
     if (!rc) {

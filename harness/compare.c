@@ -133,7 +133,7 @@ int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err)
     if (f->c_measured) return OCN_OK;
     /* §10: "a v1 fixture, or one without cond, gets c re-measured by the reference" */
     ocn_arrayset *run = ocn_arrayset_new();
-    ocn_ref_opts o = {OCN_FAULT_NONE, OCN_MEASURE_RUNS};
+    ocn_ref_opts o = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS};
     int rc = run ? ocn_ref_run(f->game, &f->game->opt, f->arrays, &o, run, err)
                  : ocn_fail(err, OCN_ENOMEM, "out of memory");
     double d = ocn_tolerance_floor(f->game, &f->game->opt);

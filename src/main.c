@@ -37,7 +37,8 @@ static const char USAGE[] =
     "exit status:\n"
     "  0  every comparison passed (ok or marginal; weak rows are printed, never counted as passed)\n"
     "  1  a comparison FAILED, or the run compared nothing / skipped everything (without --allow-skip)\n"
-    "  2  bad input or usage: a message names the file, field or layer; nothing is written\n"
+    "  2  bad input or usage, or a game that cannot be computed (a refused regime, NaN/Inf):\n"
+    "     a message names the file, field or layer; nothing is written\n"
     "  3  an I/O or resource failure (cannot write a file, out of memory)\n";
 
 static int usage(void)
@@ -150,12 +151,19 @@ static int cmd_gen(int argc, char **argv)
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     int rc = ocn_game_load_file(game, &g, &e);
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
-    ocn_opt_config cfg = {backend, !strcmp(prec, "f32") ? 32 : 64, 1 << 20, 0, OCN_MEASURE_RUNS}; /* its own measured c (§10) */
-    ocn_ref_opts ro = {OCN_FAULT_NONE, OCN_MEASURE_RUNS}; /* §10 rev. 2: c measured by 8 perturbation runs */
+    ocn_opt_config cfg = {.backend = backend, .precision = !strcmp(prec, "f32") ? 32 : 64, .form_limit = 1 << 20,
+                          .measure_runs = OCN_MEASURE_RUNS}; /* its own measured c (§10) */
+    ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS}; /* §10 rev. 2: c measured by 8 perturbation runs */
     if (!rc && ocn_game_is_trajectory(g))
         rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: trajectories (SPEC §13: steps, data, stat_decay, refresh_every) are not "
                       "implemented yet", game);
-    if (!rc) rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
+    if (!rc) {
+        rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
+        if (rc == OCN_ENUMERIC) { /* a legal game float64 cannot compute (NaN/Inf, a failed factorisation): refused, named */
+            ocn_error_prefix(&e, "%s", game);
+            e.code = OCN_EUNSUPPORTED;
+        }
+    }
     if (!rc) {
         /* §11: large shapes omit the m×m and per-sample m×n arrays (> 1 MB) */
         for (int i = out->count - 1; i >= 0; i--) {
@@ -175,7 +183,7 @@ static int cmd_gen(int argc, char **argv)
         int fault_after = 0;
         const char *fa = getenv("OCN_FAULT_GEN_AFTER");
         if (fa) fault_after = atoi(fa);
-        ocn_write_opts wo = {force, fault_after > 0 ? die_after : NULL, &fault_after};
+        ocn_write_opts wo = {.force = force, .after_file = fault_after > 0 ? die_after : NULL, .ctx = &fault_after};
         rc = ocn_fixture_write(dir, g, out, &p, &wo, &e);
     }
     ocn_game_free(g);

@@ -40,7 +40,7 @@ Test(golden, wrong_kernel_fails_repro)
         ocn_fixture *f = NULL;
         cr_assert_eq(ocn_fixture_read(dir, &f, &e), OCN_OK, "%s", e.msg);
         ocn_report *rep = ocn_report_new();
-        ocn_ref_opts o = {(ocn_fault)fault};
+        ocn_ref_opts o = {.fault = (ocn_fault)fault};
         cr_assert_eq(ocn_verify_fixture(f, &o, rep, &e), OCN_OK);
         cr_expect_gt(ocn_report_failures(rep), 0, "fault %s not caught by the golden arrays", ocn_fault_name((ocn_fault)fault));
         ocn_report_free(rep);

@@ -91,7 +91,7 @@ ocn_game *tu_game(const char *json)
 ocn_report *tu_theorems(const char *const *dirs, int n, ocn_fault fault)
 {
     ocn_report *rep = ocn_report_new();
-    ocn_ref_opts o = {fault};
+    ocn_ref_opts o = {.fault = fault};
     for (int i = 0; i < n; i++) {
         ocn_error e = {0};
         ocn_fixture *f = NULL;
