@@ -497,7 +497,7 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
  * Where μ itself is at or below the cut-off the pseudo-inverse drops the
  * whole complement of range(U) and no formulation around 1/μ holds §10: the
  * regime is refused, naming `who` and μ. */
-static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, const char *who, ocn_error *err)
+static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int psd, const char *who, ocn_error *err)
 {
     const ocn_backend *bk = M->bk;
     int B = W->B, c = W->upr, nc = B * c;
@@ -590,20 +590,42 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, con
                 REAL v = (T1[(size_t)i * rk + j] + T1[(size_t)j * rk + i]) / 2;
                 T1[(size_t)i * rk + j] = T1[(size_t)j * rk + i] = v;
             }
-        /* spectrum of μI + UDUᵀ on range(U): μ + eig(Λ^{1/2} Dr Λ^{1/2}) */
+        /* spectrum of μI + UDUᵀ on range(U): μ + eig(H), H = Λ^{1/2} Dr Λ^{1/2} */
         for (int i = 0; i < rk; i++)
             for (int j = 0; j < rk; j++)
                 H[(size_t)i * rk + j] = T1[(size_t)i * rk + j] * (REAL)sqrt((double)W->lr[gr][i] * (double)W->lr[gr][j]);
-        if (SYEV(bk, rk, H, h)) {
-            free(ipiv);
-            rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d low-rank core failed", who, rk, rk);
-            goto done;
+        if (psd) { /* D ⪰ 0: h ≥ 0, so μ + h ≥ μ; ‖H‖ by power iteration (with a 10% margin) */
+            double *x = calloc((size_t)rk, sizeof *x), *y = calloc((size_t)rk, sizeof *y), hn = 0;
+            for (int k = 0; x && k < rk; k++) x[k] = 1 + 0.01 * k;
+            for (int it = 0; x && y && it < 40; it++) {
+                double nn = 0;
+                for (int i = 0; i < rk; i++) {
+                    double t = 0;
+                    for (int j = 0; j < rk; j++) t += (double)H[(size_t)i * rk + j] * x[j];
+                    y[i] = t, nn += t * t;
+                }
+                double nx = 0;
+                for (int i = 0; i < rk; i++) nx += x[i] * x[i];
+                hn = sqrt(nn / fmax(nx, DBL_MIN));
+                if (!(nn > 0)) break;
+                for (int i = 0; i < rk; i++) x[i] = y[i] / sqrt(nn);
+            }
+            free(x), free(y);
+            emax = (double)W->mu + 1.1 * hn;
+            hmin = W->mu;
+        } else {
+            if (SYEV(bk, rk, H, h)) {
+                free(ipiv);
+                rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d low-rank core failed", who, rk, rk);
+                goto done;
+            }
+            for (int k = 0; k < rk; k++) {
+                emax = fmax(emax, fabs((double)W->mu + (double)h[k]));
+                hmin = fmin(hmin, fabs((double)W->mu + (double)h[k]));
+            }
         }
-        for (int k = 0; k < rk; k++) {
-            emax = fmax(emax, fabs((double)W->mu + (double)h[k]));
-            hmin = fmin(hmin, fabs((double)W->mu + (double)h[k]));
-        }
-        /* the graded core S = μΛ⁻¹ + Dr, handed to LU */
+        /* the graded core S = μΛ⁻¹ + Dr, handed to LU (partial pivoting keeps the graded
+         * rows' accuracy better than a Cholesky inverse did) */
         for (int k = 0; k < rk; k++) T1[(size_t)k * rk + k] += W->mu / W->lr[gr][k];
         PSYM(M->pert, T1, rk); /* §10: the core as handed to the factorisation */
         for (int k = 0; k < rk; k++) W->Si[gr][(size_t)k * rk + k] = 1;
@@ -776,12 +798,23 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                     W->D[((size_t)i * r + j) * r + l] =
                         exact ? Sp[((size_t)i * r + j) * r + l] : cf[(size_t)i * r + j] * cf[(size_t)i * r + l];
     }
+    /* D ⪰ 0 (gn-outer by construction; exact when every S' block passes Cholesky) */
+    int psd = !exact || !W->qinU;
+    if (!psd) {
+        REAL *blk = FN(zalloc)((size_t)r * r);
+        psd = blk != NULL;
+        for (int i = 0; psd && i < B; i++) {
+            memcpy(blk, W->D + (size_t)i * r * r, (size_t)r * r * sizeof(REAL));
+            psd = !SPDINV(bk, r, blk);
+        }
+        free(blk);
+    }
     int rc = OCN_OK;
     for (int gr = 0; gr < W->ngroups && !rc; gr++) {
         char w2[256];
         if (puv) snprintf(w2, sizeof w2, "%s player lane %d", who, P[gr]->pl->lane);
         else snprintf(w2, sizeof w2, "%s", who);
-        rc = FN(wood_core)(M, W, gr, W->D, w2, err);
+        rc = FN(wood_core)(M, W, gr, W->D, psd, w2, err);
     }
     if (!rc && W->qinU && !exact) { /* gn-outer's gradient core (see FN(minv)) */
         for (int q = 0; q < np && !rc; q++) {

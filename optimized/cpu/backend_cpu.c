@@ -20,8 +20,10 @@ static void sgemm(int ta, int tb, int m, int n, int k, float alpha, const float 
                 ldb, beta, C, ldc);
 }
 
-static int dsyev(int n, double *A, double *w) { return (int)LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w); }
-static int ssyev(int n, float *A, float *w) { return (int)LAPACKE_ssyev(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w); }
+/* divide and conquer (syevd): the same decomposition, several times faster than
+ * the QR iteration of syev at the B·r sizes of the low-rank cores */
+static int dsyev(int n, double *A, double *w) { return (int)LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w); }
+static int ssyev(int n, float *A, float *w) { return (int)LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w); }
 
 static int dgesv(int n, int nrhs, double *A, int *ipiv, double *B)
 {
