@@ -19,7 +19,8 @@
 #define MUT_KFAC_TRANSPOSE 4 /* θ read in the wrong vec order: G ⊗ A instead of A ⊗ G */
 #define MUT_DAMP_TWICE 5     /* damping added twice to the KFAC factors */
 #define MUT_F32_ACCUM 6      /* float64 path accumulating the batch gradient in float32 */
-#define MUT_COUNT 7
+#define MUT_DROP_THETA0 7    /* stage 0's theta_new not written (ocn check's completeness, §10) */
+#define MUT_COUNT 8
 
 /* One step in one precision.  `pert` (NULL on the nominal run) is a §10
  * perturbation run: inputs, every matrix handed to a factorisation and every

@@ -1471,6 +1471,9 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 int p = X->P[q]->p;
                 for (int j = 0; j < X->P[q]->m; j++) thn[p][j] -= dth[q][j];
                 snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
+#if OCN_MUTANT == MUT_DROP_THETA0
+                if (t != 0)
+#endif
                 FN(put)(out, &fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
                 free(dth[q]), free(y[q]), free(fbk[q]);
             }
