@@ -90,6 +90,7 @@ test: deps
 check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
 	@$(MAKE) --no-print-directory detect
+	@$(MAKE) --no-print-directory games-fuzz-test
 ifneq ($(SANITIZE),1)
 	@$(PYTHON) ci/fixture_catalogue.py --check
 	@$(MAKE) --no-print-directory port-test
@@ -124,6 +125,32 @@ $(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/libocn.a
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ocn-bench
 	$(BUILD)/ocn-bench
+
+# Differential fuzzing of games (issue 10, tests/fuzz/fuzz_games.c): random
+# valid games, reference (measured c, R = 2) vs the optimized path at f64 and
+# f32, plus invalid mutants the loader must refuse.  `make test` replays the
+# kept failures (tests/fuzz/regress-games/) and runs a fixed-seed bounded set;
+# `make fuzz-games SECONDS=N` runs for N seconds with a time-based seed.
+.PHONY: fuzz-games games-fuzz-test
+FUZZ_GAMES_SEED ?= 1
+ifeq ($(SANITIZE),1)
+FUZZ_GAMES_N    ?= 500
+else
+FUZZ_GAMES_N    ?= 8000
+endif
+SECONDS         ?= 300
+$(BUILD)/fuzz-games: $(BUILD)/tests/fuzz/fuzz_games.o $(BUILD)/libocn.a
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS) -ldl
+
+fuzz-games: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fuzz-games
+	$(BUILD)/fuzz-games --seed time --seconds $(SECONDS) --reasons
+
+games-fuzz-test: $(BUILD)/fuzz-games
+	@$(BUILD)/fuzz-games --replay tests/fuzz/regress-games
+	@$(BUILD)/fuzz-games --seed $(FUZZ_GAMES_SEED) --games $(FUZZ_GAMES_N) --timeout 20
+
+-include $(BUILD)/tests/fuzz/fuzz_games.d
 
 # Mutation testing of the optimized path: each compile-time fault
 # (optimized/opt.h, OCN_MUTANT=1..6) must make `ocn check` fail.
