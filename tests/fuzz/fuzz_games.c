@@ -1836,6 +1836,7 @@ int main(int argc, char **argv)
     uint64_t seed = 1;
     int games = -1, mutants = 1, print = 0, one = 0, print_mutant = 0, detail = 1;
     const char *pending_dir = "tests/fuzz/pending-games", *game_file = NULL;
+    int save_given = 0;
     double seconds = 0;
     const char *replay_dirs[16];
     int nreplay = 0;
@@ -1847,7 +1848,7 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--games") && v) games = atoi(v), i++;
         else if (!strcmp(a, "--seconds") && v) seconds = atof(v), i++;
-        else if (!strcmp(a, "--save") && v) save_dir = v, i++;
+        else if (!strcmp(a, "--save") && v) save_dir = v, save_given = 1, i++;
         else if (!strcmp(a, "--no-save")) do_save = 0;
         else if (!strcmp(a, "--timeout") && v) timeout_s = atoi(v), i++;
         else if (!strcmp(a, "--no-fork")) use_fork = 0;
@@ -1914,7 +1915,11 @@ int main(int argc, char **argv)
         fclose(f);
         snprintf(J.path, sizeof J.path, "%s", game_file);
         snprintf(J.label, sizeof J.label, "(file)");
-        do_save = 0;
+        json_t *gj = json_loads(J.text, 0, NULL); /* a fuzz game's name carries its gseed */
+        const char *nm = json_string_value(json_object_get(gj, "name"));
+        J.gseed = nm && !strncmp(nm, "fuzz-", 5) ? strtoull(nm + 5, NULL, 16) : 0;
+        json_decref(gj);
+        do_save = save_given;
         run_jobs(&J, 1);
         int bad = account(&T, &J, &g_slots[0]);
         if (!bad && g_slots[0].known[0]) printf("%s\n", g_slots[0].known);
@@ -1928,7 +1933,7 @@ int main(int argc, char **argv)
         return failing ? 1 : 0;
     }
     if (one) {
-        verbose = verbose ? verbose : 2, do_save = 0, games = 1;
+        verbose = verbose ? verbose : 2, do_save = save_given, games = 1;
         detail = 2;
     }
     if (games < 0 && seconds <= 0) games = 100;
