@@ -33,12 +33,44 @@ void ocn_perturb_free(ocn_perturb *p)
     free(p);
 }
 
-/* x(1 + u·ξ), ξ uniform on [−1, 1] */
-static double factor(ocn_perturb *p) { return 1.0 + p->u * (2.0 * gsl_rng_uniform(p->rng) - 1.0); }
+/* x(1 + u·ξ), ξ uniform on [−1, 1].  At u = unit roundoff the exact value
+ * lies between two neighbouring floating-point numbers: computing
+ * `x * (1 + u·ξ)` in the working precision rounds `1 + u·ξ` to 1 for ξ > −½
+ * and to 1 − u otherwise, so only a quarter of the elements would move, all
+ * downwards (found by the differential game fuzzer).  The exact product is
+ * formed in long double and rounded stochastically to one of its two
+ * neighbours, with probabilities that make the expectation exact: every
+ * element moves by 0 or 1 ulp, either way, as §10 intends (docs/decisions.md). */
+static long double target(ocn_perturb *p, long double x)
+{
+    double xi = 2.0 * gsl_rng_uniform(p->rng) - 1.0;
+    return x + x * ((long double)p->u * xi);
+}
+
+static double perturb1(ocn_perturb *p, double x)
+{
+    if (x == 0.0 || !isfinite(x)) return x;
+    long double t = target(p, x);
+    double d = (double)t, e = (long double)d < t ? nextafter(d, INFINITY) : nextafter(d, -INFINITY);
+    double a = fmin(d, e), b = fmax(d, e), r = gsl_rng_uniform(p->rng);
+    if ((long double)d == t || !isfinite(a) || !isfinite(b)) return d;
+    return r < (double)((t - a) / ((long double)b - a)) ? b : a;
+}
+
+static float perturb1f(ocn_perturb *p, float x)
+{
+    if (x == 0.0f || !isfinite(x)) return x;
+    long double t = target(p, x);
+    float d = (float)t, e = (long double)d < t ? nextafterf(d, INFINITY) : nextafterf(d, -INFINITY);
+    float a = fminf(d, e), b = fmaxf(d, e);
+    double r = gsl_rng_uniform(p->rng);
+    if ((long double)d == t || !isfinite(a) || !isfinite(b)) return d;
+    return r < (double)((t - a) / ((long double)b - a)) ? b : a;
+}
 
 void ocn_perturb_vec(ocn_perturb *p, double *x, size_t n)
 {
-    for (size_t i = 0; p && i < n; i++) x[i] *= factor(p);
+    for (size_t i = 0; p && i < n; i++) x[i] = perturb1(p, x[i]);
 }
 
 void ocn_perturb_mat(ocn_perturb *p, double *A, size_t rows, size_t cols, size_t ld)
@@ -50,14 +82,14 @@ void ocn_perturb_sym(ocn_perturb *p, double *A, size_t n, size_t ld)
 {
     for (size_t i = 0; p && i < n; i++)
         for (size_t j = i; j < n; j++) {
-            A[i * ld + j] *= factor(p);
+            A[i * ld + j] = perturb1(p, A[i * ld + j]);
             A[j * ld + i] = A[i * ld + j];
         }
 }
 
 void ocn_perturb_vecf(ocn_perturb *p, float *x, size_t n)
 {
-    for (size_t i = 0; p && i < n; i++) x[i] = (float)(x[i] * factor(p));
+    for (size_t i = 0; p && i < n; i++) x[i] = perturb1f(p, x[i]);
 }
 
 void ocn_perturb_matf(ocn_perturb *p, float *A, size_t rows, size_t cols, size_t ld)
@@ -69,7 +101,7 @@ void ocn_perturb_symf(ocn_perturb *p, float *A, size_t n, size_t ld)
 {
     for (size_t i = 0; p && i < n; i++)
         for (size_t j = i; j < n; j++) {
-            A[i * ld + j] = (float)(A[i * ld + j] * factor(p));
+            A[i * ld + j] = perturb1f(p, A[i * ld + j]);
             A[j * ld + i] = A[i * ld + j];
         }
 }
