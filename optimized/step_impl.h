@@ -1373,6 +1373,15 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                         FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
                         FN(put)(out, &fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
                     }
+                } else if (!nofb && (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) {
+                    /* K = M^† Q_θx with Q_θx := 0 is exactly zero; it is still a defined output (§11) */
+                    for (int q = 0; q < X->np; q++) {
+                        if ((long)B * X->P[q]->m * n > limit) continue;
+                        REAL *Z = FN(zalloc)((size_t)B * X->P[q]->m * n);
+                        FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
+                        FN(put)(out, &fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+                        free(Z);
+                    }
                 }
                 for (int q = 0; q < X->np; q++) free(K[q]);
             }

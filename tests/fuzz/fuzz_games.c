@@ -1111,7 +1111,7 @@ enum { P_AGREED = 0, P_REFUSED_STATIC = 1, P_REFUSED_RUN = 2, P_BAD = 3, P_NOT_R
 enum { KI_K_MISSING, KI_ZERO_NOISE, KI_F32_DX, KI_SINGULAR, KI_WOODBURY, KI_PENDING, KI_COUNT };
 static const char *const KI_ID[KI_COUNT] = {"KI-1", "KI-2", "KI-3", "KI-4", "KI-5", "pending"};
 static const char *const KI_WHAT[KI_COUNT] = {
-    "K not written under zero Qthx/Pux (the reference defines K = 0)",
+    "(fixed) K not written under zero Qthx/Pux — no longer excused",
     "array at the rounding level of the step on both sides (max |X*|, |X| <= 30 u S, S the largest reference "
     "entry): a cancellation residue, exact zero included, that c does not show",
     "dx = x^ - x below the resolution of the state (cancellation; its c does not show it)",
@@ -1253,7 +1253,7 @@ static int classify(const ocn_game *g, int prec, const char *quantity, double er
     int missing = sp && strstr(sp, "(missing)");
     if (sp) *sp = 0;
     double u = prec == 32 ? OCN_U32 : OCN_U64;
-    if (missing && !strncmp(name, "K_t", 3) && (o->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) return KI_K_MISSING;
+    /* KI-1 (K not written under zero Qthx/Pux) is fixed: the optimized path writes K = 0; never excused now */
     const ocn_array *x = ocn_arrayset_find(ref, name), *y = ocn_arrayset_find(out, name);
     if (x && y && x->size == y->size && !missing) {
         /* both sides at the rounding level of the step's scale S (the largest
