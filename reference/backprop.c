@@ -19,14 +19,15 @@ const double *ocn_bp_player_input(const ocn_game *g, int t, int p, const double 
     return x + g->block_off[t][g->stages[t].players[p].in_block];
 }
 
-/* ct0 = F_tᵀ ct1 for one sample; gh[p] = σ'(h_p) ⊙ ct1[out_p]. */
+/* ct0 = F_tᵀ ct1 for one sample; gh[p] = σ'(h_p) ⊙ ct1[out_p].  h and gl live
+ * in the model's scratch regions 0 and 1 (issue 10: no allocation). */
 static void stage_vjp(const ref_model *m, int t, double *const *th, const double *x, const double *ct1,
                       double *ct0, double **gh)
 {
     const ocn_game *g = m->g;
     const ocn_stage *st = &g->stages[t];
     memset(ct0, 0, (size_t)g->n[t] * sizeof *ct0);
-    double *h = malloc((size_t)g->n[t + 1] * sizeof *h + sizeof *h), *gl = malloc((size_t)g->n[t + 1] * sizeof *gl + sizeof *gl);
+    double *h = m->ws, *gl = m->ws + m->nmax;
     for (int p = 0; p < st->nplayers; p++) {
         const ocn_player *pl = &st->players[p];
         ref_player_pre(g, t, pl, th[p], m->wfix[t][p], x, h);
@@ -49,8 +50,6 @@ static void stage_vjp(const ref_model *m, int t, double *const *th, const double
         for (int i = 0; i < g->block_dim[t][c->from]; i++)
             ct0[g->block_off[t][c->from] + i] += ct1[g->block_off[t + 1][c->to] + i];
     }
-    free(h);
-    free(gl);
 }
 
 int ocn_bp_stage_vjp(const ocn_game *g, const ocn_arrayset *inputs, int t, const double *x, const double *ct1,
@@ -73,21 +72,49 @@ static double weight_decay_term(const ref_model *m)
     return 0.5 * g->weight_decay * s;
 }
 
-/* Forward sample i from stage t0 with state x; returns the final state in xT (caller frees). */
-static double *forward_from(const ref_model *m, int t0, const double *x, double **traj)
+/* Forward one sample from stage t0 with state x into xT (n_T); traj[t]
+ * (t0..T), when given, gets every state.  buf: 2·nmax doubles of the
+ * caller's (issue 10: no allocation here). */
+static void forward_from(const ref_model *m, int t0, const double *x, double **traj, double *buf, double *xT)
 {
     const ocn_game *g = m->g;
-    double *cur = malloc((size_t)g->n[t0] * sizeof *cur);
+    double *cur = buf, *nx = buf + m->nmax;
     memcpy(cur, x, (size_t)g->n[t0] * sizeof *cur);
     for (int t = t0; t < g->T; t++) {
         if (traj) memcpy(traj[t], cur, (size_t)g->n[t] * sizeof *cur);
-        double *nx = malloc((size_t)g->n[t + 1] * sizeof *nx);
         ref_stage_forward(m, t, m->th[t], cur, nx);
-        free(cur);
-        cur = nx;
+        double *sw = cur;
+        cur = nx, nx = sw;
     }
     if (traj) memcpy(traj[g->T], cur, (size_t)g->n[g->T] * sizeof *cur);
-    return cur;
+    memcpy(xT, cur, (size_t)g->n[g->T] * sizeof *cur);
+}
+
+static int bp_nomem(ocn_error *err, const char *fn, const char *what)
+{
+    return ocn_fail(err, OCN_ENOMEM, "%s: out of memory allocating %s", fn, what);
+}
+
+/* traj[t] for t = 0..T (one block); NULL when out of memory */
+static double **traj_alloc(const ocn_game *g)
+{
+    size_t tot = 0;
+    for (int t = 0; t <= g->T; t++) tot += (size_t)g->n[t];
+    double **traj = malloc(((size_t)g->T + 1) * sizeof *traj);
+    double *d = malloc((tot + 1) * sizeof *d);
+    if (!traj || !d) {
+        free(traj), free(d);
+        return NULL;
+    }
+    size_t off = 0;
+    for (int t = 0; t <= g->T; off += (size_t)g->n[t], t++) traj[t] = d + off;
+    return traj;
+}
+
+static void traj_free(double **traj)
+{
+    if (traj) free(traj[0]);
+    free(traj);
 }
 
 int ocn_bp_loss_at(const ocn_game *g, const ocn_arrayset *inputs, int lane, int t_par, int p_par,
@@ -95,16 +122,18 @@ int ocn_bp_loss_at(const ocn_game *g, const ocn_arrayset *inputs, int lane, int 
 {
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
+    double *buf = rc ? NULL : malloc((2 * m.nmax + (size_t)g->n[g->T] + 1) * sizeof *buf);
+    if (!rc && !buf) rc = bp_nomem(err, "loss", "forward vectors");
     if (!rc) {
         if (theta) memcpy(m.th[t_par][p_par], theta, (size_t)g->stages[t_par].players[p_par].m * sizeof *theta);
-        double s = 0;
+        double s = 0, *xT = buf + 2 * m.nmax;
         for (int i = 0; i < m.B; i++) {
-            double *xT = forward_from(&m, 0, m.x0 + (size_t)i * (size_t)g->n[0], NULL);
+            forward_from(&m, 0, m.x0 + (size_t)i * (size_t)g->n[0], NULL, buf, xT);
             s += ref_terminal(&m, lane, i, xT, OCN_TERMINAL_EXACT, NULL, NULL);
-            free(xT);
         }
         *loss = s / m.B + weight_decay_term(&m);
     }
+    free(buf);
     ref_model_free(&m);
     return rc;
 }
@@ -118,22 +147,25 @@ int ocn_bp_costtogo(const ocn_game *g, const ocn_arrayset *inputs, int lane, int
         ref_model_free(&m);
         return rc;
     }
-    double **traj = calloc((size_t)g->T + 1, sizeof *traj);
-    for (int s = t; s <= g->T; s++) traj[s] = malloc((size_t)g->n[s] * sizeof **traj);
-    double *xT = forward_from(&m, t, x, traj);
-    double *ct = calloc((size_t)g->n[g->T], sizeof *ct);
+    double **traj = traj_alloc(g);
+    /* forward ping-pong (2 nmax), x_T, two co-states (nmax each) */
+    double *buf = malloc((5 * m.nmax + 1) * sizeof *buf);
+    if (!traj || !buf) {
+        traj_free(traj), free(buf);
+        ref_model_free(&m);
+        return bp_nomem(err, "cost-to-go", "trajectory and co-state vectors");
+    }
+    double *xT = buf + 2 * m.nmax, *ct = buf + 3 * m.nmax, *c0 = buf + 4 * m.nmax;
+    forward_from(&m, t, x, traj, buf, xT);
+    for (size_t k = 0; k < (size_t)g->n[g->T]; k++) ct[k] = 0; /* (ref_terminal overwrites it) */
     *J = ref_terminal(&m, lane, sample, xT, OCN_TERMINAL_EXACT, ct, NULL);
     for (int s = g->T - 1; grad && s >= t; s--) {
-        double *c0 = malloc((size_t)g->n[s] * sizeof *c0);
         stage_vjp(&m, s, m.th[s], traj[s], ct, c0, NULL);
-        free(ct);
-        ct = c0;
+        double *sw = ct;
+        ct = c0, c0 = sw;
     }
     if (grad) memcpy(grad, ct, (size_t)g->n[t] * sizeof *ct);
-    free(ct);
-    free(xT);
-    for (int s = t; s <= g->T; s++) free(traj[s]);
-    free(traj);
+    traj_free(traj), free(buf);
     ref_model_free(&m);
     return OCN_OK;
 }
@@ -149,41 +181,49 @@ int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp *
     }
     int T = g->T, B = m.B;
     ocn_bp *bp = calloc(1, sizeof *bp);
+    double **traj = traj_alloc(g), *buf = malloc((3 * m.nmax + 1) * sizeof *buf);
+    double **gh = malloc((OCN_MAX_PLAYERS + 1) * sizeof *gh);
+    const char *what = "the result";
+    if (!bp || !traj || !buf || !gh) goto nomem;
     bp->g = g, bp->B = B, bp->lane = lane;
+    what = "per-stage tables";
     bp->grad = calloc((size_t)T, sizeof *bp->grad);
     bp->gsample = calloc((size_t)T, sizeof *bp->gsample);
     bp->ka = calloc((size_t)T, sizeof *bp->ka);
     bp->kg = calloc((size_t)T, sizeof *bp->kg);
     bp->na = calloc((size_t)T, sizeof *bp->na);
     bp->costate = calloc((size_t)T + 1, sizeof *bp->costate);
-    for (int t = 0; t <= T; t++) bp->costate[t] = calloc((size_t)B * (size_t)g->n[t], sizeof(double));
+    if (!bp->grad || !bp->gsample || !bp->ka || !bp->kg || !bp->na || !bp->costate) goto nomem;
+    what = "co-states (B x n_t)";
+    for (int t = 0; t <= T; t++)
+        if (!(bp->costate[t] = calloc((size_t)B * (size_t)g->n[t], sizeof(double)))) goto nomem;
     for (int t = 0; t < T; t++) {
         int np = g->stages[t].nplayers;
+        what = "per-player tables";
         bp->grad[t] = calloc((size_t)np, sizeof(double *));
         bp->gsample[t] = calloc((size_t)np, sizeof(double *));
         bp->ka[t] = calloc((size_t)np, sizeof(double *));
         bp->kg[t] = calloc((size_t)np, sizeof(double *));
         bp->na[t] = calloc((size_t)np, sizeof(int));
+        if (!bp->grad[t] || !bp->gsample[t] || !bp->ka[t] || !bp->kg[t] || !bp->na[t]) goto nomem;
+        what = "gradients and KFAC statistics (B x m, B x (in+1), B x out)";
         for (int p = 0; p < np; p++) {
             const ocn_player *pl = &g->stages[t].players[p];
             bp->na[t][p] = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
             bp->grad[t][p] = calloc((size_t)pl->m + 1, sizeof(double));
             bp->gsample[t][p] = calloc((size_t)B * (size_t)pl->m + 1, sizeof(double));
             bp->ka[t][p] = calloc((size_t)B * (size_t)bp->na[t][p], sizeof(double));
-            bp->kg[t][p] = calloc((size_t)B * (size_t)pl->out_dim, sizeof(double));
+            bp->kg[t][p] = calloc((size_t)B * (size_t)pl->out_dim + 1, sizeof(double));
+            if (!bp->grad[t][p] || !bp->gsample[t][p] || !bp->ka[t][p] || !bp->kg[t][p]) goto nomem;
         }
     }
-    double **traj = calloc((size_t)T + 1, sizeof *traj);
-    for (int t = 0; t <= T; t++) traj[t] = malloc((size_t)g->n[t] * sizeof **traj);
-    double loss = 0;
+    double loss = 0, *xT = buf + 2 * m.nmax;
     for (int i = 0; i < B; i++) {
-        double *xT = forward_from(&m, 0, m.x0 + (size_t)i * (size_t)g->n[0], traj);
+        forward_from(&m, 0, m.x0 + (size_t)i * (size_t)g->n[0], traj, buf, xT);
         double *ct = bp->costate[T] + (size_t)i * (size_t)g->n[T];
         loss += ref_terminal(&m, lane, i, xT, OCN_TERMINAL_EXACT, ct, NULL);
-        free(xT);
         for (int t = T - 1; t >= 0; t--) {
             int np = g->stages[t].nplayers;
-            double **gh = calloc((size_t)np, sizeof *gh);
             for (int p = 0; p < np; p++) gh[p] = bp->kg[t][p] + (size_t)i * (size_t)g->stages[t].players[p].out_dim;
             double *c0 = bp->costate[t] + (size_t)i * (size_t)g->n[t];
             stage_vjp(&m, t, m.th[t], traj[t], bp->costate[t + 1] + (size_t)i * (size_t)g->n[t + 1], c0, gh);
@@ -201,30 +241,41 @@ int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp *
                     memcpy(gs, gh[p], (size_t)pl->out_dim * sizeof *gs);
                 for (int j = 0; j < pl->m; j++) bp->grad[t][p][j] += gs[j] / B;
             }
-            free(gh);
         }
     }
     for (int t = 0; t < T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++)
             for (int j = 0; j < g->stages[t].players[p].m; j++) bp->grad[t][p][j] += g->weight_decay * m.th[t][p][j];
     bp->loss = loss / B + weight_decay_term(&m);
-    for (int t = 0; t <= T; t++) free(traj[t]);
-    free(traj);
+    traj_free(traj), free(buf), free(gh);
     ref_model_free(&m);
     *out = bp;
     return OCN_OK;
+nomem:
+    traj_free(traj), free(buf), free(gh);
+    ref_model_free(&m);
+    ocn_bp_free(bp);
+    return bp_nomem(err, "back-propagation", what);
 }
 
 void ocn_bp_free(ocn_bp *bp)
 {
     if (!bp) return;
-    for (int t = 0; t < bp->g->T; t++) {
-        for (int p = 0; p < bp->g->stages[t].nplayers; p++) {
-            free(bp->grad[t][p]), free(bp->gsample[t][p]), free(bp->ka[t][p]), free(bp->kg[t][p]);
+    const ocn_game *g = bp->g;
+    for (int t = 0; g && t < g->T; t++) {
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            if (bp->grad && bp->grad[t]) free(bp->grad[t][p]);
+            if (bp->gsample && bp->gsample[t]) free(bp->gsample[t][p]);
+            if (bp->ka && bp->ka[t]) free(bp->ka[t][p]);
+            if (bp->kg && bp->kg[t]) free(bp->kg[t][p]);
         }
-        free(bp->grad[t]), free(bp->gsample[t]), free(bp->ka[t]), free(bp->kg[t]), free(bp->na[t]);
+        if (bp->grad) free(bp->grad[t]);
+        if (bp->gsample) free(bp->gsample[t]);
+        if (bp->ka) free(bp->ka[t]);
+        if (bp->kg) free(bp->kg[t]);
+        if (bp->na) free(bp->na[t]);
     }
-    for (int t = 0; t <= bp->g->T; t++) free(bp->costate[t]);
+    for (int t = 0; g && bp->costate && t <= g->T; t++) free(bp->costate[t]);
     free(bp->grad), free(bp->gsample), free(bp->ka), free(bp->kg), free(bp->na), free(bp->costate);
     free(bp);
 }

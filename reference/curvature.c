@@ -15,8 +15,8 @@
 static int damped_pinv(const gsl_matrix *C, double gamma, double eta, ocn_perturb *pert, gsl_matrix *Minv,
                        double *cond, ocn_error *err)
 {
-    gsl_matrix *D = gsl_matrix_alloc(C->size1, C->size2);
-    if (!D) return ocn_fail(err, OCN_ENOMEM, "out of memory (%zu x %zu curvature)", C->size1, C->size2);
+    gsl_matrix *D = ref_matrix_alloc(C->size1, C->size2);
+    if (!D) return ocn_fail(err, OCN_ENOMEM, "curvature: out of memory allocating the damped %zu x %zu matrix", C->size1, C->size2);
     gsl_matrix_memcpy(D, C);
     for (size_t i = 0; i < D->size1; i++) { /* symmetric by construction: made exactly so (ref_pinv_m's eigen path) */
         *gsl_matrix_ptr(D, i, i) += gamma;
@@ -67,9 +67,15 @@ static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, 
 {
     double sg = sqrt(opt->damping);
     size_t na = in->A->size1, ng = in->G->size1;
-    gsl_matrix *Ai = gsl_matrix_calloc(na, na), *Gi = gsl_matrix_calloc(ng, ng);
+    gsl_matrix *Ai = ref_matrix_calloc(na, na), *Gi = ref_matrix_calloc(ng, ng);
     int rc = OCN_OK;
     *cond = 1.0;
+    if (!Ai || !Gi) {
+        if (Ai) gsl_matrix_free(Ai);
+        if (Gi) gsl_matrix_free(Gi);
+        return ocn_fail(err, OCN_ENOMEM, "kfac: out of memory allocating the factor inverses (%zu x %zu and %zu x %zu)", na,
+                        na, ng, ng);
+    }
     if (coop) { /* §6: √γ I added to A_ww and G_ww, factor-wise pinv */
         double ca, cg;
         rc = damped_pinv(in->A, sg, 1.0, in->pert, Ai, &ca, err);
@@ -111,7 +117,8 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
         return kfac_pinv(opt, in, coop, Minv, cond, err);
     }
     int rc = OCN_OK;
-    gsl_matrix *C = gsl_matrix_calloc(m, m);
+    gsl_matrix *C = ref_matrix_calloc(m, m);
+    if (!C) return ocn_fail(err, OCN_ENOMEM, "curvature: out of memory allocating the %zu x %zu matrix C", m, m);
     switch (opt->curvature) {
     case OCN_CURV_EXACT: /* Q_θθ / P_θθ (already after `zero`) */
         gsl_matrix_memcpy(C, in->Qthth);
@@ -140,7 +147,10 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
         }
         break;
     case OCN_CURV_GN_OUTER: /* mean_i Q_θ^(i) Q_θ^(i)ᵀ on the joint per-sample gradient */
-        ref_gemm(1, 0, 1.0 / (double)B, in->Qthi, in->Qthi, 0.0, C);
+        if (ref_gemm(1, 0, 1.0 / (double)B, in->Qthi, in->Qthi, 0.0, C)) {
+            rc = ocn_fail(err, OCN_ENOMEM, "gn-outer: out of memory allocating the workspace of mean_i Q_θ^(i) Q_θ^(i)ᵀ");
+            break;
+        }
         if (opt->zero & OCN_ZERO_PUV) zero_cross_blocks(in, C);
         rc = damped_pinv(C, gamma, eta, in->pert, Minv, cond, err);
         break;

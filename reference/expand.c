@@ -7,17 +7,35 @@
  *   Q_θθ      = λI + (1/B) Σ_ij F_θ^(i)ᵀ Ṽ'_ij F_θ^(j) (+ mean v'·F_θθ)
  *   k = M^† Q_θ, K^(i) = M^† Q_θx^(i), v_x^(i) = Q_x^(i) − Q_xθ^(i) k,
  *   Ṽ_ij = B·Q_XX_ij − c Q_xθ^(i) K^(j)   (c = 1/B; persample: c = 1, i = j)
- * blockdiag/persample keep only the diagonal blocks of Ṽ (GT-DDP §4.2).
- * FNE: one player (Q^{t,n} of lane n); GR: all players jointly (P, W). */
+ * blockdiag/persample keep only the diagonal blocks of Ṽ (GT-DDP §4.2), and
+ * store only those (expand.h, ref_vblock; issue 10).
+ * FNE: one player (Q^{t,n} of lane n); GR: all players jointly (P, W).
+ * Every allocation is checked (issue 10): out of memory returns OCN_ENOMEM
+ * with the array named; nothing is left allocated but what `o` holds. */
 #include "expand.h"
+
+#include "ocn/memory.h"
 
 #include <math.h>
 #include <stdlib.h>
 
+static int nomem(ocn_error *err, const char *what, double doubles)
+{
+    char sz[32];
+    return ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s, %s", what,
+                    ocn_format_bytes(doubles * (double)sizeof(double), sz, sizeof sz));
+}
+
+/* B matrices r x c, zero-filled; NULL (nothing left allocated) when out of memory */
 static gsl_matrix **alloc_batch(int B, size_t r, size_t c)
 {
     gsl_matrix **a = calloc((size_t)B, sizeof *a);
-    for (int i = 0; a && i < B; i++) a[i] = gsl_matrix_calloc(r, c);
+    for (int i = 0; a && i < B; i++)
+        if (!(a[i] = ref_matrix_calloc(r, c))) {
+            while (i-- > 0) gsl_matrix_free(a[i]);
+            free(a);
+            return NULL;
+        }
     return a;
 }
 
@@ -30,20 +48,48 @@ static void free_batch(gsl_matrix **a, int B)
 
 void ref_stage_out_free(ref_stage_out *o, int B)
 {
-    gsl_matrix_free(o->Qx), gsl_matrix_free(o->QXX), gsl_matrix_free(o->Vx), gsl_matrix_free(o->VXX);
-    if (o->Qth) gsl_vector_free(o->Qth);
-    if (o->k) gsl_vector_free(o->k);
-    if (o->Qthi) gsl_matrix_free(o->Qthi);
-    if (o->Qthth) gsl_matrix_free(o->Qthth);
+    gsl_matrix_free(o->Qx), gsl_matrix_free(o->Qxx), gsl_matrix_free(o->Vx), gsl_matrix_free(o->VXX);
+    gsl_vector_free(o->Qth), gsl_vector_free(o->k);
+    gsl_matrix_free(o->Qthi), gsl_matrix_free(o->Qthth);
     free_batch(o->Qthx, B);
     free_batch(o->K, B);
+    o->Qx = o->Qxx = o->Vx = o->VXX = o->Qthi = o->Qthth = NULL;
+    o->Qth = o->k = NULL;
+    o->Qthx = o->K = NULL;
+}
+
+/* §10 rev. 2 on a block-stored B·Q_XX: the same draws, in the same order, as
+ * ocn_perturb_sym on the full Bn x Bn matrix (upper triangle, row-major): the
+ * zero off-diagonal blocks draw their factors too (a zero stays zero), so the
+ * stream and every measured c are those of the full storage. */
+static void perturb_sym_blocks(ocn_perturb *p, gsl_matrix *V, int B, size_t n)
+{
+    enum { Z = 512 };
+    double zero[Z] = {0};
+    if (!p) return;
+    for (int i = 0; i < B; i++) {
+        gsl_matrix_view blk = gsl_matrix_submatrix(V, (size_t)i * n, 0, n, n);
+        double *A = blk.matrix.data;
+        size_t ld = blk.matrix.tda;
+        for (size_t a = 0; a < n; a++) {
+            for (size_t b = a; b < n; b++) { /* the row's entries in block (i, i), mirrored */
+                ocn_perturb_vec(p, &A[a * ld + b], 1);
+                A[b * ld + a] = A[a * ld + b];
+            }
+            for (size_t rest = (size_t)(B - 1 - i) * n; rest;) { /* blocks (i, j > i): zeros */
+                size_t k = rest < Z ? rest : Z;
+                ocn_perturb_vec(p, zero, k);
+                rest -= k;
+            }
+        }
+    }
 }
 
 /* §5/§6 KFAC statistics on the embedded parameter: A_ww = mean a aᵀ with
  * a = [a_1; …; a_np], a_u = [z_u; 1] ([1] for a bias player); G_ww likewise
  * with g_u = σ'(h_u) ⊙ v_x'[out_u].  Per-player KFAC uses the diagonal blocks. */
-static void kfac_factors(const ref_model *m, int t, const int *players, int np, const gsl_matrix *X,
-                         const gsl_matrix *vnext, int *aoff, int *goff, gsl_matrix **A, gsl_matrix **G)
+static int kfac_factors(const ref_model *m, int t, const int *players, int np, const gsl_matrix *X,
+                        const gsl_matrix *vnext, int *aoff, int *goff, gsl_matrix **A, gsl_matrix **G, ocn_error *err)
 {
     const ocn_game *g = m->g;
     int B = m->B, na = 0, ng = 0;
@@ -54,21 +100,27 @@ static void kfac_factors(const ref_model *m, int t, const int *players, int np, 
         ng += pl->out_dim;
     }
     aoff[np] = na, goff[np] = ng;
-    *A = gsl_matrix_calloc((size_t)na, (size_t)na);
-    *G = gsl_matrix_calloc((size_t)ng, (size_t)ng);
+    *A = ref_matrix_calloc((size_t)na, (size_t)na);
+    *G = ref_matrix_calloc((size_t)ng, (size_t)ng);
     double *a = malloc((size_t)na * sizeof *a), *gv = malloc((size_t)ng * sizeof *gv);
     double *h = malloc((size_t)ng * sizeof *h);
+    if (!*A || !*G || !a || !gv || !h) {
+        gsl_matrix_free(*A), gsl_matrix_free(*G);
+        *A = *G = NULL;
+        free(a), free(gv), free(h);
+        return nomem(err, "the KFAC factors A, G", (double)na * na + (double)ng * ng);
+    }
     for (int i = 0; i < B; i++) {
         const double *x = gsl_matrix_const_ptr(X, (size_t)i, 0);
         for (int u = 0; u < np; u++) {
             const ocn_player *pl = &g->stages[t].players[players[u]];
-            ref_player_pre(g, t, pl, m->th[t][players[u]], m->wfix[t][players[u]], x, h);
+            ref_player_pre(g, t, pl, m->th[t][players[u]], m->wfix[t][players[u]], x, h + goff[u]);
             const double *z = x + g->block_off[t][pl->in_block];
             int nau = aoff[u + 1] - aoff[u];
             for (int c = 0; c + 1 < nau; c++) a[aoff[u] + c] = z[c];
             a[aoff[u] + nau - 1] = 1.0;
             const double *v = gsl_matrix_const_ptr(vnext, (size_t)i, 0) + g->block_off[t + 1][pl->out_block];
-            for (int r = 0; r < pl->out_dim; r++) gv[goff[u] + r] = ref_dact(pl->act, h[r]) * v[r];
+            for (int r = 0; r < pl->out_dim; r++) gv[goff[u] + r] = ref_dact(pl->act, h[goff[u] + r]) * v[r];
         }
         for (int r = 0; r < na; r++)
             for (int c = 0; c < na; c++) *gsl_matrix_ptr(*A, (size_t)r, (size_t)c) += a[r] * a[c] / B;
@@ -76,18 +128,17 @@ static void kfac_factors(const ref_model *m, int t, const int *players, int np, 
             for (int c = 0; c < ng; c++) *gsl_matrix_ptr(*G, (size_t)r, (size_t)c) += gv[r] * gv[c] / B;
     }
     free(a), free(gv), free(h);
+    return OCN_OK;
 }
 
-/* F_θ of the joint parameter: the players' Jacobians side by side. */
+/* F_θ of the joint parameter: the players' Jacobians side by side (each
+ * written into its column block in place). */
 static void joint_jac_theta(const ref_model *m, int t, const ref_stage_out *o, const double *x, gsl_matrix *F)
 {
     for (int u = 0; u < o->np; u++) {
         int mu = m->g->stages[t].players[o->p[u]].m;
-        gsl_matrix *Fu = gsl_matrix_alloc(F->size1, (size_t)mu);
-        ref_jac_theta(m, t, o->p[u], x, Fu);
         gsl_matrix_view dst = gsl_matrix_submatrix(F, 0, (size_t)o->moff[u], F->size1, (size_t)mu);
-        gsl_matrix_memcpy(&dst.matrix, Fu);
-        gsl_matrix_free(Fu);
+        ref_jac_theta(m, t, o->p[u], x, &dst.matrix);
     }
 }
 
@@ -97,7 +148,7 @@ static void joint_second_order(const ref_model *m, int t, const ref_stage_out *o
                                gsl_matrix *Hxx, gsl_matrix *Hthx, gsl_matrix *Hthth)
 {
     ref_second_order_x(m, t, x, v, Hxx);
-    for (int u = 0; u < o->np; u++) {
+    for (int u = 0; Hthx && u < o->np; u++) { /* (Hthx is NULL without players) */
         size_t mu = (size_t)m->g->stages[t].players[o->p[u]].m;
         gsl_matrix_view hx = gsl_matrix_submatrix(Hthx, (size_t)o->moff[u], 0, mu, Hthx->size2);
         gsl_matrix_view hh = gsl_matrix_submatrix(Hthth, (size_t)o->moff[u], (size_t)o->moff[u], mu, mu);
@@ -105,13 +156,21 @@ static void joint_second_order(const ref_model *m, int t, const ref_stage_out *o
     }
 }
 
+#define GEMM(what, ...)                                                                      \
+    do {                                                                                      \
+        if (ref_gemm(__VA_ARGS__)) {                                                          \
+            rc = ocn_fail(err, OCN_ENOMEM, "out of memory allocating the workspace of %s", what); \
+            goto done;                                                                        \
+        }                                                                                     \
+    } while (0)
+
 int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault fault, int t, const int *players,
                        int np, const gsl_matrix *X, const gsl_matrix *vnext, const gsl_matrix *VXXnext,
                        ref_stage_out *o, ocn_error *err)
 {
     const ocn_game *g = m->g;
     int B = m->B, rc = OCN_OK;
-    size_t n = (size_t)g->n[t], n1 = (size_t)g->n[t + 1];
+    size_t n = (size_t)g->n[t], n1 = (size_t)g->n[t + 1], Bn = (size_t)B * n;
     int full = opt->dynamics == OCN_DYN_FULL, aug = opt->value == OCN_VALUE_AUGMENTED;
     o->np = np;
     o->m = 0;
@@ -122,10 +181,27 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         o->m += g->stages[t].players[players[u]].m;
     }
     size_t mm = (size_t)o->m;
+    double dB = B, dn = (double)n, dn1 = (double)n1, dm = (double)mm;
 
-    gsl_matrix **Fx = alloc_batch(B, n1, n), **Fth = np ? alloc_batch(B, n1, mm) : NULL;
-    gsl_matrix **Hxx = alloc_batch(B, n, n), **Hthx = np ? alloc_batch(B, mm, n) : NULL;
-    gsl_matrix *Hthth = np ? gsl_matrix_calloc(mm, mm) : NULL;
+    /* per-sample Jacobians; the "full" second-order terms only when used */
+    gsl_matrix **Fx = NULL, **Fth = NULL, **Hxx = NULL, **Hthx = NULL, *Hthth = NULL, *T1 = NULL, *T2 = NULL,
+               *T3 = NULL, *Minv = NULL, *A = NULL, *G = NULL;
+    if (!(Fx = alloc_batch(B, n1, n))) {
+        rc = nomem(err, "the per-sample Jacobians F_x (B x n' x n)", dB * dn1 * dn);
+        goto done;
+    }
+    if (np && !(Fth = alloc_batch(B, n1, mm))) {
+        rc = nomem(err, "the per-sample Jacobians F_θ (B x n' x m)", dB * dn1 * dm);
+        goto done;
+    }
+    if (full && !(Hxx = alloc_batch(B, n, n))) {
+        rc = nomem(err, "the second-order terms V_x'·F_xx (B x n x n)", dB * dn * dn);
+        goto done;
+    }
+    if (full && np && (!(Hthx = alloc_batch(B, mm, n)) || !(Hthth = ref_matrix_calloc(mm, mm)))) {
+        rc = nomem(err, "the second-order terms V_x'·F_θx, V_x'·F_θθ (B x m x n, m x m)", dB * dm * dn + dm * dm);
+        goto done;
+    }
     for (int i = 0; i < B; i++) {
         const double *x = gsl_matrix_const_ptr(X, (size_t)i, 0);
         ref_jac_x(m, t, x, Fx[i]);
@@ -133,37 +209,69 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         if (full) joint_second_order(m, t, o, x, gsl_matrix_const_ptr(vnext, (size_t)i, 0), Hxx[i], np ? Hthx[i] : NULL, Hthth);
     }
 
-    /* Q_x and B·Q_XX */
-    o->Qx = gsl_matrix_calloc((size_t)B, n);
-    o->QXX = gsl_matrix_calloc((size_t)B * n, (size_t)B * n);
-    gsl_matrix *T1 = gsl_matrix_alloc(n, n1); /* F_x^(i)ᵀ Ṽ'_ij */
+    /* Q_x and B·Q_XX; B·Q_XX is formed where B·V_XX will be (updated in place below) */
+    if (!(o->Qx = ref_matrix_calloc((size_t)B, n))) {
+        rc = nomem(err, "Q_x (B x n)", dB * dn);
+        goto done;
+    }
+    if (!(o->VXX = ref_matrix_calloc(Bn, aug ? Bn : n))) {
+        rc = nomem(err, aug ? "B·Q_XX (Bn x Bn)" : "the diagonal blocks of B·Q_XX (B x n x n)", (double)Bn * (aug ? (double)Bn : dn));
+        goto done;
+    }
+    if (!(T1 = ref_matrix_alloc(n, n1))) { /* F_x^(i)ᵀ Ṽ'_ij */
+        rc = nomem(err, "F_xᵀ V' (n x n')", dn * dn1);
+        goto done;
+    }
     for (int i = 0; i < B; i++) {
         gsl_vector_const_view vi = gsl_matrix_const_row(vnext, (size_t)i);
         gsl_vector_view qi = gsl_matrix_row(o->Qx, (size_t)i);
         ref_gemv(1, 1.0, Fx[i], &vi.vector, 0.0, &qi.vector);
         for (int j = 0; j < B; j++) {
             if (i != j && !aug) continue; /* blockdiag/persample: Ṽ'_ij = 0 exactly off the diagonal */
-            gsl_matrix_const_view Vij = gsl_matrix_const_submatrix(VXXnext, (size_t)i * n1, (size_t)j * n1, n1, n1);
-            gsl_matrix_view Qij = gsl_matrix_submatrix(o->QXX, (size_t)i * n, (size_t)j * n, n, n);
-            ref_gemm(1, 0, 1.0, Fx[i], &Vij.matrix, 0.0, T1);
-            ref_gemm(0, 0, 1.0, T1, Fx[j], 0.0, &Qij.matrix);
+            gsl_matrix_const_view Vij = ref_vblock_const(VXXnext, aug, n1, i, j);
+            gsl_matrix_view Qij = ref_vblock(o->VXX, aug, n, i, j);
+            GEMM("F_xᵀ V'", 1, 0, 1.0, Fx[i], &Vij.matrix, 0.0, T1);
+            GEMM("Q_XX", 0, 0, 1.0, T1, Fx[j], 0.0, &Qij.matrix);
             if (i == j && full) gsl_matrix_add(&Qij.matrix, Hxx[i]);
         }
     }
-    gsl_matrix_free(T1);
     /* §10 rev. 2: the stage's expansion terms are perturbed as formed, so
      * cancellation later in the pass (V = Q − correction) is measured */
     ocn_perturb_mat(m->pert, o->Qx->data, o->Qx->size1, o->Qx->size2, o->Qx->tda);
-    ocn_perturb_sym(m->pert, o->QXX->data, o->QXX->size1, o->QXX->tda);
+    if (aug) ocn_perturb_sym(m->pert, o->VXX->data, o->VXX->size1, o->VXX->tda);
+    else perturb_sym_blocks(m->pert, o->VXX, B, n);
+    /* the stored Q_xx^(i): the diagonal blocks as perturbed */
+    if (!(o->Qxx = ref_matrix_alloc(Bn, n))) {
+        rc = nomem(err, "the diagonal blocks Q_xx^(i) (B x n x n)", dB * dn * dn);
+        goto done;
+    }
+    for (int i = 0; i < B; i++) {
+        gsl_matrix_view src = ref_vblock(o->VXX, aug, n, i, i), dst = ref_vblock(o->Qxx, 0, n, i, i);
+        gsl_matrix_memcpy(&dst.matrix, &src.matrix);
+    }
 
     if (np) {
-        o->Qth = gsl_vector_calloc(mm);
-        o->Qthi = gsl_matrix_calloc((size_t)B, mm);
-        o->Qthx = alloc_batch(B, mm, n);
-        o->Qthth = gsl_matrix_calloc(mm, mm);
-        o->k = gsl_vector_calloc(mm);
-        o->K = alloc_batch(B, mm, n);
-        gsl_matrix *T2 = gsl_matrix_alloc(mm, n1), *T3 = gsl_matrix_alloc(mm, mm);
+        o->Qth = ref_vector_calloc(mm);
+        o->Qthi = ref_matrix_calloc((size_t)B, mm);
+        o->Qthth = ref_matrix_calloc(mm, mm);
+        o->k = ref_vector_calloc(mm);
+        if (!o->Qth || !o->Qthi || !o->Qthth || !o->k) {
+            rc = nomem(err, "Q_θ, Q_θ^(i), Q_θθ, k (m, B x m, m x m, m)", 2 * dm + dB * dm + dm * dm);
+            goto done;
+        }
+        if (!(o->Qthx = alloc_batch(B, mm, n))) {
+            rc = nomem(err, "Q_θx^(i) (B x m x n)", dB * dm * dn);
+            goto done;
+        }
+        if (!(o->K = alloc_batch(B, mm, n))) {
+            rc = nomem(err, "the gains K^(i) (B x m x n)", dB * dm * dn);
+            goto done;
+        }
+        T2 = ref_matrix_alloc(mm, n1), T3 = ref_matrix_alloc(mm, mm);
+        if (!T2 || !T3) {
+            rc = nomem(err, "F_θᵀ V', F_θᵀ V' F_θ (m x n', m x m)", dm * dn1 + dm * dm);
+            goto done;
+        }
         for (int i = 0; i < B; i++) {
             gsl_vector_const_view vi = gsl_matrix_const_row(vnext, (size_t)i);
             gsl_vector_view gi = gsl_matrix_row(o->Qthi, (size_t)i);
@@ -171,16 +279,17 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
             gsl_vector_add(o->Qth, &gi.vector);
             for (int j = 0; j < B; j++) {
                 if (i != j && !aug) continue;
-                gsl_matrix_const_view Vij = gsl_matrix_const_submatrix(VXXnext, (size_t)i * n1, (size_t)j * n1, n1, n1);
-                ref_gemm(1, 0, 1.0, Fth[i], &Vij.matrix, 0.0, T2);
-                ref_gemm(0, 0, 1.0, T2, Fx[j], 1.0, o->Qthx[j]);
-                ref_gemm(0, 0, 1.0, T2, Fth[j], 0.0, T3);
+                gsl_matrix_const_view Vij = ref_vblock_const(VXXnext, aug, n1, i, j);
+                GEMM("F_θᵀ V'", 1, 0, 1.0, Fth[i], &Vij.matrix, 0.0, T2);
+                GEMM("Q_θx", 0, 0, 1.0, T2, Fx[j], 1.0, o->Qthx[j]);
+                GEMM("Q_θθ", 0, 0, 1.0, T2, Fth[j], 0.0, T3);
                 gsl_matrix_scale(T3, 1.0 / B);
                 gsl_matrix_add(o->Qthth, T3);
             }
             if (full) gsl_matrix_add(o->Qthx[i], Hthx[i]);
         }
         gsl_matrix_free(T2), gsl_matrix_free(T3);
+        T2 = T3 = NULL;
         gsl_vector_scale(o->Qth, 1.0 / B);
         double lam = g->weight_decay;
         for (int u = 0; u < np; u++) { /* ℓ_θ = λθ per player */
@@ -214,53 +323,53 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         ocn_perturb_sym(m->pert, o->Qthth->data, mm, o->Qthth->tda);
 
         /* §5/§6 curvature and gains */
-        gsl_matrix *Minv = gsl_matrix_calloc(mm, mm), *A = NULL, *G = NULL;
+        if (!(Minv = ref_matrix_calloc(mm, mm))) {
+            rc = nomem(err, "the curvature's pseudo-inverse M^† (m x m)", dm * dm);
+            goto done;
+        }
         int aoff[REF_MAX_PLAYERS + 1], goff[REF_MAX_PLAYERS + 1], mdim[REF_MAX_PLAYERS];
         for (int u = 0; u < np; u++) mdim[u] = g->stages[t].players[o->p[u]].m;
         if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC)
-            kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G);
+            if ((rc = kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G, err))) goto done;
         ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff, m->pert};
         ocn_optimizer fo = *opt;
         if (fault == OCN_FAULT_PUV_DROP && opt->game == OCN_GAME_GR) fo.zero |= OCN_ZERO_PUV_CURVATURE_ONLY;
-        rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err);
-        if (A) gsl_matrix_free(A), gsl_matrix_free(G);
-        if (!rc) {
-            ref_gemv(0, 1.0, Minv, o->Qth, 0.0, o->k);
-            for (int i = 0; i < B; i++) ref_gemm(0, 0, 1.0, Minv, o->Qthx[i], 0.0, o->K[i]);
-            if (fault == OCN_FAULT_k_PERTURB) gsl_vector_scale(o->k, 1.0 + 1e-6);
-            for (int i = 0; i < B; i++) {
-                if (fault == OCN_FAULT_K_SIGN) gsl_matrix_scale(o->K[i], -1.0);
-                if (fault == OCN_FAULT_K_PERTURB) gsl_matrix_scale(o->K[i], 1.0 + 1e-6);
-            }
+        if ((rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err))) goto done;
+        gsl_matrix_free(A), gsl_matrix_free(G);
+        A = G = NULL;
+        ref_gemv(0, 1.0, Minv, o->Qth, 0.0, o->k);
+        for (int i = 0; i < B; i++) GEMM("the gains K = M^† Q_θx", 0, 0, 1.0, Minv, o->Qthx[i], 0.0, o->K[i]);
+        if (fault == OCN_FAULT_k_PERTURB) gsl_vector_scale(o->k, 1.0 + 1e-6);
+        for (int i = 0; i < B; i++) {
+            if (fault == OCN_FAULT_K_SIGN) gsl_matrix_scale(o->K[i], -1.0);
+            if (fault == OCN_FAULT_K_PERTURB) gsl_matrix_scale(o->K[i], 1.0 + 1e-6);
         }
         gsl_matrix_free(Minv);
+        Minv = NULL;
     }
 
-    /* value: v_x^(i) = Q_x^(i) − Q_xθ^(i) k;  Ṽ_ij = Q̃_ij − c Q_xθ^(i) K^(j) */
-    o->Vx = gsl_matrix_alloc((size_t)B, n);
-    o->VXX = gsl_matrix_alloc((size_t)B * n, (size_t)B * n);
+    /* value: v_x^(i) = Q_x^(i) − Q_xθ^(i) k;  Ṽ_ij = Q̃_ij − c Q_xθ^(i) K^(j), in place
+     * (blockdiag/persample: diagonal blocks only, the others are not stored) */
+    if (!(o->Vx = ref_matrix_alloc((size_t)B, n))) {
+        rc = nomem(err, "V_x (B x n)", dB * dn);
+        goto done;
+    }
     gsl_matrix_memcpy(o->Vx, o->Qx);
-    gsl_matrix_memcpy(o->VXX, o->QXX);
-    if (!rc && np) {
+    if (np) {
         for (int i = 0; i < B; i++) {
             gsl_vector_view vi = gsl_matrix_row(o->Vx, (size_t)i);
             ref_gemv(1, -1.0, o->Qthx[i], o->k, 1.0, &vi.vector);
             for (int j = 0; j < B; j++) {
-                if (i != j && opt->value != OCN_VALUE_AUGMENTED) continue;
+                if (i != j && !aug) continue;
                 double c = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / B;
-                gsl_matrix_view Vij = gsl_matrix_submatrix(o->VXX, (size_t)i * n, (size_t)j * n, n, n);
-                ref_gemm(1, 0, -c, o->Qthx[i], o->K[j], 1.0, &Vij.matrix);
+                gsl_matrix_view Vij = ref_vblock(o->VXX, aug, n, i, j);
+                GEMM("V_XX", 1, 0, -c, o->Qthx[i], o->K[j], 1.0, &Vij.matrix);
             }
         }
     }
-    if (opt->value != OCN_VALUE_AUGMENTED) /* keep only the diagonal blocks */
-        for (int i = 0; i < B; i++)
-            for (int j = 0; j < B; j++)
-                if (i != j) {
-                    gsl_matrix_view Vij = gsl_matrix_submatrix(o->VXX, (size_t)i * n, (size_t)j * n, n, n);
-                    gsl_matrix_set_zero(&Vij.matrix);
-                }
+done:
     free_batch(Fx, B), free_batch(Fth, B), free_batch(Hxx, B), free_batch(Hthx, B);
-    if (Hthth) gsl_matrix_free(Hthth);
+    gsl_matrix_free(Hthth), gsl_matrix_free(T1), gsl_matrix_free(T2), gsl_matrix_free(T3);
+    gsl_matrix_free(Minv), gsl_matrix_free(A), gsl_matrix_free(G);
     return rc;
 }

@@ -2,6 +2,8 @@
  * initialisation from gsl_rng_mt19937 (§12). */
 #include "ref.h"
 
+#include "ocn/memory.h"
+
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
@@ -57,8 +59,18 @@ int ocn_ref_check_inputs(const ocn_game *g, const ocn_arrayset *in, const char *
  * labels uniform; stage, lane, W-then-b order, then x0, then y. */
 int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
 {
+    /* issue 10: inputs that cannot fit the machine are refused before drawing */
+    double need = ref_inputs_bytes(g);
+    size_t limit = ocn_memory_limit(0);
+    if (need > (double)limit) {
+        char a[32], b[32];
+        return ocn_fail(err, OCN_EUNSUPPORTED, "%s: the inputs (theta, Wfix, x0, y) need %s, more than the machine's "
+                        "physical memory (%s)", g->name, ocn_format_bytes(need, a, sizeof a),
+                        ocn_format_bytes((double)limit, b, sizeof b));
+    }
+    ref_gsl_quiet(); /* a failed gsl_rng_alloc returns NULL instead of aborting */
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!r) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (!r) return ocn_fail(err, OCN_ENOMEM, "out of memory allocating the random number generator");
     gsl_rng_set(r, g->seed);
     int rc = OCN_OK;
     for (int t = 0; t < g->T && !rc; t++) {
@@ -76,13 +88,18 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             if (ok && pl->kind == OCN_PLAYER_BIAS)
                 ok = ocn_arrayset_add2(in, nwf, 2, (size_t)pl->out_dim, (size_t)pl->in_dim, 0) != NULL;
             if (!ok) {
-                rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
+                rc = ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s%s%s", nth,
+                              pl->kind == OCN_PLAYER_BIAS ? " or " : "", pl->kind == OCN_PLAYER_BIAS ? nwf : "");
                 break;
             }
             /* an add may move every array of the set (issue 10: use after free
              * of `th` once Wfix grew it): look both up after the last add */
             th = ocn_arrayset_find(in, nth);
             if (pl->kind == OCN_PLAYER_BIAS) wf = ocn_arrayset_find(in, nwf);
+            if (!th || (pl->kind == OCN_PLAYER_BIAS && !wf)) { /* cannot happen: just added */
+                rc = ocn_fail(err, OCN_ENOMEM, "%s: lost after adding it", nth);
+                break;
+            }
             if (pl->kind == OCN_PLAYER_DENSE) {
                 /* W first: draw row-major W[r][c], store column-major (§2) */
                 for (int rr = 0; rr < pl->out_dim; rr++)
@@ -90,7 +107,7 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
                         th->data[(size_t)c * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sw);
                 for (int rr = 0; rr < pl->out_dim; rr++)
                     th->data[(size_t)pl->in_dim * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sb);
-            } else {
+            } else if (wf) { /* bias */
                 for (size_t i = 0; i < wf->size; i++) wf->data[i] = gsl_ran_gaussian(r, sw);
                 for (int rr = 0; rr < pl->out_dim; rr++) th->data[rr] = gsl_ran_gaussian(r, sb);
             }
@@ -109,7 +126,7 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             for (size_t i = 0; y && i < y->size; i++) y->data[i] = gsl_ran_gaussian(r, 1.0);
         }
     }
-    if (!rc && (!x0 || !y)) rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (!rc && (!x0 || !y)) rc = ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s", !x0 ? "x0" : "y");
     gsl_rng_free(r);
     return rc;
 }

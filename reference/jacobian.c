@@ -3,13 +3,13 @@
  * hand-derived for h = W z + b, f = σ(h), dense. */
 #include "ref.h"
 
-#include <stdlib.h>
 
+/* h of player p in the model's scratch region 0 (issue 10: no allocation) */
 static double *player_h(const ref_model *m, int t, int p, const double *x)
 {
     const ocn_player *pl = &m->g->stages[t].players[p];
-    double *h = malloc((size_t)pl->out_dim * sizeof *h);
-    if (h) ref_player_pre(m->g, t, pl, m->th[t][p], m->wfix[t][p], x, h);
+    double *h = m->ws;
+    ref_player_pre(m->g, t, pl, m->th[t][p], m->wfix[t][p], x, h);
     return h;
 }
 
@@ -31,7 +31,6 @@ void ref_jac_x(const ref_model *m, int t, const double *x, gsl_matrix *Fx)
             for (int c = 0; c < pl->in_dim; c++)
                 *gsl_matrix_ptr(Fx, ro + (size_t)r, co + (size_t)c) += d * ref_weight(pl, m->th[t][p], m->wfix[t][p], r, c);
         }
-        free(h);
     }
     for (int k = 0; k < st->ncarries; k++) {
         const ocn_carry *c = &st->carries[k];
@@ -63,7 +62,6 @@ void ref_jac_theta(const ref_model *m, int t, int p, const double *x, gsl_matrix
     const double *z = x + g->block_off[t][pl->in_block];
     size_t ro = (size_t)g->block_off[t + 1][pl->out_block];
     FOR_DH_DTHETA(pl, z, gsl_matrix_set(Fth, ro + (size_t)r, j, ref_dact(pl->act, h[r]) * dh));
-    free(h);
 }
 
 /* v'·F_xx: Wᵀ diag(v ⊙ σ'') W on each player's input block (act: diag(v ⊙ σ'')). */
@@ -89,7 +87,6 @@ void ref_second_order_x(const ref_model *m, int t, const double *x, const double
                     *gsl_matrix_ptr(Hxx, co + (size_t)a, co + (size_t)b) += wa * ref_weight(pl, m->th[t][q], m->wfix[t][q], r, b);
             }
         }
-        free(h);
     }
 }
 
@@ -105,7 +102,7 @@ void ref_second_order_player(const ref_model *m, int t, int p, const double *x, 
     const double *vo = v + g->block_off[t + 1][pl->out_block];
     const double *z = x + g->block_off[t][pl->in_block];
     size_t co = (size_t)g->block_off[t][pl->in_block];
-    double *w = malloc((size_t)pl->out_dim * sizeof *w);
+    double *w = m->ws + m->nmax; /* region 1 */
     for (int r = 0; r < pl->out_dim; r++) w[r] = vo[r] * ref_ddact(pl->act, h[r]);
     FOR_DH_DTHETA(pl, z, {
         for (int b = 0; b < pl->in_dim; b++)
@@ -129,6 +126,4 @@ void ref_second_order_player(const ref_model *m, int t, int p, const double *x, 
             }
         }
     }
-    free(w);
-    free(h);
 }

@@ -23,6 +23,7 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,66 @@ void ref_gsl_quiet(void)
     /* GSL's default handler calls abort(); errors are returned instead.  The
      * handler is process-wide in GSL; setting it is idempotent. */
     gsl_set_error_handler_off();
+}
+
+/* ---- allocation (issue 10) ----------------------------------------------- */
+
+gsl_matrix *ref_matrix_alloc(size_t r, size_t c)
+{
+    if (c && r > SIZE_MAX / sizeof(double) / c) return NULL;
+    gsl_matrix *m = malloc(sizeof *m);
+    gsl_block *b = malloc(sizeof *b);
+    double *d = malloc((r && c ? r * c : 1) * sizeof *d);
+    if (!m || !b || !d) {
+        free(m), free(b), free(d);
+        return NULL;
+    }
+    b->size = r * c, b->data = d;
+    m->size1 = r, m->size2 = c, m->tda = c, m->data = d, m->block = b, m->owner = 1;
+    return m;
+}
+
+gsl_matrix *ref_matrix_calloc(size_t r, size_t c)
+{
+    gsl_matrix *m = ref_matrix_alloc(r, c);
+    if (m) memset(m->data, 0, r * c * sizeof *m->data);
+    return m;
+}
+
+gsl_vector *ref_vector_alloc(size_t n)
+{
+    if (n > SIZE_MAX / sizeof(double)) return NULL;
+    gsl_vector *v = malloc(sizeof *v);
+    gsl_block *b = malloc(sizeof *b);
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    if (!v || !b || !d) {
+        free(v), free(b), free(d);
+        return NULL;
+    }
+    b->size = n, b->data = d;
+    v->size = n, v->stride = 1, v->data = d, v->block = b, v->owner = 1;
+    return v;
+}
+
+gsl_vector *ref_vector_calloc(size_t n)
+{
+    gsl_vector *v = ref_vector_alloc(n);
+    if (v) memset(v->data, 0, n * sizeof *v->data);
+    return v;
+}
+
+/* gsl_eigen_symmv's workspace (its four n-vectors), freed by
+ * gsl_eigen_symmv_free; NULL with nothing allocated on failure */
+static gsl_eigen_symmv_workspace *symmv_alloc(size_t n)
+{
+    gsl_eigen_symmv_workspace *w = malloc(sizeof *w);
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c), *d = malloc(n * sizeof *d);
+    if (!w || !a || !b || !c || !d) {
+        free(w), free(a), free(b), free(c), free(d);
+        return NULL;
+    }
+    w->size = n, w->d = a, w->sd = b, w->gc = c, w->gs = d;
+    return w;
 }
 
 /* ---- deterministic dense kernels ---------------------------------------- */
@@ -57,18 +118,25 @@ static inline void gemm_store(double *c, double alpha, double s, double beta)
  * the scalar operation).  When no operand entry is NaN/Inf, terms with a zero
  * factor are skipped where that saves work (Jacobians are sparse): they are
  * ±0, and adding ±0 leaves s unchanged since s, starting from +0, is never −0
- * — the bits are those of the dense loop.  C must not overlap A or B. */
-void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C)
+ * — the bits are those of the dense loop.  C must not overlap A or B.
+ * Issue 10: the packing workspace is allocated per call (about M·K + K·N
+ * doubles, and as much again for the sparse path's index); when that fails
+ * nothing is written and OCN_ENOMEM is returned (was: assert, an abort). */
+int ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C)
 {
     size_t M = C->size1, N = C->size2, K = ta ? A->size1 : A->size2;
     assert((ta ? A->size2 : A->size1) == M && (tb ? B->size2 : B->size1) == K && (tb ? B->size1 : B->size2) == N);
-    if (!M || !N) return;
+    if (!M || !N) return OCN_OK;
     size_t N4 = (N + 3) / 4 * 4, M4 = M - M % 4;
     /* a = op(A) row-major (M x K), b = op(B) row-major (K x N4, zero columns
      * padded), colnz[p] = nonzeros of a's column p, rownz[p] = of b's row p */
     double *a = malloc((M * K + K * N4 + 1) * sizeof *a), *b = a + M * K;
-    size_t *colnz = calloc(2 * K + 1, sizeof *colnz), *rownz = colnz + K;
-    assert(a && colnz);
+    size_t *colnz = calloc(2 * K + 1, sizeof *colnz), *rownz;
+    if (!a || !colnz) {
+        free(a), free(colnz);
+        return OCN_ENOMEM;
+    }
+    rownz = colnz + K;
     int finite = 1;
     for (size_t i = 0; i < M; i++)
         for (size_t p = 0; p < K; p++) {
@@ -85,9 +153,13 @@ void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matri
     if (finite && 4.0 * sparse < dense) { /* row i: s_j += a_ip b_pj over a_ip ≠ 0, b_pj ≠ 0, p ascending */
         size_t nnz = 0;
         for (size_t p = 0; p < K; p++) nnz += rownz[p];
-        size_t *jx = malloc((nnz + K + 2) * sizeof *jx), *start = jx + nnz;
-        double *bv = malloc((nnz + N + 1) * sizeof *bv), *s = bv + nnz;
-        assert(jx && bv);
+        size_t *jx = malloc((nnz + K + 2) * sizeof *jx), *start;
+        double *bv = malloc((nnz + N + 1) * sizeof *bv), *s;
+        if (!jx || !bv) {
+            free(jx), free(bv), free(a), free(colnz);
+            return OCN_ENOMEM;
+        }
+        start = jx + nnz, s = bv + nnz;
         start[0] = 0;
         for (size_t p = 0, q = 0; p < K; p++) {
             for (size_t j = 0; j < N; j++)
@@ -134,35 +206,42 @@ void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matri
         }
     }
     free(a), free(colnz);
+    return OCN_OK;
 }
 
 /* y = alpha op(A) x + beta y, each entry summed in increasing order of the
- * inner index; beta = 0 does not read y.  y must not overlap A or x. */
+ * inner index; beta = 0 does not read y.  y must not overlap A or x.
+ * Issue 10: no heap accumulator (was calloc + assert): op(A) = Aᵀ is summed
+ * over column chunks of 256 in a stack array, row by row; every y_i is
+ * s = 0, s += a_pi x_p for p ascending, as before. */
 void ref_gemv(int ta, double alpha, const gsl_matrix *A, const gsl_vector *x, double beta, gsl_vector *y)
 {
+    enum { CH = 256 };
     size_t M = ta ? A->size2 : A->size1, K = ta ? A->size1 : A->size2, lda = A->tda;
     assert(x->size == K && y->size == M);
-    if (!M) return;
-    double *acc = calloc(M, sizeof *acc);
-    assert(acc);
-    if (ta) /* acc[i] += A_pi x_p, p ascending; rows of A contiguous */
-        for (size_t p = 0; p < K; p++) {
-            double xp = x->data[p * x->stride];
-            const double *a = A->data + p * lda;
-            for (size_t i = 0; i < M; i++) acc[i] += a[i] * xp;
+    double acc[CH];
+    for (size_t i0 = 0; i0 < M; i0 += CH) {
+        size_t nc = M - i0 < CH ? M - i0 : CH;
+        if (ta) { /* acc[i] += A_pi x_p, p ascending; rows of A contiguous */
+            for (size_t i = 0; i < nc; i++) acc[i] = 0.0;
+            for (size_t p = 0; p < K; p++) {
+                double xp = x->data[p * x->stride];
+                const double *a = A->data + p * lda + i0;
+                for (size_t i = 0; i < nc; i++) acc[i] += a[i] * xp;
+            }
+        } else {
+            for (size_t i = 0; i < nc; i++) {
+                const double *a = A->data + (i0 + i) * lda;
+                double s = 0.0;
+                for (size_t p = 0; p < K; p++) s += a[p] * x->data[p * x->stride];
+                acc[i] = s;
+            }
         }
-    else
-        for (size_t i = 0; i < M; i++) {
-            const double *a = A->data + i * lda;
-            double s = 0.0;
-            for (size_t p = 0; p < K; p++) s += a[p] * x->data[p * x->stride];
-            acc[i] = s;
+        for (size_t i = 0; i < nc; i++) {
+            double *yi = y->data + (i0 + i) * y->stride;
+            *yi = beta == 0.0 ? alpha * acc[i] : alpha * acc[i] + beta * *yi;
         }
-    for (size_t i = 0; i < M; i++) {
-        double *yi = y->data + i * y->stride;
-        *yi = beta == 0.0 ? alpha * acc[i] : alpha * acc[i] + beta * *yi;
     }
-    free(acc);
 }
 
 /* y += alpha x */
@@ -236,8 +315,8 @@ static int eig_sym(gsl_matrix *W, gsl_vector *S, gsl_matrix *U)
     size_t n = W->size1;
     double *tau = calloc(n, sizeof *tau), *p = malloc(n * sizeof *p), *w = malloc(n * sizeof *w);
     double *v = malloc(n * sizeof *v);
-    gsl_matrix *T = gsl_matrix_calloc(n, n);
-    gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(n);
+    gsl_matrix *T = ref_matrix_calloc(n, n);
+    gsl_eigen_symmv_workspace *ws = symmv_alloc(n);
     if (!tau || !p || !w || !v || !T || !ws) {
         free(tau), free(p), free(w), free(v);
         if (T) gsl_matrix_free(T);
@@ -287,8 +366,8 @@ static int svd_bidiag(gsl_matrix *U, gsl_matrix *V, gsl_vector *S)
 {
     size_t R = U->size1, C = U->size2;
     double *tl = calloc(C, sizeof *tl), *tr = calloc(C, sizeof *tr), *t = malloc(R * sizeof *t);
-    gsl_matrix *H = gsl_matrix_alloc(R, C), *Bm = gsl_matrix_calloc(C, C);
-    gsl_vector *work = gsl_vector_alloc(C);
+    gsl_matrix *H = ref_matrix_alloc(R, C), *Bm = ref_matrix_calloc(C, C);
+    gsl_vector *work = ref_vector_alloc(C);
     if (!tl || !tr || !t || !H || !Bm || !work) {
         free(tl), free(tr), free(t);
         if (H) gsl_matrix_free(H);
@@ -348,8 +427,16 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
         for (size_t j = 0; j < c; j++)
             if (!isfinite(gsl_matrix_get(A, i, j)))
                 return ocn_fail(err, OCN_ENUMERIC, "pseudo-inverse: matrix has NaN/Inf entries");
-    gsl_matrix *U = gsl_matrix_alloc(R, C), *V = gsl_matrix_alloc(C, C);
-    gsl_vector *S = gsl_vector_alloc(C);
+    /* issue 10: every workspace checked; on failure all are freed and the
+     * message names the one that failed */
+    gsl_matrix *U = ref_matrix_alloc(R, C), *V = ref_matrix_alloc(C, C), *W = NULL, *L = NULL, *Rm = NULL;
+    gsl_vector *S = ref_vector_alloc(C);
+    const char *what = NULL;
+    int rc = OCN_OK;
+    if (!U || !V || !S) {
+        what = "U, V, S";
+        goto out;
+    }
     if (tr) gsl_matrix_transpose_memcpy(U, A);
     else gsl_matrix_memcpy(U, A);
     /* A symmetric matrix (every curvature the reference inverts is one, made
@@ -366,10 +453,13 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     for (size_t i = 0; sym && i < r; i++)
         for (size_t j = 0; sym && j < i; j++) sym = gsl_matrix_get(A, i, j) == gsl_matrix_get(A, j, i);
     if (sym) {
-        gsl_matrix *W = gsl_matrix_alloc(r, r);
+        if (!(W = ref_matrix_alloc(r, r))) {
+            what = "the eigendecomposition's copy W";
+            goto out;
+        }
         gsl_matrix_memcpy(W, A);
         st = eig_sym(W, S, U);
-        gsl_matrix_free(W);
+        gsl_matrix_free(W), W = NULL;
         gsl_matrix_memcpy(V, U);
         for (size_t k = 0; !st && k < C; k++)
             if (gsl_vector_get(S, k) < 0) {
@@ -379,16 +469,24 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
     } else {
         st = svd_bidiag(U, V, S);
     }
+    if (st == GSL_ENOMEM) {
+        what = sym ? "the eigendecomposition's workspace" : "the SVD's workspace";
+        goto out;
+    }
     if (st) {
-        gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);
-        return ocn_fail(err, OCN_ENUMERIC, "pseudo-inverse: SVD failed (%s)", gsl_strerror(st));
+        rc = ocn_fail(err, OCN_ENUMERIC, "pseudo-inverse: SVD failed (%s)", gsl_strerror(st));
+        goto out;
     }
     double smax = 0;
     for (size_t k = 0; k < C; k++) smax = fmax(smax, gsl_vector_get(S, k));
     double tol = (double)(r > c ? r : c) * DBL_EPSILON * smax, smin = smax;
     /* M = U S Vᵀ  =>  M^† = V S^† Uᵀ;  for the transposed case A = V S Uᵀ, A^† = U S^† Vᵀ */
     /* A^† = L diag(1/σ) Rᵀ over the retained σ (L = V, R = U; transposed case swapped) */
-    gsl_matrix *L = gsl_matrix_alloc(c, C), *Rm = gsl_matrix_alloc(r, C);
+    L = ref_matrix_alloc(c, C), Rm = ref_matrix_alloc(r, C);
+    if (!L || !Rm) {
+        what = "the factors L, R of the product";
+        goto out;
+    }
     gsl_matrix_memcpy(L, tr ? U : V);
     gsl_matrix_memcpy(Rm, tr ? V : U);
     for (size_t k = 0; k < C; k++) {
@@ -396,11 +494,20 @@ int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *e
         if (f != 0.0) smin = fmin(smin, s);
         for (size_t i = 0; i < c; i++) *gsl_matrix_ptr(L, i, k) *= f;
     }
-    ref_gemm(0, 1, 1.0, L, Rm, 0.0, Ainv);
-    gsl_matrix_free(L), gsl_matrix_free(Rm);
+    if (ref_gemm(0, 1, 1.0, L, Rm, 0.0, Ainv)) {
+        what = "the product's workspace";
+        goto out;
+    }
     if (cond) *cond = smax > 0 ? smax / smin : 1.0;
-    gsl_matrix_free(U), gsl_matrix_free(V), gsl_vector_free(S);
-    return OCN_OK;
+out:
+    if (what) rc = ocn_fail(err, OCN_ENOMEM, "pseudo-inverse of a %zu x %zu matrix: out of memory allocating %s", r, c, what);
+    if (U) gsl_matrix_free(U);
+    if (V) gsl_matrix_free(V);
+    if (S) gsl_vector_free(S);
+    if (W) gsl_matrix_free(W);
+    if (L) gsl_matrix_free(L);
+    if (Rm) gsl_matrix_free(Rm);
+    return rc;
 }
 
 int ocn_ref_pinv(const double *A, int r, int c, double *out, double *cond, ocn_error *err)

@@ -61,7 +61,7 @@ void ref_stage_forward(const ref_model *m, int t, double *const *th, const doubl
     const ocn_game *g = m->g;
     const ocn_stage *st = &g->stages[t];
     memset(xn, 0, (size_t)g->n[t + 1] * sizeof *xn);
-    double *h = malloc((size_t)(g->n[t] > g->n[t + 1] ? g->n[t] : g->n[t + 1]) * sizeof *h + sizeof *h);
+    double *h = m->ws; /* region 0: out_dim <= n_{t+1} <= nmax */
     for (int p = 0; p < st->nplayers; p++) {
         const ocn_player *pl = &st->players[p];
         ref_player_pre(g, t, pl, th[p], m->wfix[t][p], x, h);
@@ -74,26 +74,38 @@ void ref_stage_forward(const ref_model *m, int t, double *const *th, const doubl
         double *o = xn + g->block_off[t + 1][c->to];
         for (int i = 0; i < g->block_dim[t][c->from]; i++) o[i] += s[i];
     }
-    free(h);
+}
+
+/* Issue 10: on failure the model is freed here (callers may free it again). */
+static int model_nomem(ref_model *m, ocn_error *err, const char *what)
+{
+    ref_model_free(m);
+    return ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s", what);
 }
 
 int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err)
 {
     memset(m, 0, sizeof *m); /* first: callers free m even when the inputs are refused */
+    ref_gsl_quiet();
     int rc = ocn_ref_check_inputs(g, in, "inputs", err);
     if (rc) return rc;
     m->g = g;
     m->B = g->batch;
     m->x0 = ocn_arrayset_find(in, "x0")->data;
     m->y = ocn_arrayset_find(in, "y")->data;
+    for (int t = 0; t <= g->T; t++)
+        if ((size_t)g->n[t] > m->nmax) m->nmax = (size_t)g->n[t];
+    m->ws = malloc((3 * m->nmax + 1) * sizeof *m->ws);
+    m->iws = malloc((2 * m->nmax + 1) * sizeof *m->iws);
+    if (!m->ws || !m->iws) return model_nomem(m, err, "the model's scratch vectors");
     m->th = calloc((size_t)g->T, sizeof *m->th);
     m->wfix = calloc((size_t)g->T, sizeof *m->wfix);
-    if (!m->th || !m->wfix) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (!m->th || !m->wfix) return model_nomem(m, err, "the parameter tables");
     for (int t = 0; t < g->T; t++) {
         const ocn_stage *st = &g->stages[t];
         m->th[t] = calloc((size_t)st->nplayers, sizeof **m->th);
         m->wfix[t] = calloc((size_t)st->nplayers, sizeof **m->wfix);
-        if (!m->th[t] || !m->wfix[t]) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+        if (!m->th[t] || !m->wfix[t]) return model_nomem(m, err, "the parameter tables");
         for (int p = 0; p < st->nplayers; p++) {
             const ocn_player *pl = &st->players[p];
             char nm[64];
@@ -101,7 +113,7 @@ int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_
                 snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
                 const ocn_array *a = ocn_arrayset_find(in, nm);
                 m->th[t][p] = malloc((size_t)pl->m * sizeof(double));
-                if (!m->th[t][p]) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+                if (!m->th[t][p]) return model_nomem(m, err, nm);
                 memcpy(m->th[t][p], a->data, (size_t)pl->m * sizeof(double));
             }
             if (pl->kind == OCN_PLAYER_BIAS) {
@@ -124,5 +136,7 @@ void ref_model_free(ref_model *m)
     }
     free(m->th);
     free(m->wfix);
+    free(m->ws);
+    free(m->iws);
     memset(m, 0, sizeof *m);
 }

@@ -16,6 +16,14 @@ typedef struct {
     const double *x0;      /* B x n_0 */
     const double *y;       /* ce: B labels; mse: B x out_dim */
     ocn_perturb *pert;     /* §10 perturbation run, NULL on the nominal run */
+    /* Scratch of the leaf kernels below (issue 10: they allocate nothing, so
+     * they cannot fail): ws holds 3·nmax doubles, iws 2·nmax ints, nmax the
+     * largest state dimension.  Region 0 (ws[0, nmax)) and 1 are used by
+     * ref_stage_forward, the Jacobians, the terminal and backprop's VJP;
+     * region 2 only by ref_terminal's lane sum.  Single-threaded per model. */
+    double *ws;
+    int *iws;
+    size_t nmax;
 } ref_model;
 
 int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_error *err);
@@ -66,16 +74,37 @@ typedef struct {
 int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
                        ocn_error *err);
 
-/* Linear algebra helpers (linalg.c; GSL decompositions, no BLAS of their own). */
+/* GSL matrices and vectors whose allocation failure leaks nothing (issue 10):
+ * GSL 2.7's gsl_matrix_alloc/gsl_vector_alloc leak the struct when the data
+ * allocation fails (and gsl_eigen_symmv_alloc its earlier arrays).  These
+ * build the same objects (owner = 1: gsl_matrix_free/gsl_vector_free free
+ * them) and return NULL with nothing allocated; calloc variants zero-fill. */
+gsl_matrix *ref_matrix_alloc(size_t r, size_t c);
+gsl_matrix *ref_matrix_calloc(size_t r, size_t c);
+gsl_vector *ref_vector_alloc(size_t n);
+gsl_vector *ref_vector_calloc(size_t n);
+
+/* Linear algebra helpers (linalg.c; GSL decompositions, no BLAS of their own).
+ * ref_pinv_m returns OCN_ENOMEM (message naming the workspace) when an
+ * allocation fails, OCN_ENUMERIC when the decomposition does. */
 int ref_pinv_m(const gsl_matrix *A, gsl_matrix *Ainv, double *cond, ocn_error *err);
 void ref_kron(const gsl_matrix *A, const gsl_matrix *G, gsl_matrix *out); /* out = A ⊗ G */
 /* The reference's dense kernels: plain loops, every sum in increasing index
  * order, so results do not depend on thread count or BLAS (linalg.c).
- * C = alpha op(A) op(B) + beta C;  y = alpha op(A) x + beta y;  y += alpha x;  xᵀy. */
-void ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C);
+ * C = alpha op(A) op(B) + beta C;  y = alpha op(A) x + beta y;  y += alpha x;  xᵀy.
+ * ref_gemm packs op(A) and op(B) into a workspace of (M·K + K·N) doubles
+ * (issue 10: returns OCN_ENOMEM, C untouched, when that allocation fails;
+ * callers name the product); the others allocate nothing. */
+int ref_gemm(int ta, int tb, double alpha, const gsl_matrix *A, const gsl_matrix *B, double beta, gsl_matrix *C);
 void ref_gemv(int ta, double alpha, const gsl_matrix *A, const gsl_vector *x, double beta, gsl_vector *y);
 void ref_axpy(double alpha, const gsl_vector *x, gsl_vector *y);
 double ref_dot(const gsl_vector *x, const gsl_vector *y);
+
+/* Issue 10 (estimate.c): peak bytes of a run with `runs` §10 perturbation
+ * runs, the largest part described in dominant (n bytes, may be NULL); and
+ * the inputs' bytes alone. */
+double ref_estimate(const ocn_game *g, const ocn_optimizer *opt, int runs, char *dominant, size_t n);
+double ref_inputs_bytes(const ocn_game *g);
 
 /* Error-handler guard: GSL's default handler aborts; the reference never lets it. */
 void ref_gsl_quiet(void);

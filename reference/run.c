@@ -5,6 +5,7 @@
  * up to 10^20 and let wrong gains pass). */
 #include "expand.h"
 #include "update.h"
+#include "ocn/memory.h"
 #include "ocn/tolerance.h"
 
 #include <math.h>
@@ -29,6 +30,8 @@ int ocn_fault_parse(const char *s, ocn_fault *out)
 typedef struct {
     ocn_arrayset *out;
     int fail;
+    char failed[64];   /* the first array that could not be stored */
+    double failed_doubles;
 } store;
 
 /* §11 names: FNE "<Q>_t{t}_n{n}", GR "<P>_t{t}" (lane < 0). */
@@ -43,7 +46,11 @@ static ocn_array *put(store *s, int ndim, size_t d0, size_t d1, size_t d2, const
     char name[64];
     name_of(name, sizeof name, base, t, n);
     ocn_array *a = ocn_arrayset_add2(s->out, name, ndim, d0, d1, d2);
-    if (!a) s->fail = 1;
+    if (!a && !s->fail) {
+        s->fail = 1;
+        snprintf(s->failed, sizeof s->failed, "%s", name);
+        s->failed_doubles = (double)d0 * (double)(ndim > 1 ? d1 : 1) * (double)(ndim > 2 ? d2 : 1);
+    }
     return a;
 }
 
@@ -54,15 +61,17 @@ static void put_matrix(store *s, const gsl_matrix *M, const char *base, int t, i
         for (size_t j = 0; j < M->size2; j++) a->data[i * M->size2 + j] = gsl_matrix_get(M, i, j);
 }
 
-/* Per-sample diagonal blocks of a (Bn x Bn) matrix as (B, n, n). */
-static void put_diag_blocks(store *s, const gsl_matrix *M, int B, const char *base, int t, int n)
+/* Per-sample diagonal blocks (d x d) of a value Hessian stored as ref_vblock
+ * says (aug: Bd x Bd; else Bd x d), as (B, d, d). */
+static void put_diag_blocks(store *s, const gsl_matrix *M, int aug, int B, const char *base, int t, int n)
 {
     size_t d = M->size1 / (size_t)B;
     ocn_array *a = put(s, 3, (size_t)B, d, d, base, t, n);
-    for (int i = 0; a && i < B; i++)
+    for (int i = 0; a && i < B; i++) {
+        gsl_matrix_const_view blk = ref_vblock_const(M, aug, d, i, i);
         for (size_t r = 0; r < d; r++)
-            for (size_t c = 0; c < d; c++)
-                a->data[((size_t)i * d + r) * d + c] = gsl_matrix_get(M, (size_t)i * d + r, (size_t)i * d + c);
+            for (size_t c = 0; c < d; c++) a->data[((size_t)i * d + r) * d + c] = gsl_matrix_get(&blk.matrix, r, c);
+    }
 }
 
 /* rows [r0, r0 + nr) of each per-sample matrix, as (B, nr, cols) */
@@ -85,7 +94,7 @@ static void put_vector(store *s, const gsl_vector *v, size_t r0, size_t nr, cons
 static void put_values(store *s, const gsl_matrix *Vx, const gsl_matrix *VXX, int B, int aug, int gr, int t, int n)
 {
     put_matrix(s, Vx, gr ? "Wx" : "Vx", t, n);
-    put_diag_blocks(s, VXX, B, gr ? "Wxx" : "Vxx", t, n);
+    put_diag_blocks(s, VXX, aug, B, gr ? "Wxx" : "Vxx", t, n);
     if (aug) put_matrix(s, VXX, gr ? "WXX" : "VXX", t, n);
 }
 
@@ -94,7 +103,7 @@ static void put_stage(store *s, const ocn_game *g, const ref_stage_out *o, int a
 {
     int B = g->batch, l = gr ? -1 : n;
     put_matrix(s, o->Qx, gr ? "Px" : "Qx", t, l);
-    put_diag_blocks(s, o->QXX, B, gr ? "Pxx" : "Qxx", t, l);
+    put_diag_blocks(s, o->Qxx, 0, B, gr ? "Pxx" : "Qxx", t, l);
     if (o->np) {
         size_t m = (size_t)o->m;
         put_vector(s, o->Qth, 0, m, gr ? "Pth" : "Qth", t, l);
@@ -123,27 +132,52 @@ static int expansion_players(const ocn_game *g, int t, int gr, int lane, int *pl
     return np;
 }
 
+static int step_nomem(ocn_error *err, const char *what, double doubles)
+{
+    char sz[32];
+    return ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s, %s", what,
+                    ocn_format_bytes(doubles * (double)sizeof(double), sz, sizeof sz));
+}
+
 /* One step; `pert` (NULL on the nominal run) perturbs every matrix handed to
- * a pseudo-inverse and every stage's expansion terms (§10 rev. 2). */
+ * a pseudo-inverse and every stage's expansion terms (§10 rev. 2).  Issue 10:
+ * every allocation is checked; on failure OCN_ENOMEM names the stage and the
+ * array, everything allocated here is freed (what was stored stays in `out`). */
 static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
                     ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
-    m.pert = pert;
     if (rc) {
         ref_model_free(&m);
         return rc;
     }
+    m.pert = pert;
     int B = g->batch, T = g->T, aug = opt->value == OCN_VALUE_AUGMENTED, gr = opt->game == OCN_GAME_GR;
     int N = gr ? 1 : g->nlanes; /* value functions: one per lane (FNE) or the joint W (GR) */
-    store s = {out, 0};
+    store s = {out, 0, "", 0};
+    double dB = B;
+
+    gsl_matrix **X = calloc((size_t)T + 1, sizeof *X), **dX = calloc((size_t)T + 1, sizeof *dX);
+    gsl_matrix **v = calloc((size_t)N, sizeof *v), **V = calloc((size_t)N, sizeof *V), *H = NULL;
+    gsl_vector ***k = calloc((size_t)T, sizeof *k);
+    gsl_matrix ****K = calloc((size_t)T, sizeof *K);
+    ref_stage_out *outs = calloc((size_t)N, sizeof *outs);
+    double ***thn = calloc((size_t)T, sizeof *thn);
+    if (!X || !dX || !v || !V || !k || !K || !outs || !thn) {
+        rc = step_nomem(err, "the step's tables", 0);
+        goto done;
+    }
 
     /* forward (§3) */
-    gsl_matrix **X = calloc((size_t)T + 1, sizeof *X), **dX = calloc((size_t)T + 1, sizeof *dX);
     for (int t = 0; t <= T; t++) {
-        X[t] = gsl_matrix_alloc((size_t)B, (size_t)g->n[t]);
-        dX[t] = gsl_matrix_alloc((size_t)B, (size_t)g->n[t]);
+        X[t] = ref_matrix_alloc((size_t)B, (size_t)g->n[t]);
+        dX[t] = ref_matrix_alloc((size_t)B, (size_t)g->n[t]);
+        if (!X[t] || !dX[t]) {
+            rc = step_nomem(err, "the states x_t, δx_t (B x n_t)", 2 * dB * g->n[t]);
+            ocn_error_prefix(err, "forward pass: stage %d", t);
+            goto done;
+        }
     }
     memcpy(X[0]->data, m.x0, (size_t)B * (size_t)g->n[0] * sizeof(double));
     for (int t = 0; t < T; t++)
@@ -151,29 +185,40 @@ static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             ref_stage_forward(&m, t, m.th[t], gsl_matrix_ptr(X[t], (size_t)i, 0), gsl_matrix_ptr(X[t + 1], (size_t)i, 0));
 
     /* terminal (§1, §4): FNE lane n: V_T = φ_n; GR: W_T = φ (one copy) */
-    gsl_matrix **v = calloc((size_t)N, sizeof *v), **V = calloc((size_t)N, sizeof *V);
     size_t nT = (size_t)g->n[T];
-    gsl_matrix *H = gsl_matrix_alloc(nT, nT);
+    if (!(H = ref_matrix_alloc(nT, nT))) {
+        rc = step_nomem(err, "the terminal Hessian (n_T x n_T)", (double)nT * nT);
+        goto terminal_fail;
+    }
     for (int n = 0; n < N; n++) {
-        v[n] = gsl_matrix_calloc((size_t)B, nT);
-        V[n] = gsl_matrix_calloc((size_t)B * nT, (size_t)B * nT);
+        v[n] = ref_matrix_calloc((size_t)B, nT);
+        V[n] = ref_matrix_calloc((size_t)B * nT, aug ? (size_t)B * nT : nT);
+        if (!v[n] || !V[n]) {
+            rc = step_nomem(err, aug ? "the terminal value v_x, B·V_XX (B x n_T, Bn_T x Bn_T)"
+                                     : "the terminal value v_x, v_xx (B x n_T, B x n_T x n_T)",
+                            dB * nT + (double)B * nT * (aug ? (double)B * nT : (double)nT));
+            goto terminal_fail;
+        }
         for (int i = 0; i < B; i++) {
             ref_terminal(&m, gr ? -1 : n, i, gsl_matrix_ptr(X[T], (size_t)i, 0), opt->terminal,
                          gsl_matrix_ptr(v[n], (size_t)i, 0), H);
-            gsl_matrix_view blk = gsl_matrix_submatrix(V[n], (size_t)i * nT, (size_t)i * nT, nT, nT);
+            gsl_matrix_view blk = ref_vblock(V[n], aug, nT, i, i);
             gsl_matrix_memcpy(&blk.matrix, H);
         }
         put_values(&s, v[n], V[n], B, aug, gr, T, gr ? -1 : n);
     }
     gsl_matrix_free(H);
+    H = NULL;
 
     /* backward (§4) — keep gains per player for the update pass */
-    gsl_vector ***k = calloc((size_t)T, sizeof *k);
-    gsl_matrix ****K = calloc((size_t)T, sizeof *K);
-    ref_stage_out *outs = calloc((size_t)N, sizeof *outs);
     for (int t = T - 1; t >= 0 && !rc; t--) {
         k[t] = calloc((size_t)g->stages[t].nplayers, sizeof **k);
         K[t] = calloc((size_t)g->stages[t].nplayers, sizeof **K);
+        if (!k[t] || !K[t]) {
+            rc = step_nomem(err, "the gain tables", 0);
+            ocn_error_prefix(err, "stage %d", t);
+            break;
+        }
         memset(outs, 0, (size_t)N * sizeof *outs);
         for (int n = 0; n < N && !rc; n++) {
             int players[REF_MAX_PLAYERS];
@@ -186,35 +231,52 @@ static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             if (!rc) put_stage(&s, g, o2, aug, gr, t, n);
             for (int u = 0; !rc && u < o2->np; u++) { /* per-player gains for the update pass */
                 int p = o2->p[u], mu = g->stages[t].players[p].m;
-                k[t][p] = gsl_vector_alloc((size_t)mu);
+                size_t nc = (size_t)g->n[t];
+                if (!(k[t][p] = ref_vector_alloc((size_t)mu)) || !(K[t][p] = calloc((size_t)B, sizeof ***K))) {
+                    rc = step_nomem(err, "the gains kept for the update pass", (double)mu);
+                    ocn_error_prefix(err, "stage %d player %d", t, p);
+                    break;
+                }
                 gsl_vector_view kv = gsl_vector_subvector(o2->k, (size_t)o2->moff[u], (size_t)mu);
                 gsl_vector_memcpy(k[t][p], &kv.vector);
-                K[t][p] = calloc((size_t)B, sizeof ***K);
-                for (int i = 0; i < B; i++) {
-                    K[t][p][i] = gsl_matrix_alloc((size_t)mu, o2->K[i]->size2);
-                    gsl_matrix_view Kv = gsl_matrix_submatrix(o2->K[i], (size_t)o2->moff[u], 0, (size_t)mu, o2->K[i]->size2);
+                for (int i = 0; i < B && !rc; i++) {
+                    if (!(K[t][p][i] = ref_matrix_alloc((size_t)mu, nc))) {
+                        rc = step_nomem(err, "the gains K^(i) kept for the update pass (B x m x n)", dB * mu * (double)nc);
+                        ocn_error_prefix(err, "stage %d player %d", t, p);
+                        break;
+                    }
+                    gsl_matrix_view Kv = gsl_matrix_submatrix(o2->K[i], (size_t)o2->moff[u], 0, (size_t)mu, nc);
                     gsl_matrix_memcpy(K[t][p][i], &Kv.matrix);
                 }
             }
-            if (o2->Vx) {
+            if (o2->Vx && o2->VXX) {
                 gsl_matrix_free(v[n]), gsl_matrix_free(V[n]);
                 v[n] = o2->Vx, V[n] = o2->VXX;
                 o2->Vx = o2->VXX = NULL;
             }
             ref_stage_out_free(o2, B);
         }
+        if (!rc && s.fail) break;
     }
+    if (rc) goto done;
 
     /* update pass (§8) */
-    double ***thn = calloc((size_t)T, sizeof *thn);
-    for (int t = 0; t < T; t++) {
-        thn[t] = calloc((size_t)g->stages[t].nplayers, sizeof **thn);
+    for (int t = 0; t < T && !s.fail; t++) {
+        if (!(thn[t] = calloc((size_t)g->stages[t].nplayers, sizeof **thn))) {
+            rc = step_nomem(err, "the new parameters' table", 0);
+            goto done;
+        }
         for (int p = 0; p < g->stages[t].nplayers; p++)
-            if (g->stages[t].players[p].m) thn[t][p] = calloc((size_t)g->stages[t].players[p].m, sizeof(double));
+            if (g->stages[t].players[p].m &&
+                !(thn[t][p] = calloc((size_t)g->stages[t].players[p].m, sizeof(double)))) {
+                rc = step_nomem(err, "the new parameters θ (m)", g->stages[t].players[p].m);
+                ocn_error_prefix(err, "update pass: stage %d player %d", t, p);
+                goto done;
+            }
     }
-    if (!rc) rc = ref_update_pass(&m, fault, (gsl_vector *const *const *)k, (gsl_matrix **const *const *)K,
-                                  (const gsl_matrix *const *)X, dX, thn, err);
-    if (!rc) {
+    if (!s.fail) rc = ref_update_pass(&m, fault, (gsl_vector *const *const *)k, (gsl_matrix **const *const *)K,
+                                      (const gsl_matrix *const *)X, dX, thn, err);
+    if (!rc && !s.fail) {
         for (int t = 0; t <= T; t++) {
             put_matrix(&s, X[t], "x", t, -1);
             put_matrix(&s, dX[t], "dx", t, -1);
@@ -227,7 +289,16 @@ static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
                 if (a) memcpy(a->data, thn[t][p], (size_t)pl->m * sizeof(double));
             }
     }
-    if (!rc && s.fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+    goto done;
+
+terminal_fail:
+    ocn_error_prefix(err, "terminal stage %d", T);
+done:
+    if (!rc && s.fail) {
+        char sz[32];
+        rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing the result '%s' (%s)", s.failed,
+                      ocn_format_bytes(s.failed_doubles * (double)sizeof(double), sz, sizeof sz));
+    }
     /* NaN/Inf where inputs were finite is a numerical failure, never silent */
     for (int i = 0; !rc && i < out->count; i++)
         for (size_t j = 0; j < out->a[i].size; j++)
@@ -238,19 +309,30 @@ static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 
     for (int t = 0; t < T; t++) {
         for (int p = 0; p < g->stages[t].nplayers; p++) {
-            if (k[t] && k[t][p]) gsl_vector_free(k[t][p]);
-            if (K[t] && K[t][p]) {
+            if (k && k[t]) gsl_vector_free(k[t][p]);
+            if (K && K[t] && K[t][p]) {
                 for (int i = 0; i < B; i++) gsl_matrix_free(K[t][p][i]);
                 free(K[t][p]);
             }
-            if (thn[t]) free(thn[t][p]);
+            if (thn && thn[t]) free(thn[t][p]);
         }
-        free(k[t]), free(K[t]), free(thn[t]);
+        if (k) free(k[t]);
+        if (K) free(K[t]);
+        if (thn) free(thn[t]);
     }
-    free(k), free(K), free(thn), free(outs);
-    for (int n = 0; n < N; n++) gsl_matrix_free(v[n]), gsl_matrix_free(V[n]);
+    free(k), free(K), free(thn);
+    for (int n = 0; outs && n < N; n++) ref_stage_out_free(&outs[n], B);
+    free(outs);
+    for (int n = 0; n < N; n++) {
+        if (v) gsl_matrix_free(v[n]);
+        if (V) gsl_matrix_free(V[n]);
+    }
     free(v), free(V);
-    for (int t = 0; t <= T; t++) gsl_matrix_free(X[t]), gsl_matrix_free(dX[t]);
+    gsl_matrix_free(H);
+    for (int t = 0; t <= T; t++) {
+        if (X) gsl_matrix_free(X[t]);
+        if (dX) gsl_matrix_free(dX[t]);
+    }
     free(X), free(dX);
     ref_model_free(&m);
     return rc;
@@ -298,8 +380,21 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                 const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err)
 {
     ref_gsl_quiet();
+    int runs = o ? o->measure_runs : 0;
+    /* issue 10: refuse, before allocating anything, what cannot fit */
+    size_t limit = ocn_memory_limit(o ? o->max_memory : 0);
+    char dom[400], need[32], lim[32];
+    double est = ref_estimate(g, opt, runs, dom, sizeof dom);
+    if (est > (double)limit)
+        return ocn_fail(err, OCN_EUNSUPPORTED,
+                        "%s: the reference would need about %s of memory (estimated before allocating; %s), over the "
+                        "limit of %s (%s); mostly %s",
+                        g->name, ocn_format_bytes(est, need, sizeof need),
+                        runs > 0 ? "with the §10 perturbation runs" : "one step",
+                        ocn_format_bytes((double)limit, lim, sizeof lim),
+                        o && o->max_memory ? "max_memory" : "the machine's physical memory", dom);
     step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE};
     int rc = ref_step(g, opt, inputs, c.fault, NULL, out, err);
-    if (!rc) rc = ocn_measure_sensitivity(g, opt, o ? o->measure_runs : 0, OCN_U64, perturbed_step, &c, out, err);
+    if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_step, &c, out, err);
     return rc;
 }

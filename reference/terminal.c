@@ -1,18 +1,22 @@
 /* SPEC §1 terminal payoff φ_n (ce / mse) with its gradient and Hessian;
- * §5 `terminal`: exact ∇²φ or outer ∇φ∇φᵀ (DDPNOpt Prop. 3). */
+ * §5 `terminal`: exact ∇²φ or outer ∇φ∇φᵀ (DDPNOpt Prop. 3).
+ * Allocation-free (issue 10): vectors live in the model's scratch. */
 #include "ref.h"
 
 #include <math.h>
-#include <stdlib.h>
 
+/* acc = 0: grad (n_T) and hess are overwritten (zero outside the lane's
+ * outputs); acc = 1: the lane's gradient and exact Hessian are added to them
+ * (the separable sum below; adding the zeros the overwrite form would hold
+ * changes no bit: the sums start at +0 and never become −0). */
 static double lane_terminal(const ref_model *m, int lane, int sample, const double *xT, ocn_terminal terminal,
-                            double *grad, gsl_matrix *hess)
+                            double *grad, gsl_matrix *hess, int acc)
 {
     const ocn_game *g = m->g;
     int T = g->T, d = 0;
     for (int i = 0; i < g->lane_nout[lane]; i++) d += g->block_dim[T][g->lane_outputs[lane][i]];
-    int *idx = malloc((size_t)d * sizeof *idx), *yi = malloc((size_t)d * sizeof *yi);
-    double *o = malloc((size_t)d * sizeof *o), *go = malloc((size_t)d * sizeof *go);
+    int *idx = m->iws, *yi = m->iws + m->nmax;           /* d <= n_T <= nmax */
+    double *o = m->ws, *go = m->ws + m->nmax;            /* regions 0 and 1 */
     for (int i = 0, k = 0; i < g->lane_nout[lane]; i++) {
         int b = g->lane_outputs[lane][i], ypos = 0; /* mse: where block b sits in `outputs` (the layout of y) */
         for (int j = 0; j < g->noutputs && g->outputs[j] != b; j++) ypos += g->block_dim[T][g->outputs[j]];
@@ -20,9 +24,9 @@ static double lane_terminal(const ref_model *m, int lane, int sample, const doub
     }
     for (int k = 0; k < d; k++) o[k] = xT[idx[k]];
     double phi = 0;
-    if (grad)
+    if (grad && !acc)
         for (int k = 0; k < g->n[T]; k++) grad[k] = 0;
-    if (hess) gsl_matrix_set_zero(hess);
+    if (hess && !acc) gsl_matrix_set_zero(hess);
     if (g->loss == OCN_LOSS_CE) {
         int y = (int)m->y[sample];
         double mx = o[0], s = 0;
@@ -32,8 +36,11 @@ static double lane_terminal(const ref_model *m, int lane, int sample, const doub
         for (int k = 0; k < d; k++) go[k] = exp(o[k] - mx) / s; /* p */
         if (hess && terminal == OCN_TERMINAL_EXACT)
             for (int a = 0; a < d; a++)
-                for (int b = 0; b < d; b++)
-                    gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], (a == b ? go[a] : 0.0) - go[a] * go[b]);
+                for (int b = 0; b < d; b++) {
+                    double h = (a == b ? go[a] : 0.0) - go[a] * go[b];
+                    if (acc) *gsl_matrix_ptr(hess, (size_t)idx[a], (size_t)idx[b]) += h;
+                    else gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], h);
+                }
         go[y] -= 1.0;
     } else {
         const double *yt = m->y + (size_t)sample * (size_t)g->out_dim;
@@ -42,17 +49,19 @@ static double lane_terminal(const ref_model *m, int lane, int sample, const doub
             phi += 0.5 * go[k] * go[k];
         }
         if (hess && terminal == OCN_TERMINAL_EXACT)
-            for (int a = 0; a < d; a++) gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[a], 1.0);
+            for (int a = 0; a < d; a++) {
+                if (acc) *gsl_matrix_ptr(hess, (size_t)idx[a], (size_t)idx[a]) += 1.0;
+                else gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[a], 1.0);
+            }
     }
-    if (hess && terminal == OCN_TERMINAL_OUTER)
+    if (hess && terminal == OCN_TERMINAL_OUTER) /* never with acc (the sum's outer form is formed below) */
         for (int a = 0; a < d; a++)
             for (int b = 0; b < d; b++) gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], go[a] * go[b]);
     if (grad)
-        for (int k = 0; k < d; k++) grad[idx[k]] = go[k];
-    free(idx);
-    free(yi);
-    free(o);
-    free(go);
+        for (int k = 0; k < d; k++) {
+            if (acc) grad[idx[k]] += go[k];
+            else grad[idx[k]] = go[k];
+        }
     return phi;
 }
 
@@ -62,34 +71,17 @@ double ref_terminal(const ref_model *m, int lane, int sample, const double *xT, 
                     double *grad, gsl_matrix *hess)
 {
     const ocn_game *g = m->g;
-    if (lane >= 0 || !g->separable) return lane_terminal(m, lane < 0 ? 0 : lane, sample, xT, terminal, grad, hess);
+    if (lane >= 0 || !g->separable) return lane_terminal(m, lane < 0 ? 0 : lane, sample, xT, terminal, grad, hess, 0);
     size_t nT = (size_t)g->n[g->T];
-    double phi = 0, *gl = malloc(nT * sizeof *gl);
-    gsl_matrix *hl = hess ? gsl_matrix_alloc(nT, nT) : NULL;
-    if (grad)
-        for (size_t k = 0; k < nT; k++) grad[k] = 0;
+    double phi = 0, *gt = grad;
+    if (hess && terminal == OCN_TERMINAL_OUTER && !gt) gt = m->ws + 2 * m->nmax; /* region 2: the total gradient */
+    if (gt)
+        for (size_t k = 0; k < nT; k++) gt[k] = 0;
     if (hess) gsl_matrix_set_zero(hess);
-    for (int n = 0; n < g->nlanes; n++) {
-        phi += lane_terminal(m, n, sample, xT, OCN_TERMINAL_EXACT, gl, hl);
-        if (grad)
-            for (size_t k = 0; k < nT; k++) grad[k] += gl[k];
-        if (hess && terminal == OCN_TERMINAL_EXACT) gsl_matrix_add(hess, hl);
-    }
-    if (hess && terminal == OCN_TERMINAL_OUTER) {
-        double *gt = grad ? grad : gl;
-        if (!grad) { /* recompute the total gradient */
-            for (size_t k = 0; k < nT; k++) gt[k] = 0;
-            for (int n = 0; n < g->nlanes; n++) {
-                double *tmp = malloc(nT * sizeof *tmp);
-                lane_terminal(m, n, sample, xT, OCN_TERMINAL_EXACT, tmp, NULL);
-                for (size_t k = 0; k < nT; k++) gt[k] += tmp[k];
-                free(tmp);
-            }
-        }
+    for (int n = 0; n < g->nlanes; n++)
+        phi += lane_terminal(m, n, sample, xT, OCN_TERMINAL_EXACT, gt, terminal == OCN_TERMINAL_EXACT ? hess : NULL, 1);
+    if (hess && terminal == OCN_TERMINAL_OUTER)
         for (size_t a = 0; a < nT; a++)
             for (size_t b = 0; b < nT; b++) gsl_matrix_set(hess, a, b, gt[a] * gt[b]);
-    }
-    free(gl);
-    if (hl) gsl_matrix_free(hl);
     return phi;
 }

@@ -10,7 +10,8 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
 {
     const ocn_game *g = m->g;
     int B = m->B;
-    gsl_matrix *Xh = gsl_matrix_alloc((size_t)B, (size_t)g->n[0]);
+    gsl_matrix *Xh = ref_matrix_alloc((size_t)B, (size_t)g->n[0]);
+    if (!Xh) return ocn_fail(err, OCN_ENOMEM, "update pass: out of memory allocating x̂_0 (%d x %d)", B, g->n[0]);
     gsl_matrix_memcpy(Xh, X[0]);
     for (int t = 0; t <= g->T; t++) {
         gsl_matrix_memcpy(dX[t], Xh);
@@ -29,13 +30,16 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
                 ref_gemv(0, -1.0 / B, K[t][p][i], &dxi.vector, 1.0, &tv.vector);
             }
         }
-        gsl_matrix *Xn = gsl_matrix_alloc((size_t)B, (size_t)g->n[t + 1]);
+        gsl_matrix *Xn = ref_matrix_alloc((size_t)B, (size_t)g->n[t + 1]);
+        if (!Xn) {
+            gsl_matrix_free(Xh);
+            return ocn_fail(err, OCN_ENOMEM, "update pass: out of memory allocating x̂_%d (%d x %d)", t + 1, B, g->n[t + 1]);
+        }
         for (int i = 0; i < B; i++)
             ref_stage_forward(m, t, theta_new[t], gsl_matrix_const_ptr(Xh, (size_t)i, 0), gsl_matrix_ptr(Xn, (size_t)i, 0));
         gsl_matrix_free(Xh);
         Xh = Xn;
     }
     gsl_matrix_free(Xh);
-    (void)err;
     return OCN_OK;
 }

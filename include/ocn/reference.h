@@ -22,7 +22,28 @@ typedef enum {
 typedef struct {
     ocn_fault fault;
     int measure_runs;   /* §10 rev. 2 perturbation runs (8 for fixtures, 2 for checks); 0: c = the floor d */
+    /* Issue 10: the most memory (bytes) a run may need.  ocn_ref_run refuses,
+     * before allocating anything, a game whose estimated peak
+     * (ocn_ref_estimate_memory, with this run's perturbation runs) exceeds
+     * it.  0: the machine's physical memory (ocn_memory_limit, ocn/memory.h). */
+    size_t max_memory;
 } ocn_ref_opts;
+
+/* Issue 10: the reference's estimated peak memory on game g with optimizer
+ * settings opt, as `ocn gen` runs it (the §10 perturbation runs hold the
+ * nominal outputs and a second, perturbed set at once), counting the
+ * inputs, every stored output and the big working arrays: per-sample
+ * Jacobians (B·n'·n, B·n'·m), the value/expansion Hessians ((B·n)² in
+ * augmented mode, B·n² otherwise), the m² curvature with its pseudo-inverse
+ * workspaces (or the explicit Kronecker product of kfac/coop-kfac),
+ * per-sample Q_θx and K (B·m·n), the gains kept for the update pass.
+ * *bytes gets the estimate (SIZE_MAX if it does not fit); `dominant` (n
+ * bytes, may be NULL) names the largest part at the peak and its biggest
+ * array, e.g. "the value Hessians B·V_XX (stage 2 lane 0: 200000 x 200000
+ * doubles, 320.0 GB)".  Computes from the description only (no allocation
+ * of the arrays, well under a second).  Returns OCN_OK, or OCN_EINVAL for a
+ * NULL argument. */
+int ocn_ref_estimate_memory(const ocn_game *g, const ocn_optimizer *opt, size_t *bytes, char *dominant, size_t n);
 
 const char *ocn_fault_name(ocn_fault f);
 int ocn_fault_parse(const char *s, ocn_fault *out);
