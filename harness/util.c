@@ -11,7 +11,8 @@ int check_ref_variant(check_ctx *c, const ocn_optimizer *opt, ocn_arrayset **out
 {
     *out = ocn_arrayset_new();
     /* §10 rev. 2: a check measures c for its variant with R = 2 */
-    ocn_ref_opts o = {.fault = c->o ? c->o->fault : OCN_FAULT_NONE, .measure_runs = OCN_CHECK_RUNS};
+    ocn_ref_opts o = {.fault = c->o ? c->o->fault : OCN_FAULT_NONE, .measure_runs = OCN_CHECK_RUNS,
+                      .max_memory = c->o ? c->o->max_memory : 0};
     int rc = *out ? ocn_ref_run(c->g, opt, c->in, &o, *out, c->err) : ocn_fail(c->err, OCN_ENOMEM, "out of memory");
     if (rc) {
         ocn_arrayset_free(*out);

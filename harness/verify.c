@@ -11,7 +11,7 @@ int ocn_verify_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *
 {
     ocn_arrayset *got = ocn_arrayset_new(), *ref = NULL;
     if (!got) return ocn_fail(err, OCN_ENOMEM, "out of memory");
-    ocn_ref_opts ro = {.fault = o ? o->fault : OCN_FAULT_NONE};
+    ocn_ref_opts ro = {.fault = o ? o->fault : OCN_FAULT_NONE, .max_memory = o ? o->max_memory : 0};
     int rc = ocn_reference_side(f, &ref, err);
     if (!rc) rc = ocn_ref_run(f->game, &f->game->opt, f->arrays, &ro, got, err);
     if (!rc) {

@@ -19,7 +19,7 @@
 #endif
 
 static const char USAGE[] =
-    "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32]\n"
+    "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32] [--max-memory SIZE]\n"
     "       ocn verify DIR... [REPORT OPTIONS]\n"
     "       ocn theorems DIR... [REPORT OPTIONS]\n"
     "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [REPORT OPTIONS]\n"
@@ -32,6 +32,8 @@ static const char USAGE[] =
     "  --json FILE      machine-readable report (schema ocnopt-report v1)\n"
     "  --junit FILE     JUnit XML, one testcase per fixture x check family\n"
     "  --allow-skip     exit 0 even when the run compared nothing or skipped everything\n"
+    "  --max-memory SIZE  (also gen) refuse a reference run whose estimated peak memory exceeds SIZE\n"
+    "                   (e.g. 512M, 8G; default: the machine's physical memory)\n"
     "  --fault NAME     (verify, theorems: harness self-test) inject a wrong kernel into the reference:\n"
     "                   K-sign, feedback-drop, K-perturb, k-perturb, Puv-drop\n"
     "exit status:\n"
@@ -60,6 +62,25 @@ static void die_after(void *ctx, int nwritten)
     if (nwritten >= *(int *)ctx) raise(SIGKILL);
 }
 
+/* "--max-memory SIZE": bytes, with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
+    else if (*end == 'T' || *end == 't') mul = 1024.0 * 1024 * 1024 * 1024, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (end == s || *end || !(v > 0) || v * mul > 1e18) {
+        fprintf(stderr, "ocn: --max-memory: '%s' is not a size (e.g. 512M, 8G)\n", s);
+        return -1;
+    }
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
 typedef struct {
     const char *json, *junit;
     int verbose, allow_skip;
@@ -74,6 +95,9 @@ static int report_option(int argc, char **argv, int *i, report_opts *ro)
     else if (!strcmp(a, "--allow-skip")) ro->allow_skip = 1;
     else if (!strcmp(a, "--json") && *i + 1 < argc) ro->json = argv[++*i];
     else if (!strcmp(a, "--junit") && *i + 1 < argc) ro->junit = argv[++*i];
+    else if (!strcmp(a, "--max-memory") && *i + 1 < argc) {
+        if (parse_size(argv[++*i], &ro->ref.max_memory)) return -1;
+    }
     else if (!strcmp(a, "--fault") && *i + 1 < argc) {
         if (ocn_fault_parse(argv[++*i], &ro->ref.fault)) {
             fprintf(stderr, "ocn: unknown fault '%s'\n", argv[*i]);
@@ -87,7 +111,7 @@ static int report_option(int argc, char **argv, int *i, report_opts *ro)
  * usage(): `status` carries 2 when some input was bad (the rest still ran). */
 static int finish_report(const ocn_report *rep, const report_opts *ro, int status, int processed)
 {
-    if (status && !processed) return status; /* only bad input: its messages, no report, nothing written */
+    if (status && (!processed || !rep->count)) return status; /* only bad input: its messages, no report, nothing written */
     fflush(stdout);
     ocn_report_print(rep, stdout, ro->verbose);
     ocn_error e = {0};
@@ -108,7 +132,7 @@ static int finish_report(const ocn_report *rep, const report_opts *ro, int statu
  * and the other fixtures still run; a numerical failure is a FAILED row. */
 static int fixture_error(ocn_report *rep, const char *id, const char *dir, const ocn_error *e)
 {
-    if (e->code == OCN_EINVAL) {
+    if (e->code == OCN_EINVAL || e->code == OCN_EUNSUPPORTED) { /* bad input, or refused (e.g. --max-memory) */
         fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
         return 2;
     }
@@ -128,12 +152,15 @@ static int cmd_gen(int argc, char **argv)
 {
     const char *game = NULL, *dir = NULL, *backend = "reference", *prec = "f64";
     int force = 0;
+    size_t max_memory = 0; /* 0: the machine's physical memory (ocn_ref_opts) */
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--force")) force = 1;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
-        else if (argv[i][0] == '-') return usage();
+        else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
+            if (parse_size(argv[++i], &max_memory)) return 2;
+        } else if (argv[i][0] == '-') return usage();
         else if (!game) game = argv[i];
         else return usage();
     }
@@ -153,7 +180,7 @@ static int cmd_gen(int argc, char **argv)
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
     ocn_opt_config cfg = {.backend = backend, .precision = !strcmp(prec, "f32") ? 32 : 64, .form_limit = 1 << 20,
                           .measure_runs = OCN_MEASURE_RUNS}; /* its own measured c (§10) */
-    ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS}; /* §10 rev. 2: c measured by 8 perturbation runs */
+    ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS, .max_memory = max_memory}; /* §10 rev. 2: c measured by 8 perturbation runs */
     if (!rc && ocn_game_is_trajectory(g))
         rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: trajectories (SPEC §13: steps, data, stat_decay, refresh_every) are not "
                       "implemented yet", game);

@@ -164,3 +164,20 @@ Test(trust, optimized_fixtures_from_1_and_2_threads_compare_clean)
     cr_expect_eq(tu_sh(out, sizeof out, "%s compare %s/t2 %s/t1 2>&1", OCN_BIN, dir, dir), 0, "%s", out);
     tu_rm_rf(dir);
 }
+
+/* --max-memory (issue 10): a reference run over the limit is refused before
+ * allocating, with the estimate, exit 2, nothing written; a bad size is usage. */
+Test(trust, max_memory_option_refuses_with_the_estimate)
+{
+    char dir[256], out[65536];
+    tu_tmpdir(dir, sizeof dir);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s gen games/mlp-tanh-ce.json -o %s/f --max-memory 10K 2>&1", OCN_BIN, dir), 2,
+                 "%s", out);
+    cr_expect(strstr(out, "KB of memory") != NULL, "%s", out);
+    cr_expect_neq(tu_sh(NULL, 0, "test -e %s/f", dir), 0, "nothing written");
+    cr_expect_eq(tu_sh(out, sizeof out, "%s verify fixtures/mlp-tanh-ce --max-memory 10K 2>&1", OCN_BIN), 2, "%s", out);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s verify fixtures/mlp-tanh-ce --max-memory 1G 2>&1", OCN_BIN), 0, "%s", out);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s gen games/mlp-tanh-ce.json -o %s/f --max-memory lots 2>&1", OCN_BIN, dir), 2,
+                 "%s", out);
+    tu_rm_rf(dir);
+}
