@@ -47,25 +47,30 @@ static long double target(ocn_perturb *p, long double x)
     return x + x * ((long double)p->u * xi);
 }
 
+/* t rounded to d (nearest) or to its other neighbour e, with the probability
+ * that makes the expectation t (unbiased stochastic rounding) */
+static long double pick(ocn_perturb *p, long double t, long double d, long double e)
+{
+    long double lo = d < e ? d : e, hi = d < e ? e : d;
+    double r = gsl_rng_uniform(p->rng);
+    if (d == t || !isfinite(lo) || !isfinite(hi)) return d;
+    return r < (double)((t - lo) / (hi - lo)) ? hi : lo;
+}
+
 static double perturb1(ocn_perturb *p, double x)
 {
     if (x == 0.0 || !isfinite(x)) return x;
     long double t = target(p, x);
-    double d = (double)t, e = (long double)d < t ? nextafter(d, INFINITY) : nextafter(d, -INFINITY);
-    double a = fmin(d, e), b = fmax(d, e), r = gsl_rng_uniform(p->rng);
-    if ((long double)d == t || !isfinite(a) || !isfinite(b)) return d;
-    return r < (double)((t - a) / ((long double)b - a)) ? b : a;
+    double d = (double)t;
+    return (double)pick(p, t, d, nextafter(d, (long double)d < t ? INFINITY : -INFINITY));
 }
 
 static float perturb1f(ocn_perturb *p, float x)
 {
     if (x == 0.0f || !isfinite(x)) return x;
     long double t = target(p, x);
-    float d = (float)t, e = (long double)d < t ? nextafterf(d, INFINITY) : nextafterf(d, -INFINITY);
-    float a = fminf(d, e), b = fmaxf(d, e);
-    double r = gsl_rng_uniform(p->rng);
-    if ((long double)d == t || !isfinite(a) || !isfinite(b)) return d;
-    return r < (double)((t - a) / ((long double)b - a)) ? b : a;
+    float d = (float)t;
+    return (float)pick(p, t, d, nextafterf(d, (long double)d < t ? INFINITY : -INFINITY));
 }
 
 void ocn_perturb_vec(ocn_perturb *p, double *x, size_t n)
