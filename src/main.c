@@ -2,7 +2,6 @@
  * options and exit statuses; README.md repeats the table). */
 #include "ocn/fixture.h"
 #include "ocn/harness.h"
-#include "ocn/memory.h"
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
 #include "ocn/tolerance.h"
@@ -178,13 +177,6 @@ static int cmd_gen(int argc, char **argv)
     ocn_game *g = NULL;
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     int rc = ocn_game_load_file(game, &g, &e);
-    if (!rc && !optimized) { /* issue 10: refuse an oversized game before even drawing its inputs */
-        size_t need = 0, limit = ocn_memory_limit(max_memory);
-        char what[512] = "";
-        if (!ocn_ref_estimate_memory(g, &g->opt, &need, what, sizeof what) && need > limit)
-            rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: the reference would need about %.1f GB (over the limit of %.1f GB); "
-                          "mostly %s", game, need / 1e9, limit / 1e9, what);
-    }
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
     ocn_opt_config cfg = {.backend = backend, .precision = !strcmp(prec, "f32") ? 32 : 64, .form_limit = 1 << 20,
                           .measure_runs = OCN_MEASURE_RUNS}; /* its own measured c (§10) */
