@@ -33,13 +33,6 @@ ocn_verdict ocn_verdict_of(double ratio)
 }
 
 
-/* §10 completeness: which of the reference side's output arrays a tool requires. */
-static int starts(const char *name, const char *const *prefixes)
-{
-    for (int i = 0; prefixes[i]; i++)
-        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
-    return 0;
-}
 
 /* The arrays the optimized path defines (ocn check's required set; the same
  * table is in docs/checks.md).  K and Vxx/Wxx are defined wherever the
@@ -52,8 +45,8 @@ int ocn_requires(ocn_require req, const char *name)
 {
     if (ocn_array_is_input(name)) return 0;
     switch (req) {
-    case OCN_REQUIRE_GAINS: return starts(name, GAIN_ARRAYS);
-    case OCN_REQUIRE_OPTIMIZED: return starts(name, OPTIMIZED_DEFINES);
+    case OCN_REQUIRE_GAINS: return ocn_name_has_prefix(name, GAIN_ARRAYS);
+    case OCN_REQUIRE_OPTIMIZED: return ocn_name_has_prefix(name, OPTIMIZED_DEFINES);
     default: return 1;
     }
 }

@@ -301,7 +301,7 @@ static int cmd_check(int argc, char **argv)
             for (int p = 0; p < np; p++) {
                 char id[24];
                 snprintf(id, sizeof id, "%s/f%d", backends[b], precs[p]);
-                rc = ocn_check_fixture(f, backends[b], precs[p], rep, NULL, NULL, &e);
+                rc = ocn_check_fixture(f, backends[b], precs[p], rep, &e);
                 /* a refusal (no GPU, no CUDA in this build, or a regime the optimized path found it
                  * cannot compute to §10 accuracy during the run) is a visible SKIP, never a pass */
                 if (rc == OCN_EUNSUPPORTED) ocn_report_skip(rep, id, f->game->name, ocn_error_message(&e));

@@ -190,23 +190,21 @@ int ocn_informative(double c, double u)
     return OCN_FAIL_RATIO * u * c < tau;
 }
 
-static int has_prefix(const char *name, const char *const *prefixes)
+int ocn_name_has_prefix(const char *name, const char *const *prefixes)
 {
-    for (int i = 0; prefixes[i]; i++) {
-        size_t l = strlen(prefixes[i]);
-        if (!strncmp(name, prefixes[i], l)) return 1;
-    }
+    for (int i = 0; prefixes[i]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
     return 0;
 }
 
 int ocn_is_gain_or_value(const char *name)
 {
     static const char *const p[] = {"k_", "K_", "Vx_", "Vxx_", "Wx_", "Wxx_", NULL};
-    return has_prefix(name, p);
+    return ocn_name_has_prefix(name, p);
 }
 
 int ocn_counts_for_detection(const char *name)
 {
     static const char *const p[] = {"theta_new_", NULL};
-    return ocn_is_gain_or_value(name) || has_prefix(name, p);
+    return ocn_is_gain_or_value(name) || ocn_name_has_prefix(name, p);
 }

@@ -46,7 +46,7 @@ static double expect_matches_reference(const ocn_game *g, const ocn_optimizer *o
 {
     ocn_error e = {0};
     ocn_arrayset *ref = ocn_arrayset_new(), *out = ocn_arrayset_new();
-    ocn_ref_opts ro = {OCN_FAULT_NONE, OCN_CHECK_RUNS};
+    ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_CHECK_RUNS};
     cr_assert_eq(ocn_ref_run(g, opt, in, &ro, ref, &e), OCN_OK, "%s: reference: %s", what, e.msg);
     ocn_opt_config cfg = {"cpu", prec, 1 << 20, 0, 0};
     int rc = ocn_opt_run(g, opt, in, &cfg, out, &e);

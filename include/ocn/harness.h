@@ -125,10 +125,9 @@ int ocn_verify_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err);
 
 /* `ocn check`: optimized (backend, precision 32/64) vs reference on one
- * fixture; a game the optimized path refuses is counted in *skipped (and
- * named on `notes`, may be NULL), never passed. */
-int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, int *skipped,
-                      FILE *notes, ocn_error *err);
+ * fixture; a game the optimized path refuses statically is a SKIP row with the
+ * reason (counted in rep->skipped), never passed. */
+int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, ocn_report *rep, ocn_error *err);
 
 /* `ocn compare`: fixtures A (the reference side) and B of the same game;
  * `require` says which of A's outputs B must have (§10 completeness). */

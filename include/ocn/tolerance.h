@@ -58,6 +58,8 @@ int ocn_informative(double c, double u);
 /* Gain and value arrays (k, K, Vx, Vxx, Wx, Wxx) that decide `fit_for_ports`,
  * and, with theta_new, the detection power (§10). */
 int ocn_is_gain_or_value(const char *name);
+/* 1 if name starts with one of the NULL-terminated prefixes (array families). */
+int ocn_name_has_prefix(const char *name, const char *const *prefixes);
 int ocn_counts_for_detection(const char *name);
 
 #endif
