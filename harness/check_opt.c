@@ -21,7 +21,10 @@ int ocn_check_fixture(const ocn_fixture *f, const char *backend, int precision, 
     ocn_arrayset *ref = NULL, *opt = ocn_arrayset_new();
     ocn_opt_config cfg = {.backend = backend, .precision = precision, .form_limit = 1 << 20}; /* c comes from the reference side (§10) */
     int rc = opt ? ocn_reference_side(f, &ref, err) : ocn_fail(err, OCN_ENOMEM, "out of memory");
-    if (!rc) rc = ocn_opt_run(g, &g->opt, f->arrays, &cfg, opt, err);
+    /* §13: a trajectory fixture is recomputed as a trajectory (its last step depends on the state) */
+    if (!rc)
+        rc = ocn_game_is_trajectory(g) ? ocn_opt_run_trajectory(g, &g->opt, f->arrays, &cfg, opt, err)
+                                       : ocn_opt_run(g, &g->opt, f->arrays, &cfg, opt, err);
     if (!rc) {
         ocn_compare_spec s = {id, g->name, OCN_REQUIRE_OPTIMIZED, precision == 32 ? OCN_U32 : OCN_U64,
                               "optimized only"};

@@ -20,7 +20,55 @@
 #define MUT_DAMP_TWICE 5     /* damping added twice to the KFAC factors */
 #define MUT_F32_ACCUM 6      /* float64 path accumulating the batch gradient in float32 */
 #define MUT_DROP_THETA0 7    /* stage 0's theta_new not written (ocn check's completeness, §10) */
-#define MUT_COUNT 8
+#define MUT_EMA_NO_1MRHO 8   /* §13: the (1 − ρ) of the statistics' moving average missing */
+#define MUT_REFRESH_OFF_BY_ONE 9 /* §13: factorisations refreshed at s ≡ 1 (mod T_r) instead of 0 */
+#define MUT_COUNT 10
+
+/* §13 carried optimizer state, precision-independent storage (float32 values
+ * are stored exactly as doubles).  One factor set per kfac/rmsprop player
+ * ([t][p]) and per coop-kfac joint stage ([t]).  Double-buffered: a step reads
+ * buffers `cur` (the state after step s − 1) and writes the other ones, so a
+ * refused or failed step leaves the state as it was (ocn_opt_step commits by
+ * flipping `cur` only on success). */
+typedef struct {
+    int na, out, m;               /* factor dimensions (kfac/coop: na, out; rmsprop: m) */
+    int have[2];                  /* buffer holds a state */
+    double *A[2], *G[2];          /* kfac/coop: undamped averages A_s, G_s (§13) */
+    double *Ai[2], *Gi[2];        /* their damped pseudo-inverses from the last refresh */
+    double *v[2];                 /* rmsprop: average of mean_i (Q_θ^(i))² (before sqrt and ε) */
+} ocn_opt_fstate;
+
+typedef struct {
+    int s, cur;                   /* index of the step being computed; buffers of the state before it */
+    double rho;                   /* stat_decay ρ */
+    int refresh;                  /* refresh_every T_r */
+    int T;
+    int *np;                      /* players per stage */
+    ocn_opt_fstate **pl;          /* [t][p] */
+    ocn_opt_fstate *joint;        /* [t] */
+} ocn_opt_sstate;
+
+ocn_opt_sstate *ocn_opt_sstate_new(const ocn_game *g, const ocn_optimizer *opt);
+void ocn_opt_sstate_free(ocn_opt_sstate *s);
+
+/* Backend and precision of a configuration, after the refusals of ocn_opt_run. */
+int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, const ocn_backend **bk,
+                    int *prec, ocn_error *err);
+/* The final check of every optimized run: no NaN/Inf array is handed back. */
+int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, ocn_error *err);
+/* Copies every array of tmp (data and cond) into out. */
+int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err);
+
+/* One step with the §13 state `ss` (NULL: the one-step semantics, no state),
+ * `pin` = perturb the inputs (theta, Wfix, x0, mse y) with `pert` (a
+ * trajectory perturbs them once itself), `want_loss` = also write "loss"
+ * (shape (1,), the §1 objective on this batch before the step). */
+int ocn_opt_step_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
+                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_arrayset *out, ocn_error *err);
+int ocn_opt_step_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
+                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_arrayset *out, ocn_error *err);
 
 /* One step in one precision.  `pert` (NULL on the nominal run) is a §10
  * perturbation run: inputs, every matrix handed to a factorisation and every

@@ -36,6 +36,20 @@ typedef struct {
     int prec;
 } run_ctx;
 
+int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, ocn_error *err)
+{
+    for (int i = 0; i < out->count; i++) {
+        const ocn_array *a = &out->a[i];
+        for (size_t j = 0; j < a->size; j++)
+            if (!isfinite(a->data[j]))
+                return ocn_fail(err, OCN_EUNSUPPORTED,
+                                "%s: optimized path (f%d) produced NaN/Inf in '%s' (element %zu): this regime "
+                                "overflows or is singular for the fast formulation; refused (the reference defines it)",
+                                g->name, prec, a->name, j);
+    }
+    return OCN_OK;
+}
+
 /* One step (nominal, or a §10 perturbation run) with the final check: the
  * optimized path never hands back a NaN/Inf array. */
 static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
@@ -43,63 +57,67 @@ static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err
     const run_ctx *c = ctx;
     int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err)
                            : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err);
-    for (int i = 0; !rc && i < out->count; i++) {
-        const ocn_array *a = &out->a[i];
-        for (size_t j = 0; j < a->size; j++)
-            if (!isfinite(a->data[j])) {
-                rc = ocn_fail(err, OCN_EUNSUPPORTED,
-                              "%s: optimized path (f%d) produced NaN/Inf in '%s' (element %zu): this regime "
-                              "overflows or is singular for the fast formulation; refused (the reference defines it)",
-                              c->g->name, c->prec, a->name, j);
-                break;
-            }
+    return rc ? rc : ocn_opt_check_finite(c->g, c->prec, out, err);
+}
+
+int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, const ocn_backend **bk,
+                    int *prec, ocn_error *err)
+{
+    const char *why = ocn_opt_unsupported(g, opt);
+    if (why) return ocn_fail(err, OCN_EUNSUPPORTED, "%s: optimized path: %s", g->name, why);
+    const char *bname = cfg && cfg->backend ? cfg->backend : "cpu";
+    *bk = NULL;
+    if (!strcmp(bname, "cpu")) *bk = ocn_backend_cpu();
+    if (!strcmp(bname, "cuda")) {
+#ifdef OCN_HAVE_CUDA
+        const char *gpu = "";
+        *bk = ocn_backend_cuda(&gpu);
+        if (!*bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': no usable GPU (%s)", gpu);
+#else
+        return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': this build has no CUDA backend (nvcc was not found at build time)");
+#endif
     }
-    return rc;
+    if (!*bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend '%s' is not available in this build", bname);
+    if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
+        (opt->curvature == OCN_CURV_EXACT))
+        return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");
+    *prec = cfg && cfg->precision ? cfg->precision : 64;
+    if (*prec != 64 && *prec != 32) return ocn_fail(err, OCN_EINVAL, "precision must be 32 or 64, not %d", *prec);
+    if (cfg && cfg->measure_runs < 0)
+        return ocn_fail(err, OCN_EINVAL, "measure_runs must be >= 0, not %d", cfg->measure_runs);
+    return OCN_OK;
+}
+
+/* Hands the arrays of `tmp` to `out` (a refusal part-way adds nothing). */
+int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err)
+{
+    for (int i = 0; i < tmp->count; i++) {
+        const ocn_array *a = &tmp->a[i];
+        ocn_array *b = ocn_arrayset_add(out, a->name, a->ndim, a->shape);
+        if (!b) return ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+        memcpy(b->data, a->data, a->size * sizeof(double));
+        b->cond = a->cond;
+    }
+    return OCN_OK;
 }
 
 int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                 ocn_arrayset *out, ocn_error *err)
 {
-    const char *why = ocn_opt_unsupported(g, opt);
-    if (why) return ocn_fail(err, OCN_EUNSUPPORTED, "%s: optimized path: %s", g->name, why);
-    const char *bname = cfg && cfg->backend ? cfg->backend : "cpu";
     const ocn_backend *bk = NULL;
-    if (!strcmp(bname, "cpu")) bk = ocn_backend_cpu();
-    if (!strcmp(bname, "cuda")) {
-#ifdef OCN_HAVE_CUDA
-        const char *gpu = "";
-        bk = ocn_backend_cuda(&gpu);
-        if (!bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': no usable GPU (%s)", gpu);
-#else
-        return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': this build has no CUDA backend (nvcc was not found at build time)");
-#endif
-    }
-    if (!bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend '%s' is not available in this build", bname);
-    if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
-        (opt->curvature == OCN_CURV_EXACT))
-        return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");
-    int prec = cfg && cfg->precision ? cfg->precision : 64;
-    if (prec != 64 && prec != 32) return ocn_fail(err, OCN_EINVAL, "precision must be 32 or 64, not %d", prec);
+    int prec = 64;
+    int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
+    if (rc) return rc;
     int runs = cfg ? cfg->measure_runs : 0;
-    if (runs < 0) return ocn_fail(err, OCN_EINVAL, "measure_runs must be >= 0, not %d", runs);
     run_ctx c = {g, opt, in, cfg, bk, prec};
     /* computed aside and handed over whole: a refusal part-way adds nothing to `out` */
     ocn_arrayset *tmp = ocn_arrayset_new();
     if (!tmp) return ocn_fail(err, OCN_ENOMEM, "out of memory");
-    int rc = run_once(&c, NULL, tmp, err);
+    rc = run_once(&c, NULL, tmp, err);
     /* §10 rev. 2: c measured by this producer, at its own unit roundoff */
     if (!rc && runs > 0)
         rc = ocn_measure_sensitivity(g, opt, runs, prec == 32 ? OCN_U32 : OCN_U64, run_once, &c, tmp, err);
-    for (int i = 0; !rc && i < tmp->count; i++) {
-        const ocn_array *a = &tmp->a[i];
-        ocn_array *b = ocn_arrayset_add(out, a->name, a->ndim, a->shape);
-        if (!b) {
-            rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
-            break;
-        }
-        memcpy(b->data, a->data, a->size * sizeof(double));
-        b->cond = a->cond;
-    }
+    if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     ocn_arrayset_free(tmp);
     return rc;
 }

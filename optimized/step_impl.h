@@ -114,7 +114,7 @@ static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, REAL sg)
 
 typedef struct {
     const ocn_player *pl;
-    int p, na, out, m;
+    int t, p, na, out, m;
     REAL *th;    /* θ in vec order = Tm (na x out) */
     REAL *wfix;  /* bias player's W (out x in) */
     REAL *H;     /* pre-activation of the nominal forward pass (B x out) */
@@ -131,6 +131,7 @@ typedef struct {
     REAL **X;       /* nominal states (B x n_t) */
     REAL *y;
     ocn_perturb *pert; /* §10 perturbation run (NULL: nominal) */
+    ocn_opt_sstate *ss; /* §13 carried state (NULL: one step, no state) */
 } FN(omodel);
 
 static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL *X, REAL *Xn, REAL **Hout)
@@ -671,6 +672,87 @@ done:
     return rc;
 }
 
+/* ---- §13 carried state ---- */
+
+/* The buffer a step writes (`nx`) of a factor set, allocated on first use;
+ * NULL when out of memory.  `dims` sets the factor dimensions. */
+static ocn_opt_fstate *FN(fs_prepare)(ocn_opt_sstate *ss, ocn_opt_fstate *fs, int na, int out, int m)
+{
+    int nx = 1 - ss->cur;
+    if (!fs->A[0] && !fs->v[0]) {
+        fs->na = na, fs->out = out, fs->m = m;
+        int ok = 1;
+        for (int b = 0; b < 2; b++) {
+            if (m) {
+                ok = ok && (fs->v[b] = calloc((size_t)m, sizeof(double)));
+            } else {
+                fs->A[b] = calloc((size_t)na * na, sizeof(double)), fs->Ai[b] = calloc((size_t)na * na, sizeof(double));
+                fs->G[b] = calloc((size_t)out * out, sizeof(double)), fs->Gi[b] = calloc((size_t)out * out, sizeof(double));
+                ok = ok && fs->A[b] && fs->Ai[b] && fs->G[b] && fs->Gi[b];
+            }
+        }
+        if (!ok) { /* nothing half-allocated stays behind */
+            for (int b = 0; b < 2; b++) {
+                free(fs->A[b]), free(fs->Ai[b]), free(fs->G[b]), free(fs->Gi[b]), free(fs->v[b]);
+                fs->A[b] = fs->Ai[b] = fs->G[b] = fs->Gi[b] = fs->v[b] = NULL;
+            }
+            return NULL;
+        }
+    }
+    fs->have[nx] = 0;
+    return fs;
+}
+
+/* §13 moving average of a statistic (n values, in place in `x`, REAL arithmetic):
+ * x ← ρ·old + (1 − ρ)·x, the batch statistic itself at the first step (no bias
+ * correction) and when ρ = 0 (so the one-step semantics is bit-identical); the
+ * result is stored in `save`. */
+static void FN(ema)(REAL *x, size_t n, const double *old, int have_old, double rho, double *save)
+{
+    if (have_old && rho != 0) {
+        REAL r = (REAL)rho, r1 = (REAL)(1 - rho);
+#if OCN_MUTANT == MUT_EMA_NO_1MRHO
+        r1 = 1; /* mutant: the (1 − ρ) weight of the new statistic missing */
+#endif
+        for (size_t i = 0; i < n; i++) x[i] = r * (REAL)old[i] + r1 * x[i];
+    }
+    for (size_t i = 0; i < n; i++) save[i] = (double)x[i];
+}
+
+/* A damped KFAC factor's pseudo-inverse in place: F holds the batch factor
+ * (n x n, undamped) and becomes (avg + √γI)^†.  With a state `fs` (`which`: 0
+ * = A, 1 = G) the average of §13 replaces the batch factor and the inverse is
+ * recomputed only at a refresh step (s ≡ 0 mod T_r, or no earlier inverse);
+ * in between the stored (stale) one is used.  §10: the damped matrix is
+ * perturbed as handed to the factorisation, i.e. only when one happens. */
+static int FN(kfac_factor)(FN(omodel) *M, ocn_opt_fstate *fs, int which, REAL *F, int n, REAL sg)
+{
+    ocn_opt_sstate *ss = M->ss;
+    int refresh = 1;
+    double *inv = NULL;
+    if (fs) {
+        int cur = ss->cur, nx = 1 - cur;
+        FN(ema)(F, (size_t)n * n, which ? fs->G[cur] : fs->A[cur], fs->have[cur], ss->rho, which ? fs->G[nx] : fs->A[nx]);
+#if OCN_MUTANT == MUT_REFRESH_OFF_BY_ONE
+        refresh = !fs->have[cur] || ss->s % ss->refresh == 1 % ss->refresh; /* mutant: off by one */
+#else
+        refresh = !fs->have[cur] || ss->s % ss->refresh == 0; /* §13: s ≡ 0 (mod T_r) */
+#endif
+        inv = which ? fs->Gi[nx] : fs->Ai[nx];
+        if (!refresh) { /* the operator of the last refresh, as stored */
+            const double *old = which ? fs->Gi[cur] : fs->Ai[cur];
+            for (size_t i = 0; i < (size_t)n * n; i++) F[i] = (REAL)old[i], inv[i] = old[i];
+            return 0;
+        }
+    }
+    for (int i = 0; i < n; i++) F[(size_t)i * n + i] += sg;
+    PSYM(M->pert, F, n); /* §10: the damped factor as handed to the inverse */
+    int st = FN(factor_inv)(M->bk, F, n, sg);
+    if (!st && inv)
+        for (size_t i = 0; i < (size_t)n * n; i++) inv[i] = (double)F[i];
+    return st;
+}
+
 /* Builds M^† for the players P of one expansion.  GHv: value-gradient g's (B x out),
  * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r), cf: the
  * incoming value's coefficients (v'^(i) = Σ_j cf_ij Z'^(ij), B x r).  `who` names
@@ -706,6 +788,16 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
             for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
             GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
+            if (M->ss) { /* §13: v_s = ρ v_{s−1} + (1 − ρ) v̂_s, before the square root and ε */
+                ocn_opt_fstate *fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], 0, 0, P[q]->m);
+                if (!fs) {
+                    free(A2), free(G2);
+                    return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop state)", who);
+                }
+                int cur = M->ss->cur;
+                FN(ema)(W->dinv[q], (size_t)P[q]->m, fs->v[cur], fs->have[cur], M->ss->rho, fs->v[1 - cur]);
+                fs->have[1 - cur] = 1;
+            }
             for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] = (REAL)sqrt(W->dinv[q][j]) + (REAL)o->eps;
             PVEC(M->pert, W->dinv[q], P[q]->m); /* §10: the diagonal before its elementwise inverse */
             for (int j = 0; j < P[q]->m; j++) mx = fmax(mx, fabs((double)W->dinv[q][j]));
@@ -733,12 +825,12 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             if (!W->Ai[q] || !W->Gi[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac factors)", who);
             GEMM(bk, 1, 0, na, na, B, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
             GEMM(bk, 1, 0, out, out, B, (REAL)(1.0 / B), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
-            for (int i = 0; i < na; i++) W->Ai[q][(size_t)i * na + i] += sg;
-            for (int i = 0; i < out; i++) W->Gi[q][(size_t)i * out + i] += sg;
-            PSYM(M->pert, W->Ai[q], na); /* §10: the damped factors as handed to the inverse */
-            PSYM(M->pert, W->Gi[q], out);
-            if (FN(factor_inv)(bk, W->Ai[q], na, sg) || FN(factor_inv)(bk, W->Gi[q], out, sg))
+            ocn_opt_fstate *fs = NULL; /* §13: per-player averages A_s, G_s */
+            if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
+                return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac state)", who);
+            if (FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg) || FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg))
                 return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
+            if (fs) fs->have[1 - M->ss->cur] = 1;
         }
         return OCN_OK;
     }
@@ -761,13 +853,14 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             }
         GEMM(bk, 1, 0, naw, naw, B, (REAL)(1.0 / B), Aall, naw, Aall, naw, 0, W->Aw, naw);
         GEMM(bk, 1, 0, ngw, ngw, B, (REAL)(1.0 / B), Gall, ngw, Gall, ngw, 0, W->Gw, ngw);
-        for (int i = 0; i < naw; i++) W->Aw[(size_t)i * naw + i] += sg;
-        for (int i = 0; i < ngw; i++) W->Gw[(size_t)i * ngw + i] += sg;
         free(Aall), free(Gall);
-        PSYM(M->pert, W->Aw, naw); /* §10: the damped embedded factors as handed to the inverse */
-        PSYM(M->pert, W->Gw, ngw);
-        if (FN(factor_inv)(bk, W->Aw, naw, sg) || FN(factor_inv)(bk, W->Gw, ngw, sg))
+        ocn_opt_fstate *fs = NULL; /* §13: the stage's embedded joint averages A_ww, G_ww */
+        if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->joint[P[0]->t], naw, ngw, 0)))
+            return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (coop-kfac state)", who);
+        /* §10: the damped embedded factors are perturbed as handed to the inverse */
+        if (FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg) || FN(kfac_factor)(M, fs, 1, W->Gw, ngw, sg))
             return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
+        if (fs) fs->have[1 - M->ss->cur] = 1;
         return OCN_OK;
     }
     /* low rank (§7): exact, μ = λ + γ, U = [q_θ^(ij)]/√B (q_θ = F_θᵀ Z'), D = S'; gn-outer,
@@ -1138,6 +1231,55 @@ static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
 int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                     const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
+    return FN(ocn_opt_step)(g, opt, in, cfg, bk, pert, 1, NULL, 0, out, err);
+}
+
+/* §1 objective on this batch before the step: (1/B) Σ_i φ(x_T, y) + Σ (λ/2)‖θ‖²,
+ * φ summed over the lanes' payoffs of a separable game (§4, §12). */
+static double FN(loss)(FN(omodel) *M)
+{
+    const ocn_game *g = M->g;
+    int B = M->B, T = g->T, n = g->n[T], nl = g->separable ? g->nlanes : 1;
+    double L = 0;
+    for (int i = 0; i < B; i++) {
+        const REAL *x = M->X[T] + (size_t)i * n;
+        for (int l = 0; l < nl; l++) {
+            int d = 0;
+            double mx = -INFINITY, s = 0, xy = 0;
+            for (int q = 0; q < g->lane_nout[l]; q++) {
+                int b = g->lane_outputs[l][q], ypos = 0;
+                for (int j = 0; j < g->noutputs && g->outputs[j] != b; j++) ypos += g->block_dim[T][g->outputs[j]];
+                for (int j = 0; j < g->block_dim[T][b]; j++, d++) {
+                    double xv = x[g->block_off[T][b] + j];
+                    if (g->loss == OCN_LOSS_CE) {
+                        mx = fmax(mx, xv);
+                        if (d == (int)M->y[i]) xy = xv;
+                    } else {
+                        double e = xv - (double)M->y[(size_t)i * g->out_dim + ypos + j];
+                        L += 0.5 * e * e / B;
+                    }
+                }
+            }
+            if (g->loss != OCN_LOSS_CE || !d) continue;
+            for (int q = 0; q < g->lane_nout[l]; q++) {
+                int b = g->lane_outputs[l][q];
+                for (int j = 0; j < g->block_dim[T][b]; j++) s += exp((double)x[g->block_off[T][b] + j] - mx);
+            }
+            L += (log(s) + mx - xy) / B; /* −log softmax_y */
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++) {
+            const FN(opl) *P = &M->pl[t][p];
+            for (int j = 0; j < P->m; j++) L += 0.5 * g->weight_decay * (double)P->th[j] * (double)P->th[j];
+        }
+    return L;
+}
+
+int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
+                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_arrayset *out, ocn_error *err)
+{
     int B = g->batch, T = g->T, gr = opt->game == OCN_GAME_GR, rc = OCN_OK, fail = 0;
     int N = gr ? 1 : g->nlanes, nofb = cfg && cfg->no_feedback;
     long limit = cfg ? cfg->form_limit : 0;
@@ -1145,7 +1287,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 #if OCN_MUTANT == MUT_NO_INV_B
     cfac = 1.0;
 #endif
-    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL, pert};
+    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL, pert, ss};
     M.pl = calloc((size_t)T, sizeof *M.pl);
     M.X = calloc((size_t)T + 1, sizeof *M.X);
     for (int t = 0; t <= T; t++) M.X[t] = FN(zalloc)((size_t)B * g->n[t]);
@@ -1160,7 +1302,7 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
         for (int p = 0; p < st->nplayers; p++) {
             FN(opl) *P = &M.pl[t][p];
             const ocn_player *pl = &st->players[p];
-            P->pl = pl, P->p = p, P->out = pl->out_dim, P->m = pl->m;
+            P->pl = pl, P->t = t, P->p = p, P->out = pl->out_dim, P->m = pl->m;
             P->na = pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1;
             P->th = FN(zalloc)((size_t)pl->m);
             if (pl->m) {
@@ -1180,14 +1322,15 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
     }
     /* §10: inputs perturbed once, before the step: theta_… in stage and player
      * order, then Wfix_…, x0 and the mse targets (as the reference does) */
+    ocn_perturb *pi = pin ? pert : NULL; /* a trajectory perturbs its inputs once, itself (§13) */
     for (int t = 0; t < T; t++)
-        for (int p = 0; p < g->stages[t].nplayers; p++) PVEC(pert, M.pl[t][p].th, M.pl[t][p].m);
+        for (int p = 0; p < g->stages[t].nplayers; p++) PVEC(pi, M.pl[t][p].th, M.pl[t][p].m);
     for (int t = 0; t < T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++)
             if (M.pl[t][p].wfix)
-                PVEC(pert, M.pl[t][p].wfix, (size_t)M.pl[t][p].out * g->stages[t].players[p].in_dim);
-    PVEC(pert, M.X[0], x0->size);
-    if (g->loss == OCN_LOSS_MSE) PVEC(pert, M.y, ya->size);
+                PVEC(pi, M.pl[t][p].wfix, (size_t)M.pl[t][p].out * g->stages[t].players[p].in_dim);
+    PVEC(pi, M.X[0], x0->size);
+    if (g->loss == OCN_LOSS_MSE) PVEC(pi, M.y, ya->size);
     /* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
     for (int t = 0; t < T; t++) {
         const ocn_stage *st = &g->stages[t];
@@ -1206,6 +1349,11 @@ int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
     for (int t = 0; t <= T; t++) {
         snprintf(nm, sizeof nm, "x_t%d", t);
         FN(put)(out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
+    }
+    if (want_loss) {
+        ocn_array *la = ocn_arrayset_add2(out, "loss", 1, 1, 0, 0);
+        if (la) la->data[0] = FN(loss)(&M);
+        else fail = 1;
     }
     /* terminal */
     FN(lval) *L = calloc((size_t)N, sizeof *L);

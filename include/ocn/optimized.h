@@ -29,6 +29,51 @@ typedef struct {
 int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, const ocn_opt_config *cfg,
                 ocn_arrayset *out, ocn_error *err);
 
+/* ---- SPEC §13: optimizer state across steps ---- */
+
+typedef struct ocn_opt_state ocn_opt_state;   /* SPEC §13 carried state (opaque) */
+/* State for trajectories of game g with optimizer opt (its stat_decay and
+ * refresh_every are used; g and opt are borrowed and must outlive the state),
+ * cfg gives backend and precision as for ocn_opt_run (copied).  Validates like
+ * ocn_opt_run (the same refusals). */
+int ocn_opt_state_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_opt_state **out,
+                      ocn_error *err);
+void ocn_opt_state_free(ocn_opt_state *st);
+/* Index s of the next step (0 for a new state). */
+int ocn_opt_state_step_index(const ocn_opt_state *st);
+/* One §13 step s (the state knows s, starting at 0): `in` holds the one-step
+ * inputs (theta_t{t}_n{n}, Wfix_…, x0, y — §11 names); writes the §11 one-step
+ * outputs to `out` (the arrays of ocn_opt_run, theta_new_* included) and
+ * advances the state: moving averages of the statistics with ρ, refresh of the
+ * kfac/coop-kfac factorisations at s ≡ 0 (mod T_r), the stale operator in
+ * between.  No §10 measurement.  On any error nothing is added to `out` and
+ * the state is unchanged.  With steps = 1, ρ = 0, T_r = 1 (or at s = 0 for
+ * any ρ, T_r) the arrays are bit-identical to ocn_opt_run's. */
+int ocn_opt_step(ocn_opt_state *st, const ocn_arrayset *in, ocn_arrayset *out, ocn_error *err);
+/* The state after the last step under §13's names: A_t{t}_n{n}, G_t{t}_n{n}
+ * (per-player kfac averages, undamped), A_t{t}, G_t{t} (coop-kfac joint
+ * averages), v_t{t}_n{n} (rmsprop, θ's vec order).  Modes without state
+ * (exact, gn-outer, sgd, zero: [Mid]) and a state before its first step
+ * export nothing. */
+int ocn_opt_state_export(const ocn_opt_state *st, ocn_arrayset *out, ocn_error *err);
+/* A whole trajectory of opt->steps steps (§13).  Inputs: the initial
+ * parameters theta_s0_t{t}_n{n} (or, absent, theta_t{t}_n{n}), Wfix_…, and the
+ * batches: x0_s{s}, y_s{s} where present (data: stream needs them for every
+ * s), else x0, y (data: fixed).  Adds every computed §13 trajectory-fixture
+ * array: theta_s{s}_t{t}_n{n} (s = 0..n_s), loss_s{s} (shape (1,)), the last
+ * step's §11 outputs under their one-step names, the exported state, and the
+ * derived steps dtheta_s{s}_t{t}_n{n} = θ_{s+1} − θ_s (s = 0..n_s−1; they
+ * belong in the manifest's "derived" table, ocn_opt_is_derived).  Inputs
+ * (x0, y, x0_s…, y_s…, Wfix_…, the last step's theta_t…) are not added.  With
+ * cfg->measure_runs > 0 every array's ->cond is its §10 rev. 2 sensitivity
+ * measured over the whole trajectory: inputs perturbed once (each stored batch
+ * when first used), matrices and stage terms at every step, a factorisation
+ * only when refreshed. */
+int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in,
+                           const ocn_opt_config *cfg, ocn_arrayset *out, ocn_error *err);
+/* 1 for the names of §13's derived arrays (dtheta_s…): the manifest's "derived" table. */
+int ocn_opt_is_derived(const char *name);
+
 /* Why the optimized path cannot run this game/optimizer (NULL if it can). */
 const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *opt);
 
