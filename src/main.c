@@ -5,6 +5,7 @@
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
 #include "ocn/tolerance.h"
+#include "ocn/train.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -432,6 +433,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(argv[1], "detect")) return cmd_detect(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "train")) return ocn_cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "normalise") || !strcmp(argv[1], "normalize")) return cmd_normalise(argc - 2, argv + 2);
     return usage();
 }

@@ -33,7 +33,22 @@ static const char *find_key(const char *h, const char *end, const char *key)
     return NULL;
 }
 
-static int parse_header(const char *h, size_t hl, const char *where, char dtype[8], int *ndim,
+/* Item size of a dtype this reader knows: '<f8', '<f4' always; with `ints`
+ * also the integer dtypes NumPy writes for data sets ('|u1', '|i1', '<u2',
+ * '<i2', '<u4', '<i4', '<u8', '<i8') and '|b1'.  0 = unknown. */
+static size_t dtype_item(const char *dt, int ints)
+{
+    if (!strcmp(dt, "<f8")) return 8;
+    if (!strcmp(dt, "<f4")) return 4;
+    if (!ints) return 0;
+    if (!strcmp(dt, "|u1") || !strcmp(dt, "|i1") || !strcmp(dt, "|b1")) return 1;
+    if (!strcmp(dt, "<u2") || !strcmp(dt, "<i2")) return 2;
+    if (!strcmp(dt, "<u4") || !strcmp(dt, "<i4")) return 4;
+    if (!strcmp(dt, "<u8") || !strcmp(dt, "<i8")) return 8;
+    return 0;
+}
+
+static int parse_header(const char *h, size_t hl, const char *where, int ints, char dtype[8], int *ndim,
                         size_t shape[OCN_MAX_NDIM], ocn_error *err)
 {
     const char *end = h + hl;
@@ -45,10 +60,13 @@ static int parse_header(const char *h, size_t hl, const char *where, char dtype[
     if (!ve || ve - v - 1 >= 8) return ocn_fail(err, OCN_EINVAL, "%s: .npy 'descr' unsupported", where);
     memcpy(dtype, v + 1, (size_t)(ve - v - 1));
     dtype[ve - v - 1] = 0;
-    if (!strcmp(dtype, ">f8") || !strcmp(dtype, ">f4"))
-        return ocn_fail(err, OCN_EINVAL, "%s: dtype '%s' is big-endian; fixtures are little-endian ('<f8')", where, dtype);
-    if (strcmp(dtype, "<f8") && strcmp(dtype, "<f4"))
-        return ocn_fail(err, OCN_EINVAL, "%s: dtype '%s' not supported (need '<f8' or '<f4')", where, dtype);
+    if (dtype[0] == '>' && dtype_item((char[]){'<', dtype[1], dtype[2], dtype[3]}, ints))
+        return ocn_fail(err, OCN_EINVAL, "%s: dtype '%s' is big-endian; only little-endian is read ('<%s')", where, dtype,
+                        dtype + 1);
+    if (!dtype_item(dtype, ints))
+        return ocn_fail(err, OCN_EINVAL, "%s: dtype '%s' not supported (need %s)", where, dtype,
+                        ints ? "'<f8', '<f4', or an integer dtype: '|u1', '|i1', '|b1', '<u2', '<i2', '<u4', '<i4', '<u8', '<i8'"
+                             : "'<f8' or '<f4'");
     v = find_key(h, end, "fortran_order");
     if (!v || end - v < 5) return ocn_fail(err, OCN_EINVAL, "%s: .npy header has no 'fortran_order'", where);
     if (!strncmp(v, "True", 4)) return ocn_fail(err, OCN_EINVAL, "%s: fortran_order arrays are not supported (C order only)", where);
@@ -76,8 +94,36 @@ static int parse_header(const char *h, size_t hl, const char *where, char dtype[
     return OCN_OK;
 }
 
-int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_arrayset *set,
-                  const char *name, char dtype_out[8], ocn_error *err)
+/* Little-endian element i of an item-byte dtype, as a double (integers up to
+ * 2^53 are exact; larger ones are refused by the caller). */
+static double element(const unsigned char *p, size_t i, const char *dt, size_t item, int *inexact)
+{
+    uint64_t u = 0;
+    for (int b = (int)item - 1; b >= 0; b--) u = u << 8 | p[item * i + (size_t)b];
+    if (dt[1] == 'f') {
+        if (item == 8) {
+            double x;
+            memcpy(&x, &u, 8);
+            return x;
+        }
+        uint32_t v = (uint32_t)u;
+        float x;
+        memcpy(&x, &v, 4);
+        return x;
+    }
+    if (dt[1] == 'b') return u != 0;
+    if (dt[1] == 'i' && item < 8 && (u >> (8 * item - 1)) & 1) u |= ~(uint64_t)0 << (8 * item); /* sign-extend */
+    if (dt[1] == 'i') {
+        int64_t s = (int64_t)u;
+        if (s > (INT64_C(1) << 53) || s < -(INT64_C(1) << 53)) *inexact = 1;
+        return (double)s;
+    }
+    if (u > (UINT64_C(1) << 53)) *inexact = 1;
+    return (double)u;
+}
+
+static int parse(const unsigned char *buf, size_t len, const char *where, int ints, ocn_arrayset *set,
+                 const char *name, char dtype_out[8], ocn_error *err)
 {
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
         return ocn_fail(err, OCN_EINVAL, "%s: not a .npy file (bad magic)", where);
@@ -97,9 +143,9 @@ int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_a
     char dtype[8];
     int ndim = 0;
     size_t shape[OCN_MAX_NDIM] = {0};
-    int rc = parse_header((const char *)buf + pre, hl, where, dtype, &ndim, shape, err);
+    int rc = parse_header((const char *)buf + pre, hl, where, ints, dtype, &ndim, shape, err);
     if (rc) return rc;
-    size_t item = dtype[2] == '8' ? 8 : 4, count = 1;
+    size_t item = dtype_item(dtype, ints), count = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] && count > NPY_MAX_FILE / item / shape[d])
             return ocn_fail(err, OCN_EINVAL, "%s: .npy shape too large", where);
@@ -111,23 +157,28 @@ int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_a
     ocn_array *a = ocn_arrayset_add(set, name, ndim, shape);
     if (!a) return ocn_fail(err, OCN_ENOMEM, "%s: cannot allocate array", where);
     const unsigned char *p = buf + pre + hl;
+    int inexact = 0;
     for (size_t i = 0; i < count; i++) {
-        if (item == 8) {
-            uint64_t u = 0;
-            for (int b = 7; b >= 0; b--) u = u << 8 | p[8 * i + (size_t)b];
-            double x;
-            memcpy(&x, &u, 8);
-            a->data[i] = x;
-        } else {
-            uint32_t u = 0;
-            for (int b = 3; b >= 0; b--) u = u << 8 | p[4 * i + (size_t)b];
-            float x;
-            memcpy(&x, &u, 4);
-            a->data[i] = x;
+        a->data[i] = element(p, i, dtype, item, &inexact);
+        if (inexact) {
+            ocn_arrayset_remove(set, name);
+            return ocn_fail(err, OCN_EINVAL, "%s: element %zu does not fit a double exactly (|value| > 2^53)", where, i);
         }
     }
     if (dtype_out) memcpy(dtype_out, dtype, 8);
     return OCN_OK;
+}
+
+int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_arrayset *set,
+                  const char *name, char dtype_out[8], ocn_error *err)
+{
+    return parse(buf, len, where, 0, set, name, dtype_out, err);
+}
+
+int ocn_npy_parse_numeric(const unsigned char *buf, size_t len, const char *where, ocn_arrayset *set,
+                          const char *name, char dtype_out[8], ocn_error *err)
+{
+    return parse(buf, len, where, 1, set, name, dtype_out, err);
 }
 
 int ocn_read_regular_at(int dirfd, const char *name, const char *where, size_t max, unsigned char **buf_out,
@@ -191,6 +242,17 @@ int ocn_npy_read_at(int dirfd, const char *name, const char *where, ocn_arrayset
 int ocn_npy_read(const char *path, ocn_arrayset *set, const char *name, char dtype_out[8], ocn_error *err)
 {
     return ocn_npy_read_at(AT_FDCWD, path, path, set, name, dtype_out, err);
+}
+
+int ocn_npy_read_numeric(const char *path, ocn_arrayset *set, const char *name, char dtype_out[8], ocn_error *err)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc = ocn_read_regular_at(AT_FDCWD, path, path, NPY_MAX_FILE, &buf, &len, err);
+    if (rc) return rc;
+    rc = ocn_npy_parse_numeric(buf, len, path, set, name, dtype_out, err);
+    free(buf);
+    return rc;
 }
 
 /* Writes all n bytes (partial writes and EINTR retried); -1 with errno set. */

@@ -95,3 +95,61 @@ Test(npy, versions_and_bad_files)
     cr_assert(strstr(e.msg, "truncated .npy header") != NULL, "%s", e.msg);
     ocn_arrayset_free(s);
 }
+
+/* Issue 13: integer dtypes for data sets (ocn_npy_parse_numeric); values
+ * checked against the bytes written here, little-endian, sign-extended. */
+static int parse_num(const char *descr, const char *shape, const unsigned char *payload, size_t n, ocn_arrayset *s,
+                     ocn_error *e)
+{
+    char header[128];
+    snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    unsigned char buf[512];
+    size_t len = build(buf, 1, header, n);
+    memcpy(buf + len - n, payload, n);
+    return ocn_npy_parse_numeric(buf, len, "d.npy", s, "d", NULL, e);
+}
+
+Test(npy, integer_dtypes)
+{
+    ocn_arrayset *s = ocn_arrayset_new();
+    ocn_error e = {0};
+    const unsigned char u1[3] = {0, 16, 255};
+    cr_assert_eq(parse_num("|u1", "(3,)", u1, 3, s, &e), OCN_OK, "%s", e.msg);
+    ocn_array *a = ocn_arrayset_find(s, "d");
+    cr_expect(a->data[0] == 0 && a->data[1] == 16 && a->data[2] == 255);
+    const unsigned char i1[2] = {0xff, 0x80};
+    cr_assert_eq(parse_num("|i1", "(2,)", i1, 2, s, &e), OCN_OK, "%s", e.msg);
+    a = ocn_arrayset_find(s, "d");
+    cr_expect(a->data[0] == -1 && a->data[1] == -128, "%g %g", a->data[0], a->data[1]);
+    const unsigned char i4[8] = {0x39, 0x05, 0, 0, 0xfe, 0xff, 0xff, 0xff}; /* 1337, -2 */
+    cr_assert_eq(parse_num("<i4", "(2,)", i4, 8, s, &e), OCN_OK, "%s", e.msg);
+    a = ocn_arrayset_find(s, "d");
+    cr_expect(a->data[0] == 1337 && a->data[1] == -2, "%g %g", a->data[0], a->data[1]);
+    const unsigned char u2[2] = {0xff, 0xff};
+    cr_assert_eq(parse_num("<u2", "(1,)", u2, 2, s, &e), OCN_OK, "%s", e.msg);
+    cr_expect(ocn_arrayset_find(s, "d")->data[0] == 65535);
+    const unsigned char i8[8] = {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    cr_assert_eq(parse_num("<i8", "(1,)", i8, 8, s, &e), OCN_OK, "%s", e.msg);
+    cr_expect(ocn_arrayset_find(s, "d")->data[0] == -3);
+    const unsigned char b1[2] = {0, 7};
+    cr_assert_eq(parse_num("|b1", "(2,)", b1, 2, s, &e), OCN_OK, "%s", e.msg);
+    cr_expect(ocn_arrayset_find(s, "d")->data[1] == 1);
+    /* a 64-bit integer a double cannot hold exactly is refused, naming the element */
+    const unsigned char big[8] = {1, 0, 0, 0, 0, 0, 0x20, 0}; /* 2^53 + 1 */
+    ocn_arrayset_remove(s, "d");
+    cr_expect_eq(parse_num("<u8", "(1,)", big, 8, s, &e), OCN_EINVAL);
+    cr_expect(strstr(e.msg, "d.npy: element 0") != NULL, "%s", e.msg);
+    cr_expect_null(ocn_arrayset_find(s, "d"), "nothing stored on failure");
+    cr_expect_eq(parse_num(">i4", "(2,)", i4, 8, s, &e), OCN_EINVAL);
+    cr_expect(strstr(e.msg, "big-endian") != NULL, "%s", e.msg);
+    cr_expect_eq(parse_num("<c16", "(1,)", i4, 8, s, &e), OCN_EINVAL);
+    cr_expect(strstr(e.msg, "d.npy: dtype '<c16' not supported") != NULL, "%s", e.msg);
+    cr_expect_eq(parse_num("<i4", "(3,)", i4, 8, s, &e), OCN_EINVAL); /* 8 bytes for 3 x 4 */
+    cr_expect(strstr(e.msg, "truncated") != NULL, "%s", e.msg);
+    /* fixtures stay '<f8'/'<f4' only (§11): the strict parser refuses integers */
+    unsigned char buf[512];
+    size_t len = build(buf, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", 3);
+    cr_expect_eq(ocn_npy_parse(buf, len, "f.npy", s, "f", NULL, &e), OCN_EINVAL);
+    cr_expect(strstr(e.msg, "need '<f8' or '<f4'") != NULL, "%s", e.msg);
+    ocn_arrayset_free(s);
+}

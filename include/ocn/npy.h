@@ -12,6 +12,13 @@ int ocn_npy_read(const char *path, ocn_arrayset *set, const char *name, char dty
 /* Parses an in-memory .npy image (the fuzz target and the file reader share it). */
 int ocn_npy_parse(const unsigned char *buf, size_t len, const char *where, ocn_arrayset *set,
                   const char *name, char dtype_out[8], ocn_error *err);
+/* Data sets (issue 13, `ocn train`): the same strict reader, also accepting
+ * the little-endian integer dtypes '|u1', '|i1', '|b1', '<u2', '<i2', '<u4',
+ * '<i4', '<u8', '<i8' (converted to double; a 64-bit value beyond 2^53 is
+ * refused, naming the element).  Fixtures keep to ocn_npy_read (§11: '<f8'). */
+int ocn_npy_read_numeric(const char *path, ocn_arrayset *set, const char *name, char dtype_out[8], ocn_error *err);
+int ocn_npy_parse_numeric(const unsigned char *buf, size_t len, const char *where, ocn_arrayset *set,
+                          const char *name, char dtype_out[8], ocn_error *err);
 /* Writes a v1.0 '<f8' C-order file.  A failure names the path and the
  * system's reason (strerror). */
 int ocn_npy_write(const char *path, const ocn_array *a, ocn_error *err);
