@@ -109,14 +109,20 @@ def zero_cross_blocks(C, moff):
 
 def act(name, h):
     """sigma, sigma', sigma'' (§2: relu'(0) := 0, relu'' := 0)."""
+    # sech² and e/(1+e)² keep sigma' relatively accurate where sigma saturates
+    # (1 - s*s cancels there); the C reference uses the same forms.
     if name == "tanh":
         s = np.tanh(h)
-        return s, 1 - s * s, -2 * s * (1 - s * s)
+        with np.errstate(over="ignore"):  # cosh overflows to inf where sigma' underflows to 0
+            d = 1 / np.cosh(h) ** 2
+        return s, d, -2 * s * d
     if name == "relu":
         return np.where(h > 0, h, 0.0), (h > 0).astype(float), np.zeros_like(h)
     if name == "sigmoid":
         s = 1 / (1 + np.exp(-h))
-        return s, s * (1 - s), s * (1 - s) * (1 - 2 * s)
+        e = np.exp(-np.abs(h))
+        d = e / (1 + e) ** 2
+        return s, d, -np.tanh(h / 2) * d
     if name == "identity":
         return h.copy(), np.ones_like(h), np.zeros_like(h)
     raise Unsupported(f"activation '{name}'")

@@ -20,6 +20,20 @@ double ocn_rel_err(const double *x, const double *ref, size_t n)
     return (double)(sqrtl(d) / fmaxl(sqrtl(r), DBL_MIN));
 }
 
+/* err of `x` against the reference array `ref`: §10's relative error, except
+ * for a zero by cancellation (ref->zero_scale > 0, docs/decisions.md), whose
+ * error is measured against the size of the terms that cancelled. */
+double ocn_array_err(const double *x, const ocn_array *ref)
+{
+    double e = ocn_rel_err(x, ref->data, ref->size);
+    if (ref->zero_scale > 0 && isfinite(e)) {
+        long double d = 0;
+        for (size_t i = 0; i < ref->size; i++) d += (long double)x[i] * x[i];
+        e = (double)(sqrtl(d) / ref->zero_scale);
+    }
+    return e;
+}
+
 double ocn_ratio(double err, double u, double c)
 {
     if (!isfinite(err)) return INFINITY;
@@ -92,7 +106,7 @@ int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_array
                 if (s->require != OCN_REQUIRE_OPTIMIZED)
                     ocn_report_one_side(rep, s->fixture, x->name, "reference only, not required");
             } else if (same_shape(x, y)) { /* compared, but not part of the required set */
-                ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_rel_err(y->data, x->data, x->size), s->u, x->cond);
+                ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, x->cond);
                 compared++;
             }
             continue;
@@ -107,7 +121,7 @@ int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_array
             ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
             continue;
         }
-        ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_rel_err(y->data, x->data, x->size), s->u, x->cond);
+        ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, x->cond);
         compared++;
     }
     for (int i = 0; i < tested->count; i++)
@@ -133,6 +147,7 @@ int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err)
     for (int i = 0; !rc && i < (*ref)->count; i++) {
         const ocn_array *m = ocn_arrayset_find(run, (*ref)->a[i].name);
         (*ref)->a[i].cond = m ? m->cond : d;
+        (*ref)->a[i].zero_scale = m ? m->zero_scale : 0;
     }
     ocn_arrayset_free(run);
     if (rc) {

@@ -51,16 +51,23 @@ static REAL FN(act)(ocn_act a, REAL h)
 static REAL FN(dact)(ocn_act a, REAL h)
 {
     switch (a) {
-    case OCN_ACT_TANH: { REAL s = (REAL)tanh(h); return 1 - s * s; }
+    /* forms with full relative accuracy where σ saturates (docs/decisions.md
+     * "Activation derivatives"): 1 − s² loses it in f32 (σ' ≈ 3e-5 came out 2e-3 off) */
+    case OCN_ACT_TANH: { REAL c = (REAL)cosh(h); return 1 / (c * c); }
     case OCN_ACT_RELU: return h > 0 ? 1 : 0;
-    case OCN_ACT_SIGMOID: { REAL s = (REAL)(1 / (1 + exp(-h))); return s * (1 - s); }
+    case OCN_ACT_SIGMOID: { REAL e = (REAL)exp(-fabs(h)); return e / ((1 + e) * (1 + e)); }
     default: return 1;
     }
 }
 
 /* Pseudo-inverse of a symmetric matrix in place by eigendecomposition with
- * the §5 rcond rule (n·eps·|λ|max).  Returns the backend status. */
-static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
+ * the §5 rcond rule (n·eps·|λ|max).  Returns the backend status, or
+ * OPT_UNRESOLVED when `keep_all` (the matrix is provably nonsingular) and
+ * the rule would drop a direction at this precision. */
+#ifndef OPT_UNRESOLVED
+#define OPT_UNRESOLVED 1000
+#endif
+static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, int keep_all)
 {
     REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
     if (!V || !w) {
@@ -73,6 +80,11 @@ static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
         REAL mx = 0;
         for (int k = 0; k < n; k++) mx = fabs(w[k]) > mx ? (REAL)fabs(w[k]) : mx;
         REAL tol = (REAL)n * EPS * mx;
+        for (int k = 0; k < n && keep_all; k++)
+            if (!(fabs(w[k]) > tol)) {
+                free(V), free(w);
+                return OPT_UNRESOLVED;
+            }
         for (int k = 0; k < n; k++) w[k] = fabs(w[k]) > tol ? 1 / w[k] : 0; /* V diag(1/w) Vᵀ */
         REAL *T = FN(zalloc)((size_t)n * n);
         for (int i = 0; i < n; i++)
@@ -91,7 +103,11 @@ static int FN(sym_pinv)(const ocn_backend *bk, REAL *A, int n)
  * times cheaper than an eigendecomposition).  Otherwise — γ = 0, or √γ too
  * small to lift A's null space above the cut-off (γ = 1e-34: √γ = 1e-17 is
  * below n·ε·‖A‖), or a factor Cholesky rejects — the eigendecomposition
- * pseudo-inverse with the rcond rule defines the result, as in the reference. */
+ * pseudo-inverse with the rcond rule defines the result, as in the reference.
+ * Float32 exception (issue 10, docs/decisions.md "Float32 and damped factors"):
+ * a damped factor (√γ > 0) is nonsingular, so where the float32 rule would
+ * drop one of its directions the float64 value the SPEC defines keeps it
+ * (k = 1e11 against 0 was written): OPT_UNRESOLVED, the regime is refused. */
 #ifndef OPT_CHOL_MARGIN
 #define OPT_CHOL_MARGIN 16
 #endif
@@ -107,7 +123,15 @@ static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, REAL sg)
         free(C);
         if (!st) return 0;
     }
-    return FN(sym_pinv)(bk, A, n);
+    return FN(sym_pinv_keep)(bk, A, n, sg > 0 && EPS > 1e-10);
+}
+
+static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg)
+{
+    return ocn_fail(err, OCN_EUNSUPPORTED,
+                    "%s: %s: a damped factor (√γ = %.3g) has an eigenvalue below the float32 cut-off n·ε·λmax, "
+                    "which the SPEC's float64 pseudo-inverse keeps (§5): float32 cannot compute this step; "
+                    "use float64 or a larger damping", who, mode, (double)sg);
 }
 
 /* ---- the model in REAL ---- */
@@ -828,8 +852,10 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             ocn_opt_fstate *fs = NULL; /* §13: per-player averages A_s, G_s */
             if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
                 return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac state)", who);
-            if (FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg) || FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg))
-                return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
+            int st = FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg);
+            if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg);
+            if (st == OPT_UNRESOLVED) return FN(unresolved)(err, who, "kfac", sg);
+            if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
             if (fs) fs->have[1 - M->ss->cur] = 1;
         }
         return OCN_OK;
@@ -858,8 +884,10 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->joint[P[0]->t], naw, ngw, 0)))
             return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (coop-kfac state)", who);
         /* §10: the damped embedded factors are perturbed as handed to the inverse */
-        if (FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg) || FN(kfac_factor)(M, fs, 1, W->Gw, ngw, sg))
-            return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
+        int st = FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg);
+        if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gw, ngw, sg);
+        if (st == OPT_UNRESOLVED) return FN(unresolved)(err, who, "coop-kfac", sg);
+        if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
         if (fs) fs->have[1 - M->ss->cur] = 1;
         return OCN_OK;
     }

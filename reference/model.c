@@ -15,12 +15,16 @@ double ref_act(ocn_act a, double h)
     }
 }
 
+/* σ' and σ'' in forms that keep their relative accuracy where σ saturates
+ * (docs/decisions.md "Activation derivatives"): 1 − tanh² and s(1 − s)
+ * cancel to a few digits there (|h| = 10: σ' ≈ 8e-9 from 1 − (1 − 8e-9)),
+ * and a port that uses the stable form would be failed for being right. */
 double ref_dact(ocn_act a, double h)
 {
     switch (a) {
-    case OCN_ACT_TANH: { double s = tanh(h); return 1.0 - s * s; }
+    case OCN_ACT_TANH: { double c = cosh(h); return 1.0 / (c * c); }             /* sech² h */
     case OCN_ACT_RELU: return h > 0 ? 1.0 : 0.0;   /* §2: relu'(0) := 0 */
-    case OCN_ACT_SIGMOID: { double s = 1.0 / (1.0 + exp(-h)); return s * (1.0 - s); }
+    case OCN_ACT_SIGMOID: { double e = exp(-fabs(h)); return e / ((1.0 + e) * (1.0 + e)); }
     default: return 1.0;
     }
 }
@@ -28,8 +32,9 @@ double ref_dact(ocn_act a, double h)
 double ref_ddact(ocn_act a, double h)
 {
     switch (a) {
-    case OCN_ACT_TANH: { double s = tanh(h); return -2.0 * s * (1.0 - s * s); }
-    case OCN_ACT_SIGMOID: { double s = 1.0 / (1.0 + exp(-h)); return s * (1.0 - s) * (1.0 - 2.0 * s); }
+    case OCN_ACT_TANH: { double c = cosh(h); return -2.0 * tanh(h) / (c * c); }
+    case OCN_ACT_SIGMOID: /* σ'(1 − 2σ), 1 − 2σ(h) = −tanh(h/2) */
+        { double e = exp(-fabs(h)); return -tanh(0.5 * h) * e / ((1.0 + e) * (1.0 + e)); }
     default: return 0.0;                              /* §2: relu'' := 0 */
     }
 }

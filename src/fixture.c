@@ -163,6 +163,9 @@ static int read_arrays(ocn_fixture *f, int dfd, const char *shown, json_t *array
             return ocn_fail(err, OCN_EINVAL, "%s: input array '%s' contains NaN or Inf", path, name);
         json_t *c = json_object_get(e, "cond");
         if (json_is_number(c)) a->cond = json_number_value(c);
+        json_t *zs = json_object_get(e, "zero_scale"); /* §10 zero by cancellation (docs/decisions.md) */
+        if (json_is_number(zs) && json_number_value(zs) > 0 && isfinite(json_number_value(zs)))
+            a->zero_scale = json_number_value(zs);
     }
     return OCN_OK;
 }
@@ -284,6 +287,7 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
             json_object_set_new(e, "threshold", json_integer(30));
             if (a->cond > 0 && p->measure_runs > 0) {
                 json_object_set_new(e, "cond", json_real(a->cond));
+                if (a->zero_scale > 0) json_object_set_new(e, "zero_scale", json_real(a->zero_scale));
                 json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, u)));
                 if (ocn_is_gain_or_value(a->name)) {
                     ngv++;

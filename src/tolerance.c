@@ -151,7 +151,11 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
 {
     double d = ocn_tolerance_floor(g, opt);
     double *s = calloc((size_t)nominal->count + 1, sizeof *s);
-    if (!s) return ocn_fail(err, OCN_ENOMEM, "out of memory measuring sensitivities");
+    double *z = calloc((size_t)nominal->count + 1, sizeof *z); /* max_r ‖X^(r)‖ of nominal zeros */
+    if (!s || !z) {
+        free(s), free(z);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory measuring sensitivities");
+    }
     int rc = OCN_OK;
     for (int r = 1; r <= runs && !rc; r++) {
         ocn_perturb *p = ocn_perturb_new(g->seed, r, u);
@@ -171,6 +175,7 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
                 continue;
             }
             s[i] = fmax(s[i], e / (u * fmax(nx, DBL_MIN)));
+            if (nx == 0.0) z[i] = fmax(z[i], e);
         }
         ocn_perturb_free(p);
         ocn_arrayset_free(out);
@@ -179,8 +184,11 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
         ocn_array *x = &nominal->a[i];
         int zero = norm2(x->data, x->size) == 0.0;
         x->cond = zero ? d : fmax(s[i], d);
+        /* a zero the perturbation runs do not reproduce is a cancellation:
+         * it is compared against the size of the cancelled terms, z/u */
+        x->zero_scale = zero && z[i] > 0 && isfinite(z[i]) ? z[i] / u : 0;
     }
-    free(s);
+    free(s), free(z);
     return rc;
 }
 

@@ -14,6 +14,11 @@ typedef struct {
     size_t size;     /* product of shape */
     double *data;    /* C order */
     double cond;     /* §10 amplification c for this array; 0 = not recorded */
+    /* §10 zero by cancellation (docs/decisions.md): exactly zero in the
+     * producer's nominal run but not in its perturbation runs — the terms
+     * cancelled exactly here and need not elsewhere.  The size of those terms,
+     * max_r ‖X^(r)‖_F / u; 0 = a structural zero (or not recorded). */
+    double zero_scale;
 } ocn_array;
 
 struct ocn_arrayset_index;

@@ -53,6 +53,8 @@ typedef struct ocn_report {
 
 /* §10 */
 double ocn_rel_err(const double *x, const double *ref, size_t n);
+/* §10 err of x against a reference array, honouring its zero_scale (a zero by cancellation) */
+double ocn_array_err(const double *x, const ocn_array *ref);
 double ocn_ratio(double err, double u, double c);
 ocn_verdict ocn_verdict_of(double ratio);
 const char *ocn_verdict_name(ocn_verdict v);
