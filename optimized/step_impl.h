@@ -62,12 +62,14 @@ static REAL FN(dact)(ocn_act a, REAL h)
 
 /* Pseudo-inverse of a symmetric matrix in place by eigendecomposition with
  * the §5 rcond rule (n·eps·|λ|max).  Returns the backend status, or
- * OPT_UNRESOLVED when `keep_all` (the matrix is provably nonsingular) and
- * the rule would drop a direction at this precision. */
+ * OPT_UNRESOLVED when `floor` > 0 (a lower bound on every eigenvalue, as √γ
+ * is for a damped factor) clears the float64 cut-off — so the SPEC's float64
+ * pseudo-inverse keeps every direction — and the rule would drop one at this
+ * precision. */
 #ifndef OPT_UNRESOLVED
 #define OPT_UNRESOLVED 1000
 #endif
-static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, int keep_all)
+static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, double floor)
 {
     REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
     if (!V || !w) {
@@ -80,6 +82,7 @@ static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, int keep_all
         REAL mx = 0;
         for (int k = 0; k < n; k++) mx = fabs(w[k]) > mx ? (REAL)fabs(w[k]) : mx;
         REAL tol = (REAL)n * EPS * mx;
+        int keep_all = floor > (double)n * DBL_EPSILON * (double)mx;
         for (int k = 0; k < n && keep_all; k++)
             if (!(fabs(w[k]) > tol)) {
                 free(V), free(w);
@@ -105,9 +108,11 @@ static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, int keep_all
  * below n·ε·‖A‖), or a factor Cholesky rejects — the eigendecomposition
  * pseudo-inverse with the rcond rule defines the result, as in the reference.
  * Float32 exception (issue 10, docs/decisions.md "Float32 and damped factors"):
- * a damped factor (√γ > 0) is nonsingular, so where the float32 rule would
- * drop one of its directions the float64 value the SPEC defines keeps it
- * (k = 1e11 against 0 was written): OPT_UNRESOLVED, the regime is refused. */
+ * a damped factor whose √γ clears the float64 cut-off has every direction
+ * kept by the SPEC's float64 rule, so where the float32 rule would drop one
+ * (k = 1e11 against 0 was written) the step is refused (OPT_UNRESOLVED).  At
+ * √γ below the float64 cut-off (γ = 1e-34) both rules drop the same
+ * near-null directions and float32 computes. */
 #ifndef OPT_CHOL_MARGIN
 #define OPT_CHOL_MARGIN 16
 #endif
@@ -123,7 +128,7 @@ static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, REAL sg)
         free(C);
         if (!st) return 0;
     }
-    return FN(sym_pinv_keep)(bk, A, n, sg > 0 && EPS > 1e-10);
+    return FN(sym_pinv_keep)(bk, A, n, EPS > 1e-10 ? (double)sg : 0.0);
 }
 
 static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg)
