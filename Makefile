@@ -18,22 +18,32 @@ endif
 DEB_PKGS = gcc make pkg-config libgsl-dev liblapack-dev liblapacke-dev libopenblas-dev \
            libcriterion-dev libjansson-dev python3-numpy valgrind
 
-# CUDA backend: built when nvcc is found (it lives at /usr/local/cuda/bin on
-# these machines, off PATH), skipped with a printed reason otherwise.  The
-# sanitizer build leaves it out (ASan and the CUDA runtime do not mix).
+# CUDA backend: a separately loaded module, $(BUILD)/libocn-cuda.so (issue 11,
+# issue 15): `ocn` links no CUDA library and dlopens the module only when the
+# cuda backend is asked for.  Built when nvcc (at /usr/local/cuda/bin on these
+# machines, off PATH) and a host C++ compiler exist; skipped with the reason
+# otherwise.  The sanitizer build leaves it out (ASan and the CUDA runtime do
+# not mix).
 NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+HOSTCXX := $(firstword $(shell command -v g++ c++ 2>/dev/null))
 ifeq ($(SANITIZE),1)
 NVCC :=
 endif
-ifneq ($(NVCC),)
-CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_OBJ   = $(BUILD)/optimized/cuda/backend_cuda.o
-CFLAGS    += -DOCN_HAVE_CUDA
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublas -lcudart -lstdc++
-CUDA_NOTE  = CUDA backend: built with $(NVCC) (sm_90 + PTX)
-else
-CUDA_NOTE  = CUDA backend: skipped (nvcc not found$(if $(filter 1,$(SANITIZE)), or sanitizer build,))
+ifeq ($(HOSTCXX),)
+CUDA_WHY = no host C++ compiler (g++) for nvcc
 endif
+ifeq ($(NVCC),)
+CUDA_WHY = nvcc not found$(if $(filter 1,$(SANITIZE)), or sanitizer build,)
+endif
+ifeq ($(CUDA_WHY),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_MOD   = $(BUILD)/libocn-cuda.so
+CUDA_NOTE  = CUDA backend: module $(CUDA_MOD) built with $(NVCC) (sm_90 + PTX)
+else
+CUDA_MOD   =
+CUDA_NOTE  = CUDA backend: skipped ($(CUDA_WHY))
+endif
+LDLIBS += -ldl
 
 LIB_SRC  = $(wildcard src/*.c) $(wildcard reference/*.c) $(wildcard harness/*.c) $(wildcard optimized/*.c) $(wildcard optimized/cpu/*.c)
 LIB_SRC := $(filter-out src/main.c,$(LIB_SRC))
@@ -60,14 +70,19 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/src/main.o: CFLAGS += -DOCN_COMMIT='"$(COMMIT)"'
 
-$(BUILD)/optimized/cuda/backend_cuda.o: optimized/cuda/backend_cuda.cu optimized/backend.h
+# The module: the CUDA backend plus the two small library files it needs
+# (ocn_fail, the registry's contract record), linked against cuBLAS/cuSOLVER.
+$(BUILD)/libocn-cuda.so: optimized/cuda/backend_cuda.cu optimized/backend.h
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -O2 -Iinclude -DOCN_HAVE_CUDA -gencode arch=compute_90,code=sm_90 \
-	  -gencode arch=compute_90,code=compute_90 -c $< -o $@
+	$(NVCC) -std=c++17 -O2 -Iinclude -ccbin $(HOSTCXX) -Xcompiler -fPIC -shared \
+	  -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+	  -o $@ optimized/cuda/backend_cuda.cu \
+	  -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcusolver -lcublas -lcudart
 
-$(BUILD)/libocn.a: $(LIB_OBJ) $(CUDA_OBJ)
+$(BUILD)/libocn.a: $(LIB_OBJ) $(CUDA_MOD)
 	@echo "$(CUDA_NOTE)"
-	ar rcs $@ $^
+	@rm -f $@
+	ar rcs $@ $(LIB_OBJ)
 
 $(BUILD)/ocn: $(BUILD)/src/main.o $(BUILD)/libocn.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -89,6 +104,8 @@ test: deps
 
 check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 	$(BUILD)/tests/ocn_tests $(if $(SANITIZE),--jobs 1,)
+	@out=$$($(BUILD)/ocn check --backend checking --precision both $(FIXTURES) 2>&1); st=$$?; \
+	if [ $$st -eq 0 ]; then echo "checking backend (issue 11): $$(echo "$$out" | tail -1)"; else echo "$$out"; fi; exit $$st
 	@$(MAKE) --no-print-directory detect
 	@$(MAKE) --no-print-directory games-fuzz-test
 ifneq ($(SANITIZE),1)

@@ -51,9 +51,13 @@ typedef struct {
 ocn_opt_sstate *ocn_opt_sstate_new(const ocn_game *g, const ocn_optimizer *opt);
 void ocn_opt_sstate_free(ocn_opt_sstate *s);
 
-/* Backend and precision of a configuration, after the refusals of ocn_opt_run. */
-int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, const ocn_backend **bk,
+/* Backend (opened from the registry; the caller closes it) and precision of a
+ * configuration, after the refusals of ocn_opt_run. */
+int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_backend **bk,
                     int *prec, ocn_error *err);
+/* A contract violation recorded by the backend during a step becomes the step's
+ * error (OCN_ENUMERIC, the backend's message); else rc. */
+int ocn_opt_backend_status(ocn_backend *bk, int rc, ocn_error *err);
 /* The final check of every optimized run: no NaN/Inf array is handed back. */
 int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, ocn_error *err);
 /* Copies every array of tmp (data and cond) into out. */
@@ -64,18 +68,18 @@ int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err
  * trajectory perturbs them once itself), `want_loss` = also write "loss"
  * (shape (1,), the §1 objective on this batch before the step). */
 int ocn_opt_step_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                      ocn_arrayset *out, ocn_error *err);
 int ocn_opt_step_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                      ocn_arrayset *out, ocn_error *err);
 
 /* One step in one precision.  `pert` (NULL on the nominal run) is a §10
  * perturbation run: inputs, every matrix handed to a factorisation and every
  * stage term are perturbed as they are formed. */
 int ocn_opt_run_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
+                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 int ocn_opt_run_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
+                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 
 #endif

@@ -32,7 +32,7 @@ typedef struct {
     const ocn_optimizer *opt;
     const ocn_arrayset *in;
     const ocn_opt_config *cfg;
-    const ocn_backend *bk;
+    ocn_backend *bk;
     int prec;
 } run_ctx;
 
@@ -57,27 +57,23 @@ static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err
     const run_ctx *c = ctx;
     int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err)
                            : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err);
+    rc = ocn_opt_backend_status(c->bk, rc, err);
     return rc ? rc : ocn_opt_check_finite(c->g, c->prec, out, err);
 }
 
-int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, const ocn_backend **bk,
+int ocn_opt_backend_status(ocn_backend *bk, int rc, ocn_error *err)
+{
+    if (!bk->failed) return rc;
+    bk->failed = 0; /* reported once; a persistent context (ocn_opt_state) stays usable */
+    return ocn_fail(err, OCN_ENUMERIC, "%s", bk->err.msg);
+}
+
+int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_backend **bk,
                     int *prec, ocn_error *err)
 {
+    *bk = NULL;
     const char *why = ocn_opt_unsupported(g, opt);
     if (why) return ocn_fail(err, OCN_EUNSUPPORTED, "%s: optimized path: %s", g->name, why);
-    const char *bname = cfg && cfg->backend ? cfg->backend : "cpu";
-    *bk = NULL;
-    if (!strcmp(bname, "cpu")) *bk = ocn_backend_cpu();
-    if (!strcmp(bname, "cuda")) {
-#ifdef OCN_HAVE_CUDA
-        const char *gpu = "";
-        *bk = ocn_backend_cuda(&gpu);
-        if (!*bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': no usable GPU (%s)", gpu);
-#else
-        return ocn_fail(err, OCN_EUNSUPPORTED, "backend 'cuda': this build has no CUDA backend (nvcc was not found at build time)");
-#endif
-    }
-    if (!*bk) return ocn_fail(err, OCN_EUNSUPPORTED, "backend '%s' is not available in this build", bname);
     if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
         (opt->curvature == OCN_CURV_EXACT))
         return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");
@@ -85,7 +81,15 @@ int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_c
     if (*prec != 64 && *prec != 32) return ocn_fail(err, OCN_EINVAL, "precision must be 32 or 64, not %d", *prec);
     if (cfg && cfg->measure_runs < 0)
         return ocn_fail(err, OCN_EINVAL, "measure_runs must be >= 0, not %d", cfg->measure_runs);
-    return OCN_OK;
+    /* the registry (backend.c) knows the names; the backend says what it runs */
+    int rc = ocn_backend_open(cfg && cfg->backend ? cfg->backend : "cpu", bk, err);
+    for (int op = 0; !rc && op < OCN_OP_COUNT; op++)
+        if (!(*bk)->supports(*bk, (ocn_op)op, *prec)) {
+            rc = ocn_fail(err, OCN_EUNSUPPORTED, "backend '%s' does not run op %d in f%d", (*bk)->name, op, *prec);
+            ocn_backend_close(*bk);
+            *bk = NULL;
+        }
+    return rc;
 }
 
 /* Hands the arrays of `tmp` to `out` (a refusal part-way adds nothing). */
@@ -104,7 +108,7 @@ int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err
 int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                 ocn_arrayset *out, ocn_error *err)
 {
-    const ocn_backend *bk = NULL;
+    ocn_backend *bk = NULL;
     int prec = 64;
     int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
     if (rc) return rc;
@@ -112,12 +116,16 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     run_ctx c = {g, opt, in, cfg, bk, prec};
     /* computed aside and handed over whole: a refusal part-way adds nothing to `out` */
     ocn_arrayset *tmp = ocn_arrayset_new();
-    if (!tmp) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (!tmp) {
+        ocn_backend_close(bk);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    }
     rc = run_once(&c, NULL, tmp, err);
     /* §10 rev. 2: c measured by this producer, at its own unit roundoff */
     if (!rc && runs > 0)
         rc = ocn_measure_sensitivity(g, opt, runs, prec == 32 ? OCN_U32 : OCN_U64, run_once, &c, tmp, err);
     if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     ocn_arrayset_free(tmp);
+    ocn_backend_close(bk);
     return rc;
 }

@@ -15,7 +15,7 @@ struct ocn_opt_state {
     const ocn_game *g;
     const ocn_optimizer *opt;
     ocn_opt_config cfg;
-    const ocn_backend *bk;
+    ocn_backend *bk;
     int prec;
     ocn_opt_sstate *ss;
 };
@@ -77,11 +77,12 @@ static int check_traj_fields(const ocn_game *g, const ocn_optimizer *opt, ocn_er
 }
 
 static int step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                const ocn_backend *bk, int prec, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                ocn_backend *bk, int prec, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                 ocn_arrayset *out, ocn_error *err)
 {
     int rc = prec == 64 ? ocn_opt_step_f64(g, opt, in, cfg, bk, pert, pin, ss, want_loss, out, err)
                         : ocn_opt_step_f32(g, opt, in, cfg, bk, pert, pin, ss, want_loss, out, err);
+    rc = ocn_opt_backend_status(bk, rc, err);
     return rc ? rc : ocn_opt_check_finite(g, prec, out, err);
 }
 
@@ -89,14 +90,18 @@ int ocn_opt_state_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt
                       ocn_error *err)
 {
     *out = NULL;
-    const ocn_backend *bk = NULL;
+    ocn_backend *bk = NULL;
     int prec = 64;
     int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
     if (!rc) rc = check_traj_fields(g, opt, err);
-    if (rc) return rc;
+    if (rc) {
+        ocn_backend_close(bk);
+        return rc;
+    }
     ocn_opt_state *st = calloc(1, sizeof *st);
     if (!st || !(st->ss = ocn_opt_sstate_new(g, opt))) {
         free(st);
+        ocn_backend_close(bk);
         return ocn_fail(err, OCN_ENOMEM, "out of memory (optimizer state)");
     }
     st->g = g, st->opt = opt, st->bk = bk, st->prec = prec;
@@ -111,6 +116,7 @@ void ocn_opt_state_free(ocn_opt_state *st)
 {
     if (!st) return;
     ocn_opt_sstate_free(st->ss);
+    ocn_backend_close(st->bk); /* the context: handles, workspace (persistent across steps) */
     free(st);
 }
 
@@ -182,7 +188,7 @@ typedef struct {
     const ocn_optimizer *opt;
     const ocn_arrayset *in;
     const ocn_opt_config *cfg;
-    const ocn_backend *bk;
+    ocn_backend *bk;
     int prec;
 } traj_ctx;
 
@@ -345,21 +351,28 @@ static int traj_once(void *vctx, ocn_perturb *pert, ocn_arrayset *out, ocn_error
 int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in,
                            const ocn_opt_config *cfg, ocn_arrayset *out, ocn_error *err)
 {
-    const ocn_backend *bk = NULL;
+    ocn_backend *bk = NULL;
     int prec = 64;
     int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
     if (!rc) rc = check_traj_fields(g, opt, err);
-    if (rc) return rc;
+    if (rc) {
+        ocn_backend_close(bk);
+        return rc;
+    }
     ocn_opt_config c2 = {0};
     if (cfg) c2 = *cfg;
     traj_ctx c = {g, opt, in, &c2, bk, prec};
     ocn_arrayset *tmp = ocn_arrayset_new();
-    if (!tmp) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    if (!tmp) {
+        ocn_backend_close(bk);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    }
     rc = traj_once(&c, NULL, tmp, err);
     /* §10 rev. 2 on trajectories (§13): each perturbation run is a whole trajectory */
     if (!rc && c2.measure_runs > 0)
         rc = ocn_measure_sensitivity(g, opt, c2.measure_runs, prec == 32 ? OCN_U32 : OCN_U64, traj_once, &c, tmp, err);
     if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     ocn_arrayset_free(tmp);
+    ocn_backend_close(bk);
     return rc;
 }

@@ -27,6 +27,39 @@
 #define CAT2(a, b) CAT2_(a, b)
 #define FN(name) CAT2(name, SFX)
 
+/* ---- the backend contract (backend.h): ops on views ---- */
+
+/* BLAS-style call sites, turned into views: op(A) is m x k, op(B) k x n.  A
+ * contract violation is recorded in bk (checked after the step). */
+static void FN(gemm_v)(ocn_backend *bk, int ta, int tb, int m, int n, int k, double alpha, const REAL *A, int lda,
+                       const REAL *B, int ldb, double beta, REAL *C, int ldc)
+{
+    bk->gemm(bk, PREC, ta, tb, alpha, ocn_view_of(A, ta ? k : m, ta ? m : k, lda),
+             ocn_view_of(B, tb ? n : k, tb ? k : n, ldb), beta, ocn_view_of(C, m, n, ldc));
+}
+static int FN(syev_v)(ocn_backend *bk, int n, REAL *A, REAL *w)
+{
+    return bk->syev(bk, PREC, ocn_view_of(A, n, n, n), ocn_view_of(w, n ? 1 : 0, n, n));
+}
+static int FN(gesv_v)(ocn_backend *bk, int n, int nrhs, REAL *A, int *ipiv, REAL *B)
+{
+    return bk->gesv(bk, PREC, ocn_view_of(A, n, n, n), ipiv, ocn_view_of(B, n, nrhs, nrhs));
+}
+static int FN(spdinv_v)(ocn_backend *bk, int n, REAL *A) { return bk->spdinv(bk, PREC, ocn_view_of(A, n, n, n)); }
+#define GEMM(bk, ...) FN(gemm_v)((bk), __VA_ARGS__)
+#define SYEV(bk, ...) FN(syev_v)((bk), __VA_ARGS__)
+#define GESV(bk, ...) FN(gesv_v)((bk), __VA_ARGS__)
+#define SPDINV(bk, ...) FN(spdinv_v)((bk), __VA_ARGS__)
+/* the step's named phases (backend.h): labels for the checking backend's messages */
+#define PHASE(bk, ...)                                                                                                 \
+    do {                                                                                                               \
+        if ((bk)->phase) {                                                                                             \
+            char ph_[96];                                                                                              \
+            snprintf(ph_, sizeof ph_, __VA_ARGS__);                                                                    \
+            (bk)->phase((bk), ph_);                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
 /* ---- small helpers ---- */
 
 static REAL *FN(zalloc)(size_t n) { return calloc(n ? n : 1, sizeof(REAL)); }
@@ -41,9 +74,9 @@ static REAL FN(dotv)(const REAL *a, const REAL *b, int n)
 static REAL FN(act)(ocn_act a, REAL h)
 {
     switch (a) {
-    case OCN_ACT_TANH: return (REAL)tanh(h);
+    case OCN_ACT_TANH: return RTANH(h);
     case OCN_ACT_RELU: return h > 0 ? h : 0;
-    case OCN_ACT_SIGMOID: return (REAL)(1 / (1 + exp(-h)));
+    case OCN_ACT_SIGMOID: return 1 / (1 + REXP(-h));
     default: return h;
     }
 }
@@ -52,10 +85,11 @@ static REAL FN(dact)(ocn_act a, REAL h)
 {
     switch (a) {
     /* forms with full relative accuracy where σ saturates (docs/decisions.md
-     * "Activation derivatives"): 1 − s² loses it in f32 (σ' ≈ 3e-5 came out 2e-3 off) */
-    case OCN_ACT_TANH: { REAL c = (REAL)cosh(h); return 1 / (c * c); }
+     * "Activation derivatives"): 1 − s² loses it in f32 (σ' ≈ 3e-5 came out 2e-3 off);
+     * this precision's math functions (issue 11) */
+    case OCN_ACT_TANH: { REAL c = RCOSH(h); return 1 / (c * c); }
     case OCN_ACT_RELU: return h > 0 ? 1 : 0;
-    case OCN_ACT_SIGMOID: { REAL e = (REAL)exp(-fabs(h)); return e / ((1 + e) * (1 + e)); }
+    case OCN_ACT_SIGMOID: { REAL e = REXP(h < 0 ? h : -h); return e / ((1 + e) * (1 + e)); }
     default: return 1;
     }
 }
@@ -69,7 +103,7 @@ static REAL FN(dact)(ocn_act a, REAL h)
 #ifndef OPT_UNRESOLVED
 #define OPT_UNRESOLVED 1000
 #endif
-static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, double floor)
+static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
 {
     REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
     if (!V || !w) {
@@ -116,7 +150,7 @@ static int FN(sym_pinv_keep)(const ocn_backend *bk, REAL *A, int n, double floor
 #ifndef OPT_CHOL_MARGIN
 #define OPT_CHOL_MARGIN 16
 #endif
-static int FN(factor_inv)(const ocn_backend *bk, REAL *A, int n, REAL sg)
+static int FN(factor_inv)(ocn_backend *bk, REAL *A, int n, REAL sg)
 {
     double tr = 0;
     for (int i = 0; i < n; i++) tr += fabs((double)A[(size_t)i * n + i]);
@@ -154,7 +188,7 @@ typedef struct {
     const ocn_game *g;
     const ocn_optimizer *opt;
     const ocn_opt_config *cfg;
-    const ocn_backend *bk;
+    ocn_backend *bk;
     int B, T;
     FN(opl) **pl;   /* [t][p] */
     REAL **X;       /* nominal states (B x n_t) */
@@ -280,7 +314,7 @@ typedef struct {
 
 /* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group (gu: c per sample). */
 static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL *const *X, REAL *ux,
-                             const ocn_backend *bk)
+                             ocn_backend *bk)
 {
     int B = W->B;
     memset(ux, 0, (size_t)B * c * sizeof(REAL));
@@ -295,14 +329,14 @@ static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL 
     }
 }
 
-static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, const ocn_backend *bk)
+static void FN(wood_ut)(FN(minv) *W, int grp, REAL *const *X, REAL *ux, ocn_backend *bk)
 {
     FN(wood_ut_with)(W, grp, W->GU, W->upr, X, ux, bk);
 }
 
 /* X_p += s · Σ_k a_pk (Σ_l w_kl gu_pkl)ᵀ for the players of a group (gu: c per sample). */
 static void FN(wood_u_with)(FN(minv) *W, int grp, REAL *const *GU, int c, const REAL *w, REAL s, REAL **X,
-                            const ocn_backend *bk)
+                            ocn_backend *bk)
 {
     int B = W->B;
     for (int q = 0; q < W->np; q++) {
@@ -317,15 +351,15 @@ static void FN(wood_u_with)(FN(minv) *W, int grp, REAL *const *GU, int c, const 
     }
 }
 
-static void FN(wood_u)(FN(minv) *W, int grp, const REAL *w, REAL s, REAL **X, const ocn_backend *bk)
+static void FN(wood_u)(FN(minv) *W, int grp, const REAL *w, REAL s, REAL **X, ocn_backend *bk)
 {
     FN(wood_u_with)(W, grp, W->GU, W->upr, w, s, X, bk);
 }
 
-static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, const ocn_backend *bk);
+static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, ocn_backend *bk);
 
 /* Y = M^† X for the players' Tm blocks. */
-static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_backend *bk)
+static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *bk)
 {
     int np = W->np;
     if (W->mode == CV_SCALED || W->mode == CV_RMS) {
@@ -425,7 +459,7 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, const ocn_back
 
 /* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
  * η U Vr Λ⁻¹ Si Vrᵀ c — no cancellation (§7 core above). */
-static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, const ocn_backend *bk)
+static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
 {
     int nc = W->B * W->upr, rk = W->rk[gr];
     if (!rk) return;
@@ -440,7 +474,7 @@ static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, co
 
 /* out (B·upr) = Uᵀ M^† (x + U c) for one low-rank group (X or c may be NULL):
  * η Vr Si (Λ⁻¹ Vrᵀ Uᵀx + Vrᵀ c) — no cancellation. */
-static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, const ocn_backend *bk)
+static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c, REAL *out, ocn_backend *bk)
 {
     int nc = W->B * W->upr, rk = W->rk[gr];
     memset(out, 0, (size_t)nc * sizeof(REAL));
@@ -461,7 +495,7 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
 /* The open gain k = M^† Q_θ.  Low rank: Q_θ = λθ + U c with c the batch
  * gradient's coefficients (cf/√B, or 1/√B for U = [g_i]/√B), so only λθ goes
  * through x/μ + correction; other modes apply M^† to Q_θ as formed. */
-static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, const ocn_backend *bk)
+static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, ocn_backend *bk)
 {
     if (W->mode != CV_WOOD) {
         FN(minv_apply)(W, Qth, K, bk);
@@ -505,7 +539,7 @@ static void FN(minv_free)(FN(minv) *W)
 }
 
 /* Gram of per-sample gradients of a group: G[(k,l),(k',l')] = Σ_p (a_pk·a_pk')(g_pkl·g_pk'l'). */
-static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const *GR, int cr, const ocn_backend *bk)
+static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const *GR, int cr, ocn_backend *bk)
 {
     int B = W->B;
     REAL *G = FN(zalloc)((size_t)B * cl * B * cr);
@@ -529,7 +563,7 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
  * regime is refused, naming `who` and μ. */
 static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int psd, const char *who, ocn_error *err)
 {
-    const ocn_backend *bk = M->bk;
+    ocn_backend *bk = M->bk;
     int B = W->B, c = W->upr, nc = B * c;
     long mg = 0;
     for (int q = 0; q < W->np; q++)
@@ -790,7 +824,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                           const REAL *cf, int r, const char *who, ocn_error *err)
 {
     const ocn_optimizer *o = M->opt;
-    const ocn_backend *bk = M->bk;
+    ocn_backend *bk = M->bk;
     int B = M->B;
     memset(W, 0, sizeof *W);
     W->np = np, W->r = r, W->B = B, W->eta = (REAL)o->lr;
@@ -1009,7 +1043,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
 }
 
 /* T_i[j][l] = q^(ij)ᵀ M^† q^(il) for every sample, q^(ij) = a_i ⊗ gz_ij (per player). */
-static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, const ocn_backend *bk)
+static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *bk)
 {
     int B = W->B, r = W->r, np = W->np;
     memset(T, 0, (size_t)B * r * r * sizeof(REAL));
@@ -1146,8 +1180,8 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
                 }
                 REAL mx = x[idx[0]], s = 0;
                 for (int k = 1; k < d; k++) mx = x[idx[k]] > mx ? x[idx[k]] : mx;
-                for (int k = 0; k < d; k++) s += (REAL)exp(x[idx[k]] - mx);
-                for (int k = 0; k < d; k++) p[k] = (REAL)exp(x[idx[k]] - mx) / s;
+                for (int k = 0; k < d; k++) s += REXP(x[idx[k]] - mx);
+                for (int k = 0; k < d; k++) p[k] = REXP(x[idx[k]] - mx) / s;
                 for (int k = 0; k < d; k++) v[idx[k]] += p[k] - (k == y);
                 if (!outer)
                     for (int c = 0; c < d; c++, col++) { /* v = p − e_y = −z_y: cf = −e_y */
@@ -1262,7 +1296,7 @@ static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
 }
 
 int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    const ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
+                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
     return FN(ocn_opt_step)(g, opt, in, cfg, bk, pert, 1, NULL, 0, out, err);
 }
@@ -1310,7 +1344,7 @@ static double FN(loss)(FN(omodel) *M)
 }
 
 int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     const ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                      ocn_arrayset *out, ocn_error *err)
 {
     int B = g->batch, T = g->T, gr = opt->game == OCN_GAME_GR, rc = OCN_OK, fail = 0;
@@ -1365,6 +1399,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
     PVEC(pi, M.X[0], x0->size);
     if (g->loss == OCN_LOSS_MSE) PVEC(pi, M.y, ya->size);
     /* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
+    PHASE(bk, "forward");
     for (int t = 0; t < T; t++) {
         const ocn_stage *st = &g->stages[t];
         REAL *th[REF_MAXP], *H[REF_MAXP];
@@ -1389,6 +1424,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         else fail = 1;
     }
     /* terminal */
+    PHASE(bk, "terminal");
     FN(lval) *L = calloc((size_t)N, sizeof *L);
     for (int l = 0; l < N && !rc; l++) {
         rc = FN(terminal)(&M, gr ? -1 : l, &L[l], err);
@@ -1417,6 +1453,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                 GHv[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
                 GHz[p] = nofb ? NULL : FN(zalloc)((size_t)B * r * st->players[p].out_dim);
             }
+            PHASE(bk, "backward t=%d lane %d: stage VJPs", t, l);
             FN(stage_vjp)(&M, t, V->v, 1, gx, GHv);
             if (!nofb) FN(stage_vjp)(&M, t, V->Zt, r, qxt, GHz);
             /* players of the expansion: FNE lane l's own, GR all (lane order) */
@@ -1470,15 +1507,18 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                 char who[192];
                 if (gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
                 else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
+                PHASE(bk, "backward t=%d lane %d: curvature statistics", t, l);
                 rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
                 /* the batch gradient mean_i F_θᵀ v'^(i) = U c in the low-rank modes */
                 int nc = X->W.mode == CV_WOOD ? B * X->W.upr : 0;
                 REAL *cg = nc ? FN(zalloc)((size_t)nc) : NULL;
                 for (int k = 0; k < nc; k++) cg[k] = (X->W.qinU ? V->cf[k] : 1) / (REAL)sqrt((double)B);
+                PHASE(bk, "backward t=%d lane %d: gains", t, l);
                 if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
                 X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
                 if (X->fb) {
                     REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
+                    PHASE(bk, "backward t=%d lane %d: value recursion", t, l);
                     FN(minv_quad)(&X->W, gz, Tq, bk);
                     if (X->W.mode == CV_WOOD && X->W.qinU && !X->W.gnouter) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
                         REAL *wg = FN(zalloc)((size_t)B * r);
@@ -1545,6 +1585,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                     K[q] = formK ? FN(zalloc)((size_t)B * X->P[q]->m * n) : NULL;
                 }
                 if (formK) {
+                    PHASE(bk, "backward t=%d lane %d: outputs K", t, l);
                     for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
                     X->qxt = qxt, X->Sp = V->S;
                     FN(form_K)(&M, X, n, K);
@@ -1595,6 +1636,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
     memcpy(Xh, M.X[0], (size_t)B * g->n[0] * sizeof(REAL));
     for (int t = 0; t <= T && !rc; t++) {
         int n = g->n[t];
+        PHASE(bk, "update t=%d", t);
         REAL *dx = FN(zalloc)((size_t)B * n);
         for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M.X[t][i];
         snprintf(nm, sizeof nm, "dx_t%d", t);

@@ -23,7 +23,7 @@ static const char USAGE[] =
     "usage: ocn gen GAME.json -o DIR [--force] [--backend reference|cpu] [--precision f64|f32] [--max-memory SIZE]\n"
     "       ocn verify DIR... [REPORT OPTIONS]\n"
     "       ocn theorems DIR... [REPORT OPTIONS]\n"
-    "       ocn check DIR... [--backend cpu|cuda|all] [--precision f64|f32|both] [REPORT OPTIONS]\n"
+    "       ocn check DIR... [--backend cpu|checking|cuda|all] [--precision f64|f32|both] [REPORT OPTIONS]\n"
     "       ocn compare DIR_A DIR_B [--require all|gains] [REPORT OPTIONS]   (A is the reference side)\n"
     "       ocn normalise GAME.json      print the SPEC §11 v2 normalised game (every default filled in)\n"
     "       ocn detect DIR... [--max-power P] [--max-weak FRACTION]\n"
@@ -284,7 +284,7 @@ static int cmd_check(int argc, char **argv)
     const char *backends[2] = {backend, NULL};
     int nb = 1;
     if (!strcmp(backend, "all")) backends[0] = "cpu", backends[1] = "cuda", nb = 2;
-    if (!ndirs || !np || (strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "all"))) {
+    if (!ndirs || !np || (strcmp(backend, "all") && !ocn_opt_backend_known(backend))) { /* the registry's names */
         free(dirs);
         return usage();
     }

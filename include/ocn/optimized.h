@@ -9,7 +9,8 @@
 #include "ocn/game.h"
 
 typedef struct {
-    const char *backend;   /* "cpu" (and "cuda" where built) */
+    const char *backend;   /* a registered backend: "cpu", "checking" (the cpu ops checked against the
+                            * backend contract), "cuda" (where the module is built and a GPU is present) */
     int precision;         /* 32 or 64 */
     int form_limit;        /* form K and Vxx for output only up to this many entries per array (0: never) */
     int no_feedback;       /* benchmark baseline: skip K, the value Hessian and its propagation */
@@ -73,6 +74,9 @@ int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
                            const ocn_opt_config *cfg, ocn_arrayset *out, ocn_error *err);
 /* 1 for the names of §13's derived arrays (dtheta_s…): the manifest's "derived" table. */
 int ocn_opt_is_derived(const char *name);
+
+/* 1 if `name` is a registered backend (cpu, checking, cuda), usable here or not. */
+int ocn_opt_backend_known(const char *name);
 
 /* Why the optimized path cannot run this game/optimizer (NULL if it can). */
 const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *opt);
