@@ -271,7 +271,7 @@ static int traj_once(void *vctx, ocn_perturb *pert, ocn_arrayset *out, ocn_error
         snprintf(yn, sizeof yn, "y_s%d", s);
         const ocn_array *xa = ocn_arrayset_find(c->in, xn), *ya = ocn_arrayset_find(c->in, yn);
         if (!xa || !ya) {
-            if (opt->data_stream && s > 0) {
+            if (opt->data_stream) { /* stream: x0/y are the last step's batch in a trajectory fixture (§13) */
                 rc = ocn_fail(err, OCN_EINVAL, "%s: data: stream needs the batch of step %d ('%s', '%s')", g->name, s,
                               xn, yn);
                 break;
@@ -334,13 +334,15 @@ static int traj_once(void *vctx, ocn_perturb *pert, ocn_arrayset *out, ocn_error
             if (strcmp(so->a[i].name, "loss")) rc = copy_into(out, so->a[i].name, &so->a[i], NULL, err);
         ocn_arrayset_free(so);
     }
-    for (int t = 0; t < g->T && !rc; t++) /* theta_s{n_s}: the result */
+    for (int t = 0; t < g->T && !rc; t++) /* theta_s{n_s}: the result; theta_t…: the last step's parameters */
         for (int p = 0; p < g->stages[t].nplayers && !rc; p++) {
             if (!for_params(g, t, p)) continue;
             int lane = g->stages[t].players[p].lane;
             snprintf(nm, sizeof nm, "theta_t%d_n%d", t, lane);
             snprintf(nm2, sizeof nm2, "theta_s%d_t%d_n%d", ns, t, lane);
             rc = copy_into(out, nm2, ocn_arrayset_find(work, nm), NULL, err);
+            snprintf(nm2, sizeof nm2, "theta_s%d_t%d_n%d", ns - 1, t, lane);
+            if (!rc) rc = copy_into(out, nm, ocn_arrayset_find(out, nm2), NULL, err);
         }
     if (!rc) rc = sstate_export(g, ss, out, err);
     ocn_opt_sstate_free(ss);

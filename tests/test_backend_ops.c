@@ -100,7 +100,7 @@ static int open_all(ocn_backend **bks, int max)
         ocn_error e = {0};
         ocn_backend *b = NULL;
         if (ocn_backend_open(*nm, &b, &e)) {
-            cr_log_warn("backend '%s' not tested here: %s", *nm, e.msg);
+            fprintf(stderr, "backend %s not tested here: %s\n", *nm, e.msg);
             continue;
         }
         bks[n++] = b;

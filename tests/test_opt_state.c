@@ -439,6 +439,8 @@ Test(opt_state, loss_is_the_objective_before_the_step)
     cr_expect_lt(ratio(l0->data, &L, 1, ocn_tolerance_floor(g, &g->opt)), 30, "%.17g vs %.17g", l0->data[0], L);
     cr_expect_lt(l1->data[0], l0->data[0], "an SGD step on a fixed batch lowers the loss");
     cr_expect_eq(ocn_arrayset_find(out, "x0"), NULL, "inputs are not outputs");
+    const ocn_array *tl = ocn_arrayset_find(out, "theta_t1_n0"), *t1 = ocn_arrayset_find(out, "theta_s1_t1_n0");
+    cr_assert(tl && t1 && !memcmp(tl->data, t1->data, tl->size * sizeof(double)), "theta_t… = the last step's parameters");
     ocn_arrayset_free(in), ocn_arrayset_free(out), ocn_arrayset_free(one);
     ocn_game_free(g);
 }
@@ -452,7 +454,7 @@ Test(opt_state, refusals_and_missing_inputs)
     cr_assert_eq(ocn_ref_init_inputs(g, in, &e), OCN_OK, "%s", e.msg);
     ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
     cr_expect_eq(ocn_opt_run_trajectory(g, &g->opt, in, &cfg, out, &e), OCN_EINVAL);
-    cr_expect(strstr(e.msg, "x0_s1") != NULL, "%s", e.msg);
+    cr_expect(strstr(e.msg, "x0_s0") != NULL, "stream needs every step's batch: %s", e.msg);
     cr_expect_eq(out->count, 0, "nothing added on failure");
     ocn_optimizer o = g->opt;
     o.value = OCN_VALUE_AUGMENTED;

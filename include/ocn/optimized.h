@@ -59,17 +59,19 @@ int ocn_opt_step(ocn_opt_state *st, const ocn_arrayset *in, ocn_arrayset *out, o
 int ocn_opt_state_export(const ocn_opt_state *st, ocn_arrayset *out, ocn_error *err);
 /* A whole trajectory of opt->steps steps (§13).  Inputs: the initial
  * parameters theta_s0_t{t}_n{n} (or, absent, theta_t{t}_n{n}), Wfix_…, and the
- * batches: x0_s{s}, y_s{s} where present (data: stream needs them for every
- * s), else x0, y (data: fixed).  Adds every computed §13 trajectory-fixture
- * array: theta_s{s}_t{t}_n{n} (s = 0..n_s), loss_s{s} (shape (1,)), the last
+ * batches: x0_s{s}, y_s{s} (data: stream needs them for every s, 0 included;
+ * its x0, y are ignored), else x0, y (data: fixed).  Adds every computed §13
+ * trajectory-fixture array: theta_s{s}_t{t}_n{n} (s = 0..n_s), theta_t{t}_n{n}
+ * (= θ_{n_s−1}, the last step's parameters), loss_s{s} (shape (1,)), the last
  * step's §11 outputs under their one-step names, the exported state, and the
  * derived steps dtheta_s{s}_t{t}_n{n} = θ_{s+1} − θ_s (s = 0..n_s−1; they
  * belong in the manifest's "derived" table, ocn_opt_is_derived).  Inputs
- * (x0, y, x0_s…, y_s…, Wfix_…, the last step's theta_t…) are not added.  With
+ * (x0, y, x0_s…, y_s…, Wfix_…) are not added.  With
  * cfg->measure_runs > 0 every array's ->cond is its §10 rev. 2 sensitivity
  * measured over the whole trajectory: inputs perturbed once (each stored batch
  * when first used), matrices and stage terms at every step, a factorisation
  * only when refreshed. */
+#define OCN_OPT_HAVE_TRAJECTORY 1 /* for harness/check_traj.c (helper traj) */
 int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in,
                            const ocn_opt_config *cfg, ocn_arrayset *out, ocn_error *err);
 /* 1 for the names of §13's derived arrays (dtheta_s…): the manifest's "derived" table. */
