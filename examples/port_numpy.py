@@ -366,9 +366,17 @@ def lane_terminal(G, lane, XT, y, terminal):
         lab = y.astype(int)
         e = np.exp(o - o.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
+        # 1 - p without cancellation where p ~ 1: the sum of the other p's
+        # for the entry with p >= 1/2 (the C reference does the same)
+        q1 = 1 - p
+        big = p >= 0.5
+        rows, cols = np.nonzero(big)
+        for i, k in zip(rows, cols):
+            q1[i, k] = sum(p[i, j] for j in range(d) if j != k)
         go = p.copy()
-        go[np.arange(B), lab] -= 1.0
-        hl = p[:, :, None] * np.eye(d)[None] - p[:, :, None] * p[:, None, :]
+        go[np.arange(B), lab] = -q1[np.arange(B), lab]
+        hl = -p[:, :, None] * p[:, None, :]
+        hl[:, np.arange(d), np.arange(d)] = p * q1
     else:
         go = o - y[:, yi]
         hl = np.broadcast_to(np.eye(d), (B, d, d))

@@ -173,6 +173,19 @@ static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REA
                     "use float64 or a larger damping", who, mode, (double)sg);
 }
 
+/* OCN_EUNSUPPORTED when a pre-activation is not finite (issue 10:
+ * game-1bf23194402e1e5c, float32 overflow turned into 0 by relu). */
+static int FN(overflow)(const REAL *H, size_t n, int t, int p, const char *where, ocn_error *err)
+{
+    for (size_t i = 0; H && i < n; i++)
+        if (!isfinite(H[i]))
+            return ocn_fail(err, OCN_EUNSUPPORTED,
+                            "stage %d player %d: a pre-activation overflows float%d in the %s (%g at element %zu): "
+                            "this step cannot be computed at this precision; refused",
+                            t, p, (int)(8 * sizeof(REAL)), where, (double)H[i], i);
+    return OCN_OK;
+}
+
 /* ---- the model in REAL ---- */
 
 typedef struct {
@@ -1155,7 +1168,7 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
     L->S = FN(zalloc)((size_t)B * r * r);
     L->cf = FN(zalloc)((size_t)B * r);
     int *idx = calloc((size_t)n + 1, sizeof *idx), *yi = calloc((size_t)n + 1, sizeof *yi);
-    REAL *p = FN(zalloc)((size_t)n);
+    REAL *p = FN(zalloc)(2 * (size_t)n), *q1 = p + n; /* q1 = 1 − p */
     if (!L->v || !L->Zt || !L->S || !L->cf || !idx || !yi || !p) {
         free(idx), free(yi), free(p);
         return ocn_fail(err, OCN_ENOMEM, "out of memory in the terminal expansion (n_T = %d, rank %d)", n, r);
@@ -1182,11 +1195,20 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
                 for (int k = 1; k < d; k++) mx = x[idx[k]] > mx ? x[idx[k]] : mx;
                 for (int k = 0; k < d; k++) s += REXP(x[idx[k]] - mx);
                 for (int k = 0; k < d; k++) p[k] = REXP(x[idx[k]] - mx) / s;
-                for (int k = 0; k < d; k++) v[idx[k]] += p[k] - (k == y);
+                /* 1 − p_k without cancellation where p_k ≈ 1 (docs/decisions.md
+                 * "Softmax derivatives"): Σ_{j≠k} p_j for the one k with p_k ≥ ½ */
+                for (int k = 0; k < d; k++) {
+                    q1[k] = 1 - p[k];
+                    if (p[k] >= (REAL)0.5) {
+                        q1[k] = 0;
+                        for (int j = 0; j < d; j++) q1[k] += j == k ? 0 : p[j];
+                    }
+                }
+                for (int k = 0; k < d; k++) v[idx[k]] += k == y ? -q1[k] : p[k];
                 if (!outer)
                     for (int c = 0; c < d; c++, col++) { /* v = p − e_y = −z_y: cf = −e_y */
                         REAL *z = L->Zt + ((size_t)i * r + col) * n;
-                        for (int k = 0; k < d; k++) z[idx[k]] = (k == c) - p[k];
+                        for (int k = 0; k < d; k++) z[idx[k]] = k == c ? q1[k] : -p[k];
                         L->S[((size_t)i * r + col) * r + col] = p[c];
                         L->cf[(size_t)i * r + col] = c == y ? -1 : 0;
                     }
@@ -1414,6 +1436,11 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
             }
         }
     }
+    /* an overflowing pre-activation can come out finite through relu
+     * (inf > 0 is false for −inf, NaN): refuse it here, where it happens */
+    for (int t = 0; t < T && !rc; t++)
+        for (int p = 0; p < g->stages[t].nplayers && !rc; p++)
+            rc = FN(overflow)(M.pl[t][p].H, (size_t)B * g->stages[t].players[p].out_dim, t, p, "forward pass", err);
     for (int t = 0; t <= T; t++) {
         snprintf(nm, sizeof nm, "x_t%d", t);
         FN(put)(out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
@@ -1713,6 +1740,8 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         REAL *Xn = FN(zalloc)((size_t)B * g->n[t + 1]), *Hs[REF_MAXP];
         for (int p = 0; p < st->nplayers; p++) Hs[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
         FN(stage_forward)(&M, t, thn, Xh, Xn, Hs);
+        for (int p = 0; p < st->nplayers && !rc; p++)
+            rc = FN(overflow)(Hs[p], (size_t)B * st->players[p].out_dim, t, p, "update pass (x̂)", err);
         for (int p = 0; p < st->nplayers; p++) free(Hs[p]), free(thn[p]);
         free(Xh), free(dx);
         Xh = Xn;

@@ -100,7 +100,7 @@ int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_
     m->y = ocn_arrayset_find(in, "y")->data;
     for (int t = 0; t <= g->T; t++)
         if ((size_t)g->n[t] > m->nmax) m->nmax = (size_t)g->n[t];
-    m->ws = malloc((3 * m->nmax + 1) * sizeof *m->ws);
+    m->ws = malloc((4 * m->nmax + 1) * sizeof *m->ws);
     m->iws = malloc((2 * m->nmax + 1) * sizeof *m->iws);
     if (!m->ws || !m->iws) return model_nomem(m, err, "the model's scratch vectors");
     m->th = calloc((size_t)g->T, sizeof *m->th);

@@ -17,10 +17,11 @@ typedef struct {
     const double *y;       /* ce: B labels; mse: B x out_dim */
     ocn_perturb *pert;     /* §10 perturbation run, NULL on the nominal run */
     /* Scratch of the leaf kernels below (issue 10: they allocate nothing, so
-     * they cannot fail): ws holds 3·nmax doubles, iws 2·nmax ints, nmax the
+     * they cannot fail): ws holds 4·nmax doubles, iws 2·nmax ints, nmax the
      * largest state dimension.  Region 0 (ws[0, nmax)) and 1 are used by
      * ref_stage_forward, the Jacobians, the terminal and backprop's VJP;
-     * region 2 only by ref_terminal's lane sum.  Single-threaded per model. */
+     * region 2 only by ref_terminal's lane sum, region 3 by the terminal's
+     * 1 − p (ce).  Single-threaded per model. */
     double *ws;
     int *iws;
     size_t nmax;

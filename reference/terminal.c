@@ -34,14 +34,24 @@ static double lane_terminal(const ref_model *m, int lane, int sample, const doub
         for (int k = 0; k < d; k++) s += exp(o[k] - mx);
         phi = mx + log(s) - o[y];
         for (int k = 0; k < d; k++) go[k] = exp(o[k] - mx) / s; /* p */
+        /* 1 − p_k without cancellation where p_k ≈ 1 (docs/decisions.md
+         * "Softmax derivatives"): Σ_{j≠k} p_j for the one k with p_k ≥ ½ */
+        double *q1 = m->ws + 3 * m->nmax;                 /* region 3: 1 − p */
+        for (int k = 0; k < d; k++) {
+            q1[k] = 1.0 - go[k];
+            if (go[k] >= 0.5) {
+                q1[k] = 0;
+                for (int j = 0; j < d; j++) q1[k] += j == k ? 0.0 : go[j];
+            }
+        }
         if (hess && terminal == OCN_TERMINAL_EXACT)
             for (int a = 0; a < d; a++)
                 for (int b = 0; b < d; b++) {
-                    double h = (a == b ? go[a] : 0.0) - go[a] * go[b];
+                    double h = a == b ? go[a] * q1[a] : -go[a] * go[b];
                     if (acc) *gsl_matrix_ptr(hess, (size_t)idx[a], (size_t)idx[b]) += h;
                     else gsl_matrix_set(hess, (size_t)idx[a], (size_t)idx[b], h);
                 }
-        go[y] -= 1.0;
+        go[y] = -q1[y];
     } else {
         const double *yt = m->y + (size_t)sample * (size_t)g->out_dim;
         for (int k = 0; k < d; k++) {

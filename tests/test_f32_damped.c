@@ -40,3 +40,16 @@ Test(f32_damped, undamped_factors_still_computed)
                  "%s", out);
     cr_expect(strstr(out, "float32 cannot") == NULL, "not refused: %s", out);
 }
+
+/* A float32 overflow that relu turned into a finite wrong answer (dx_t4 0.64
+ * where the reference holds 8.7e38) is refused where it happens. */
+Test(f32_damped, overflow_through_relu_refused)
+{
+    char dir[256], cmd[1024], f32dir[300];
+    tu_tmpdir(dir, sizeof dir);
+    game_of("tests/fuzz/regress-games/game-1bf23194402e1e5c.json", dir, "");
+    snprintf(cmd, sizeof cmd, "%s gen %s/g.json -o %s/f32 --backend cpu --precision f32", OCN_BIN, dir, dir);
+    snprintf(f32dir, sizeof f32dir, "%s/f32", dir);
+    tu_expect_exit2(cmd, "overflows float32", f32dir);
+    tu_rm_rf(dir);
+}
