@@ -353,7 +353,9 @@ Test(opt_regimes, exact_small_mu_ce_matches_the_measured_c)
 Test(opt_regimes, f32_overflow_is_refused_naming_the_array)
 {
     /* sgd, identity: k = η mean a gᵀ with |x0| ~ 1e20 overflows float32 (1e40)
-     * but not float64: f64 computes it, f32 refuses naming the array */
+     * but not float64: f64 computes it, f32 refuses — where the overflow
+     * reaches a pre-activation (the update pass's x̂), naming the stage, else
+     * naming the non-finite output array */
     const char *json =
         "{\"name\": \"f32-overflow\", \"seed\": 3, \"batch\": 2, \"input_dim\": 2,"
         " \"loss\": {\"kind\": \"mse\"}, \"weight_decay\": 0,"
@@ -365,7 +367,7 @@ Test(opt_regimes, f32_overflow_is_refused_naming_the_array)
     ocn_array *x0 = ocn_arrayset_find(in, "x0");
     for (size_t j = 0; j < x0->size; j++) x0->data[j] *= 1e20;
     expect_matches_reference(g, &g->opt, in, 64, "f64 large inputs");
-    expect_refusal(g, &g->opt, in, 32, "NaN/Inf in '", "f32 overflow");
+    expect_refusal(g, &g->opt, in, 32, "overflows float32 in the update pass", "f32 overflow");
     ocn_arrayset_free(in);
     ocn_game_free(g);
 }
