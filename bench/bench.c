@@ -6,7 +6,11 @@
  * MLP of depth 6, batch 128, widths 64..1024 (BENCH_MAX_WIDTH to go further),
  * f32 and f64; median of several repetitions; exponent of time vs width
  * (optimized, and the dense reference at the widths it can afford); peak
- * memory of the DDP step vs the KFAC step, each measured in its own child. */
+ * memory of the DDP step vs the KFAC step, each measured in its own child.
+ * Amortised section (issue 12, SPEC §13): the same DDP and KFAC steps in
+ * training conditions — statistics averaged with ρ = 0.95, factorisations
+ * refreshed every T_r = 10 steps (ocn_opt_state) — mean over 20 steps, weight
+ * decay 0 and 1e-4 reported separately. */
 #include "ocn/game.h"
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
@@ -72,6 +76,34 @@ static double step(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec, 
         fprintf(stderr, "bench: %s\n", e.msg);
         return -1;
     }
+    return t;
+}
+
+/* Mean seconds per step over `steps` stateful steps (§13: ρ = 0.95, T_r = 10). */
+static double amortised_time(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, int prec, int steps)
+{
+    ocn_optimizer o = g->opt;
+    o.stat_decay = 0.95, o.refresh_every = 10, o.steps = steps;
+    ocn_opt_config cfg = {.backend = "cpu", .precision = prec, .no_feedback = mode != DDP};
+    ocn_opt_state *st = NULL;
+    ocn_error e = {0};
+    if (ocn_opt_state_new(g, &o, &cfg, &st, &e)) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        return -1;
+    }
+    double t0 = now();
+    for (int s = 0; s < steps; s++) {
+        ocn_arrayset *out = ocn_arrayset_new();
+        int rc = ocn_opt_step(st, in, out, &e);
+        ocn_arrayset_free(out);
+        if (rc) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            ocn_opt_state_free(st);
+            return -1;
+        }
+    }
+    double t = (now() - t0) / steps;
+    ocn_opt_state_free(st);
     return t;
 }
 
@@ -146,6 +178,34 @@ int main(void)
                widths[nw - 1], ex);
         if (prec == 32) sum_exp = ex;
     }
+    /* amortised (§13), f32: mean of 20 stateful steps, ρ = 0.95, T_r = 10 */
+    double am_ratio = 0, am_exp = 0, tam[8];
+    int namw = 0, amw[8];
+    printf("amortised (SPEC 13: rho 0.95, refresh every 10, mean of 20 steps), f32\n");
+    printf("%-5s %6s %8s %12s %12s %9s\n", "prec", "width", "wd", "ddp_s", "kfac_s", "ddp/kfac");
+    for (int i = 0; i < nw; i++) {
+        int w = widths[i];
+        if (w < 256) continue;
+        for (int k = 0; k < 2; k++) {
+            ocn_game *g = mlp(w, BATCH, "kfac");
+            g->weight_decay = k ? 1e-4 : 0;
+            ocn_arrayset *in = ocn_arrayset_new();
+            ocn_error e = {0};
+            ocn_ref_init_inputs(g, in, &e);
+            double td = amortised_time(g, in, DDP, 32, 20), tk = amortised_time(g, in, KFAC, 32, 20);
+            printf("f%-4d %6d %8.0e %12.4f %12.4f %9.3f\n", 32, w, g->weight_decay, td, tk, td / tk);
+            fflush(stdout);
+            if (!k) amw[namw] = w, tam[namw++] = td;
+            if (!k && w == 1024) am_ratio = td / tk;
+            ocn_arrayset_free(in);
+            ocn_game_free(g);
+        }
+    }
+    if (namw > 1) {
+        am_exp = fit_exponent(amw, tam, namw);
+        printf("amortised f32: fitted exponent of the DDP step time vs width (%d..%d): %.3f\n", amw[0], amw[namw - 1],
+               am_exp);
+    }
     /* the dense reference, at the widths it can afford (its Q_θθ is m x m, m ≈ w²) */
     int rw[3] = {8, 16, 32};
     double rt[3];
@@ -161,7 +221,8 @@ int main(void)
     }
     printf("reference: fitted exponent of step time vs width (8..32): %.3f\n", fit_exponent(rw, rt, 3));
     if (maxw >= 1024)
-        printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f\n", sum_kfac, sum_sgd, sum_exp, sum_mem);
+        printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f ddp_amort/kfac_amort=%.3f amort_exponent=%.3f\n",
+               sum_kfac, sum_sgd, sum_exp, sum_mem, am_ratio, am_exp);
     else
         printf("summary: (width 1024 not run: BENCH_MAX_WIDTH=%d)\n", maxw);
     return 0;

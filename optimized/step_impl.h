@@ -287,6 +287,7 @@ typedef struct {
     REAL eta;
     REAL *dinv[REF_MAXP];           /* rmsprop: (sqrt(mean q²) + ε)^† elementwise (§5 rule), Tm form */
     REAL *Ai[REF_MAXP], *Gi[REF_MAXP]; /* kfac: factor pseudo-inverses */
+    REAL *GV[REF_MAXP];             /* kfac: the value-gradient g's (B x out), borrowed for the gain */
     REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
     int ao[REF_MAXP + 1], go[REF_MAXP + 1];
     /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [q_θ^(ij)]/√B over the
@@ -510,6 +511,31 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
  * through x/μ + correction; other modes apply M^† to Q_θ as formed. */
 static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, ocn_backend *bk)
 {
+    if (W->mode == CV_KFAC && !lth) {
+        /* rank-aware (issue 12 item 3): without weight decay Q_θ = (1/B) Aᵀ G is rank ≤ B,
+         * so k = η A^† Q_θ G^† = (η/B) (A A^†)ᵀ (G G^†) in O(B·(na² + out² + na·out))
+         * instead of the two O(na·out·(na + out)) products — where that is cheaper */
+        for (int q = 0; q < W->np; q++) {
+            FN(opl) *P = W->P[q];
+            int B = W->B, na = P->na, out = P->out;
+            double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
+            REAL *AAi = W->GV[q] && rank < full ? FN(zalloc)((size_t)B * na) : NULL;
+            REAL *GGi = AAi ? FN(zalloc)((size_t)B * out) : NULL;
+            if (!AAi || !GGi) { /* the dense form for this player (also when out of memory for the factors) */
+                free(AAi), free(GGi);
+                FN(minv) W1 = *W; /* shallow: player q alone */
+                W1.np = 1, W1.P[0] = P, W1.Ai[0] = W->Ai[q], W1.Gi[0] = W->Gi[q];
+                REAL *X1[1] = {Qth[q]}, *Y1[1] = {K[q]};
+                FN(minv_apply)(&W1, X1, Y1, bk);
+                continue;
+            }
+            GEMM(bk, 0, 0, B, na, na, 1, P->A, na, W->Ai[q], na, 0, AAi, na);
+            GEMM(bk, 0, 0, B, out, out, 1, W->GV[q], out, W->Gi[q], out, 0, GGi, out);
+            GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)B, AAi, na, GGi, out, 0, K[q], out);
+            free(AAi), free(GGi);
+        }
+        return;
+    }
     if (W->mode != CV_WOOD) {
         FN(minv_apply)(W, Qth, K, bk);
         return;
@@ -904,6 +930,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             ocn_opt_fstate *fs = NULL; /* §13: per-player averages A_s, G_s */
             if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
                 return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac state)", who);
+            W->GV[q] = GHv[q];
             int st = FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg);
             if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg);
             if (st == OPT_UNRESOLVED) return FN(unresolved)(err, who, "kfac", sg);

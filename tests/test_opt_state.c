@@ -21,19 +21,20 @@
 
 /* A two-layer MLP (4 -> 5 tanh -> 3 identity, ce, B = 6); `optim` is the
  * optimizer object's JSON. */
-static ocn_game *mlp(const char *optim)
+static ocn_game *mlp_wd(const char *optim, double wd, int batch)
 {
     char js[2048];
     snprintf(js, sizeof js,
-             "{\"name\": \"traj-mlp\", \"seed\": 11, \"batch\": 6, \"input_dim\": 4,"
-             " \"loss\": {\"kind\": \"ce\", \"classes\": 3}, \"weight_decay\": 1e-3,"
+             "{\"name\": \"traj-mlp\", \"seed\": 11, \"batch\": %d, \"input_dim\": 4,"
+             " \"loss\": {\"kind\": \"ce\", \"classes\": 3}, \"weight_decay\": %g,"
              " \"stages\": ["
              "  {\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 5, \"act\": \"tanh\"}]},"
              "  {\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 3, \"act\": \"identity\"}]}"
              " ], \"optimizer\": %s}",
-             optim);
+             batch, wd, optim);
     return tu_game(js);
 }
+static ocn_game *mlp(const char *optim) { return mlp_wd(optim, 1e-3, 6); }
 
 /* Inputs of game g plus a stream of batches x0_s{s}, y_s{s} (s = 0..n-1), s = 0
  * being the §12 batch (deterministic values, labels in range). */
@@ -346,7 +347,9 @@ static void kfac_gain(const double *A, const double *G, const double *qth, int n
         }
 }
 
-Test(opt_state, stale_operator_between_refreshes, .timeout = 120)
+/* wd = 0 with B = 2 takes the rank-aware gain (η/B)(A A^†)ᵀ(G G^†) of step_impl.h (cheaper
+ * there than the dense products), wd > 0 or B = 6 the dense one */
+static void stale_operator(double wd, int batch)
 {
     const int ns = 5, Tr = 3;
     char optim[512];
@@ -354,7 +357,7 @@ Test(opt_state, stale_operator_between_refreshes, .timeout = 120)
              "{\"game\": \"fne\", \"curvature\": \"kfac\", \"lr\": 0.5, \"damping\": 0.1, \"stat_decay\": 0.9, "
              "\"refresh_every\": %d, \"steps\": %d, \"data\": \"stream\"}",
              Tr, ns);
-    ocn_game *g = mlp(optim);
+    ocn_game *g = mlp_wd(optim, wd, batch);
     ocn_error e = {0};
     ocn_arrayset *in = inputs_with_stream(g, ns);
     /* trajectories of length 1..ns: the last step's gains with their measured c
@@ -409,6 +412,13 @@ Test(opt_state, stale_operator_between_refreshes, .timeout = 120)
     for (int n = 0; n < ns; n++) ocn_arrayset_free(tr[n]);
     ocn_arrayset_free(in);
     ocn_game_free(g);
+}
+
+Test(opt_state, stale_operator_between_refreshes, .timeout = 120)
+{
+    stale_operator(1e-3, 6);
+    stale_operator(0, 6);
+    stale_operator(0, 2);
 }
 
 Test(opt_state, loss_is_the_objective_before_the_step)
