@@ -2,7 +2,7 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += $(EXTRA_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP
+CFLAGS  += $(EXTRA_CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Iinclude -MMD -MP -fPIC
 LDLIBS  = -ljansson -lgsl -llapacke -lopenblas -lm
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -16,7 +16,8 @@ endif
 
 # Debian packages the build, tests and tools need (`make deps` installs the missing ones).
 DEB_PKGS = gcc make pkg-config libgsl-dev liblapack-dev liblapacke-dev libopenblas-dev \
-           libcriterion-dev libjansson-dev python3-numpy valgrind
+           libcriterion-dev libjansson-dev python3-numpy valgrind \
+           python3-pytest python3-venv python3-setuptools python3-wheel
 
 # CUDA backend: a separately loaded module, $(BUILD)/libocn-cuda.so (issue 11,
 # issue 15): `ocn` links no CUDA library and dlopens the module only when the
@@ -53,18 +54,39 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 GAMES    = $(wildcard games/*.json)
 FIXTURES = $(patsubst %/manifest.json,%,$(wildcard fixtures/*/manifest.json))
 
-.PHONY: all deps run test check-test port-test fixtures fuzz mutants bench clean detect catalogue
-all: $(BUILD)/ocn $(BUILD)/libocn.a
+.PHONY: all deps run test check-test port-test fixtures fuzz mutants bench clean detect catalogue \
+        python-test install link-test
+all: $(BUILD)/ocn $(BUILD)/libocn.a $(BUILD)/libocn.so
 
+# nvcc needs a host C++ compiler (a CUDA toolkit without g++ fails with "nvcc
+# fatal: Failed to preprocess host compiler properties"), so g++ is a dependency
+# wherever nvcc is found.  `make deps` escalates privileges only when asked:
+# as root it runs apt-get; otherwise it prints the line to run and stops,
+# unless SUDO=sudo (or another command) is given.
+DEB_PKGS += $(if $(NVCC),g++,)
+SUDO ?=
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ] && [ -z "$(SUDO)" ]; then \
+	    echo "make deps: missing Debian packages:$$missing" >&2; \
+	    echo "  run as root:  apt-get update && apt-get install -y$$missing" >&2; \
+	    echo "  or let make use sudo:  make $(or $(MAKECMDGOALS),deps) SUDO=sudo" >&2; \
+	    exit 1; \
+	  fi; \
 	  echo "make deps: installing$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then S=; else S="$(SUDO)"; fi; \
+	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the compiler or the global flags change (e.g. a
+# build/ from before -fPIC, which libocn.so needs).
+FLAGS_SIG := $(CC) $(CFLAGS)
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(BUILD); echo '$(FLAGS_SIG)' | cmp -s - $@ || echo '$(FLAGS_SIG)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/.flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -111,6 +133,8 @@ check-test: $(BUILD)/ocn $(BUILD)/tests/ocn_tests
 ifneq ($(SANITIZE),1)
 	@$(PYTHON) ci/fixture_catalogue.py --check
 	@$(MAKE) --no-print-directory port-test
+	@$(MAKE) --no-print-directory python-test
+	@$(MAKE) --no-print-directory link-test
 endif
 
 # A numpy-only port (examples/port_numpy.py) recomputes every shipped fixture's
@@ -120,6 +144,60 @@ endif
 PYTHON ?= /usr/bin/python3
 port-test: $(BUILD)/ocn
 	@OCN=$(BUILD)/ocn PYTHON=$(PYTHON) bash ci/port_mutants.sh
+
+# ---- For users (issue 15): the Python package, an installable library -------
+# python/ocnopt installed into a fresh venv (system site packages: Debian's
+# numpy, setuptools, pytest; no network) from a copy of python/, then its tests
+# run against the installed package and this build's ocn.
+python-test: $(BUILD)/ocn
+	@rm -rf $(BUILD)/venv $(BUILD)/pysrc && mkdir -p $(BUILD) && cp -r python $(BUILD)/pysrc && \
+	  rm -rf $(BUILD)/pysrc/build $(BUILD)/pysrc/*.egg-info $(BUILD)/pysrc/tests
+	@$(PYTHON) -m venv --system-site-packages $(BUILD)/venv
+	@$(BUILD)/venv/bin/pip install -q --no-index --no-build-isolation $(BUILD)/pysrc > $(BUILD)/venv/install.log 2>&1 \
+	  || { cat $(BUILD)/venv/install.log; exit 1; }
+	@cd python/tests && OCN=$(CURDIR)/$(BUILD)/ocn OCNOPT_INSTALLED=$(CURDIR)/$(BUILD)/venv \
+	  $(CURDIR)/$(BUILD)/venv/bin/python -m pytest -q -p no:cacheprovider .
+
+# `make install PREFIX=DIR [DESTDIR=…]`: ocn, its man page, the headers, libocn.a
+# and libocn.so (every object built with -fPIC), ocnopt.pc for pkg-config.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+OCN_VERSION := $(shell sed -n 's/^\#define OCN_VERSION "\(.*\)"/\1/p' include/ocn/version.h)
+OCN_SOMAJOR := $(shell sed -n 's/^\#define OCN_VERSION_MAJOR \([0-9]*\)/\1/p' include/ocn/version.h)
+INST = $(DESTDIR)$(PREFIX)
+
+$(BUILD)/libocn.so: $(LIB_OBJ) $(CUDA_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libocn.so.$(OCN_SOMAJOR) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/ocn.1: $(BUILD)/ocn
+	@{ echo '.TH OCN 1 "" "ocnopt $(OCN_VERSION)" "ocnopt"'; echo '.SH NAME'; \
+	   echo 'ocn \- the ocnopt command-line tool: fixtures, verification, comparison'; \
+	   echo '.SH SYNOPSIS'; echo '.nf'; $(BUILD)/ocn --help | sed -e 's/\\/\\e/g' -e 's/^\./\\\&./'; echo '.fi'; \
+	   echo '.SH SEE ALSO'; echo 'README.md, docs/fixtures.md and docs/port-guide.md in the ocnopt sources'; } > $@
+
+install: $(BUILD)/ocn $(BUILD)/libocn.a $(BUILD)/libocn.so $(BUILD)/ocn.1
+	install -d $(INST)/bin $(INST)/include/ocn $(INST)/lib/pkgconfig $(INST)/share/man/man1
+	install -m 755 $(BUILD)/ocn $(INST)/bin/ocn
+	install -m 644 include/ocn/*.h $(INST)/include/ocn/
+	install -m 644 $(BUILD)/libocn.a $(INST)/lib/libocn.a
+	install -m 755 $(BUILD)/libocn.so $(INST)/lib/libocn.so.$(OCN_VERSION)
+	ln -sfn libocn.so.$(OCN_VERSION) $(INST)/lib/libocn.so.$(OCN_SOMAJOR)
+	ln -sfn libocn.so.$(OCN_SOMAJOR) $(INST)/lib/libocn.so
+	install -m 644 $(BUILD)/ocn.1 $(INST)/share/man/man1/ocn.1
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(OCN_VERSION)|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' \
+	  ocnopt.pc.in > $(INST)/lib/pkgconfig/ocnopt.pc
+
+# examples/link/ built against an installed temporary prefix through
+# `pkg-config --cflags --libs ocnopt` (shared) and `--static` (libocn.a), then run.
+link-test: $(BUILD)/ocn
+	@rm -rf $(BUILD)/prefix $(BUILD)/link
+	@$(MAKE) --no-print-directory -s install PREFIX=$(CURDIR)/$(BUILD)/prefix > /dev/null
+	@PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/prefix/lib/pkgconfig $(MAKE) --no-print-directory -s -C examples/link \
+	  OUT=$(CURDIR)/$(BUILD)/link
+	@LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/prefix/lib $(BUILD)/link/link_shared fixtures/mlp-tanh-ce
+	@$(BUILD)/link/link_static fixtures/mlp-tanh-ce
+	@LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/prefix/lib ldd $(BUILD)/link/link_shared | grep -q "$(CURDIR)/$(BUILD)/prefix/lib/libocn.so" || \
+	  { echo "link-test: link_shared does not load the installed libocn.so"; exit 1; }
 
 # Regenerate the shipped fixtures from games/*.json (committed), then the catalogue.
 fixtures: $(BUILD)/ocn

@@ -3,6 +3,8 @@
  * check.  A check that does not apply prints nothing — never a pass. */
 #include "check.h"
 
+#include <fnmatch.h>
+#include <stdio.h>
 #include <string.h>
 
 static int is_fne(const ocn_game *g) { return g->opt.game == OCN_GAME_FNE; }
@@ -96,16 +98,32 @@ static const struct {
     {"GT-P2", ocn_check_gtp2_applies, check_gtp2},
 };
 
+int ocn_filter_match(const char *pattern, const char *fixture, const char *id)
+{
+    if (!pattern) return 1;
+    char both[512];
+    snprintf(both, sizeof both, "%s/%s", fixture, id ? id : "");
+    return !fnmatch(pattern, fixture, 0) || (id && !fnmatch(pattern, id, 0)) || !fnmatch(pattern, both, 0);
+}
+
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err)
 {
+    return ocn_theorems_select(f, o, NULL, rep, err);
+}
+
+int ocn_theorems_select(const ocn_fixture *f, const ocn_ref_opts *o, const char *filter, ocn_report *rep, ocn_error *err)
+{
     check_ctx c = {f, f->game, f->arrays, o, rep, err, f->game->name};
-    if (f->c_measured) { /* §10: every report prints the fixture's detection power */
+    int any = 0;
+    for (size_t i = 0; i < sizeof CHECKS / sizeof *CHECKS; i++)
+        any |= CHECKS[i].applies(f->game) && ocn_filter_match(filter, f->game->name, CHECKS[i].id);
+    if (f->c_measured && any) { /* §10: every report prints the fixture's detection power */
         ocn_fixture_info info;
         ocn_fixture_info_of(f->game->name, f->arrays, &info);
         ocn_report_fixture_info(rep, &info);
     }
     for (size_t i = 0; i < sizeof CHECKS / sizeof *CHECKS; i++) {
-        if (!CHECKS[i].applies(f->game)) continue;
+        if (!CHECKS[i].applies(f->game) || !ocn_filter_match(filter, f->game->name, CHECKS[i].id)) continue;
         int rc = CHECKS[i].run(&c);
         if (rc) return ocn_error_prefix(err, "%s: check %s", f->dir, CHECKS[i].id);
     }

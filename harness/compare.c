@@ -80,6 +80,16 @@ void ocn_fixture_info_of(const char *fixture, const ocn_arrayset *ref, ocn_fixtu
     info->fit_for_ports = 2 * info->weak <= info->total;
 }
 
+/* "(4, 42, 6)", "(21,)" as numpy prints shapes */
+static const char *shape_str(char *b, size_t n, const ocn_array *a)
+{
+    size_t l = (size_t)snprintf(b, n, "(");
+    for (int d = 0; d < a->ndim && l < n; d++)
+        l += (size_t)snprintf(b + l, n - l, "%s%zu", d ? ", " : "", a->shape[d]);
+    if (l < n) snprintf(b + l, n - l, a->ndim == 1 ? ",)" : ")");
+    return b;
+}
+
 static int same_shape(const ocn_array *a, const ocn_array *b)
 {
     int same = a->ndim == b->ndim;
@@ -119,6 +129,10 @@ int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_array
         if (!same_shape(x, y)) {
             snprintf(q, sizeof q, "%s (shape differs)", x->name);
             ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            char sx[64], sy[64]; /* both shapes on the row's reason line (issue 15) */
+            if (rep->count && !strcmp(rep->rows[rep->count - 1].quantity, q))
+                snprintf(rep->rows[rep->count - 1].reason, sizeof rep->rows[0].reason, "shape %s, reference %s",
+                         shape_str(sy, sizeof sy, y), shape_str(sx, sizeof sx, x));
             continue;
         }
         ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, x->cond);

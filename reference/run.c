@@ -17,6 +17,47 @@ static const char *const FAULT_NAMES[] = {"none", "K-sign", "feedback-drop", "K-
 
 const char *ocn_fault_name(ocn_fault f) { return (unsigned)f < OCN_FAULT_COUNT ? FAULT_NAMES[f] : "?"; }
 
+/* What each fault breaks (`ocn --help` prints this table with the names). */
+static const char *const FAULT_WHAT[] = {"no fault", "K := -K (every feedback gain)",
+                                         "update pass applies k only, drops K dx",
+                                         "K := K (1 + 1e-6)", "k := k (1 + 1e-6)",
+                                         "GR, exact curvature: cross-player blocks P_uv left out of M"};
+
+const char *ocn_fault_description(ocn_fault f) { return (unsigned)f < OCN_FAULT_COUNT ? FAULT_WHAT[f] : "?"; }
+
+/* A fault whose kernel never runs, or changes nothing, on this game would
+ * pass silently and look like a harness that cannot fail (issue 15). */
+int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n)
+{
+    const ocn_optimizer *o = &g->opt;
+    const char *no = NULL;
+    int k_zero = (o->game == OCN_GAME_FNE && (o->zero & OCN_ZERO_QTHX)) ||
+                 (o->game == OCN_GAME_GR && (o->zero & OCN_ZERO_PUX));
+    int multi = 0; /* a stage with two parameterised players: P_uv exists */
+    for (int t = 0; t < g->T; t++) {
+        int k = 0;
+        for (int p = 0; p < g->stages[t].nplayers; p++) k += g->stages[t].players[p].m > 0;
+        multi |= k >= 2;
+    }
+    switch (f) {
+    case OCN_FAULT_PUV_DROP:
+        if (o->game != OCN_GAME_GR) no = "an FNE game has no cross-player blocks P_uv (GR only)";
+        else if (o->curvature != OCN_CURV_EXACT) no = "it acts on the exact curvature only (this game's curvature is not exact)";
+        else if (o->zero & (OCN_ZERO_MID | OCN_ZERO_PUV)) no = "the game's zero flags already drop M or P_uv";
+        else if (!multi) no = "no stage has two parameterised players, so there is no P_uv";
+        break;
+    case OCN_FAULT_K_SIGN:
+    case OCN_FAULT_K_PERTURB:
+    case OCN_FAULT_FEEDBACK_DROP:
+        if (k_zero) no = "K is zero in this game (zero: Qthx / Pux)";
+        else if (f == OCN_FAULT_FEEDBACK_DROP && g->T < 2) no = "with one stage dx_0 = 0, so K dx contributes nothing";
+        break;
+    default: break;
+    }
+    if (why && n) snprintf(why, n, "%s", no ? no : "");
+    return no == NULL;
+}
+
 int ocn_fault_parse(const char *s, ocn_fault *out)
 {
     for (int f = 0; f < OCN_FAULT_COUNT; f++)

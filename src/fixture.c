@@ -2,6 +2,7 @@
 #include "ocn/fixture.h"
 #include "ocn/npy.h"
 #include "ocn/tolerance.h"
+#include "ocn/version.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -268,6 +269,7 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
     json_object_set_new(prod, "name", json_string(p->name ? p->name : "ocnopt"));
     json_object_set_new(prod, "backend", json_string(p->backend ? p->backend : "reference"));
     json_object_set_new(prod, "precision", json_string(p->precision ? p->precision : "f64"));
+    json_object_set_new(prod, "version", json_string(OCN_VERSION)); /* issue 15: the library that wrote it */
     if (p->commit) json_object_set_new(prod, "commit", json_string(p->commit));
     if (p->rng) json_object_set_new(prod, "rng", json_string(p->rng));
     json_object_set_new(prod, "seed", json_integer((json_int_t)p->seed));

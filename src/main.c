@@ -6,6 +6,7 @@
 #include "ocn/reference.h"
 #include "ocn/tolerance.h"
 #include "ocn/train.h"
+#include "ocn/version.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -28,15 +29,19 @@ static const char USAGE[] =
     "       ocn normalise GAME.json      print the SPEC §11 v2 normalised game (every default filled in)\n"
     "       ocn detect DIR... [--max-power P] [--max-weak FRACTION]\n"
     "                                    §10 detection power per fixture and of the set (exit 1 over a limit)\n"
+    "       ocn --version | --help | CMD --help\n"
     "report options:\n"
     "  --verbose        print every row (default: one line per fixture x check family, and every row not ok)\n"
     "  --json FILE      machine-readable report (schema ocnopt-report v1)\n"
     "  --junit FILE     JUnit XML, one testcase per fixture x check family\n"
     "  --allow-skip     exit 0 even when the run compared nothing or skipped everything\n"
+    "  --filter PATTERN run only the fixtures x checks a glob selects: it matches the fixture's name,\n"
+    "                   the check ID (T6b, REPRO, cpu/f32, COMPARE) or NAME/ID, e.g. 'mlp-*', T6b, '*-gr/SCHUR'\n"
     "  --max-memory SIZE  (also gen) refuse a reference run whose estimated peak memory exceeds SIZE\n"
     "                   (e.g. 512M, 8G; default: the machine's physical memory)\n"
-    "  --fault NAME     (verify, theorems: harness self-test) inject a wrong kernel into the reference:\n"
-    "                   K-sign, feedback-drop, K-perturb, k-perturb, Puv-drop\n"
+    "  --fault NAME     (verify, theorems: harness self-test) inject a wrong kernel into the reference;\n"
+    "                   a fixture it does not apply to is a SKIP row saying why:\n"
+    "%FAULTS%"
     "exit status:\n"
     "  0  every comparison passed (ok or marginal; weak rows are printed, never counted as passed)\n"
     "  1  a comparison FAILED, or the run compared nothing / skipped everything (without --allow-skip)\n"
@@ -44,11 +49,57 @@ static const char USAGE[] =
     "     a message names the file, field or layer; nothing is written\n"
     "  3  an I/O or resource failure (cannot write a file, out of memory)\n";
 
+static void print_faults(FILE *f)
+{
+    for (int i = 1; i < OCN_FAULT_COUNT; i++)
+        fprintf(f, "                     %-14s %s\n", ocn_fault_name((ocn_fault)i), ocn_fault_description((ocn_fault)i));
+}
+
+/* USAGE, its fault list from the table the code parses (reference/run.c:
+ * each name once, with what it breaks).  cmd != NULL (`ocn CMD --help`):
+ * CMD's lines of the usage block with their continuation lines, the report
+ * options where CMD takes them, and the exit statuses. */
+static void print_usage(FILE *f, const char *cmd)
+{
+    const char *mark = strstr(USAGE, "%FAULTS%"), *ropts = strstr(USAGE, "report options:");
+    if (!cmd) {
+        fwrite(USAGE, 1, (size_t)(mark - USAGE), f);
+        print_faults(f);
+        fputs(mark + strlen("%FAULTS%"), f);
+        return;
+    }
+    size_t cl = strlen(cmd);
+    int in = 0, report = 0, first = 1;
+    for (const char *l = USAGE; l < ropts;) {
+        size_t len = (size_t)(strchr(l, '\n') - l) + 1;
+        const char *body = l + 7; /* after "usage: " or 7 blanks */
+        if (len > 11 && !strncmp(body, "ocn ", 4))
+            in = !strncmp(body + 4, cmd, cl) && (body[4 + cl] == ' ' || body[4 + cl] == '\n');
+        if (in && len > 7) {
+            fprintf(f, "%s%.*s", first ? "usage: " : "       ", (int)(len - 7), body);
+            report |= memmem(l, len, "REPORT OPTIONS", 14) != NULL;
+            first = 0;
+        }
+        l += len;
+    }
+    if (report) {
+        fwrite(ropts, 1, (size_t)(mark - ropts), f);
+        print_faults(f);
+    } else if (!strcmp(cmd, "gen")) {
+        const char *mm = strstr(USAGE, "  --max-memory SIZE"), *fa = strstr(USAGE, "  --fault NAME");
+        fputs("options:\n", f);
+        fwrite(mm, 1, (size_t)(fa - mm), f);
+    }
+    fputs(strstr(USAGE, "exit status:"), f);
+}
+
 static int usage(void)
 {
-    fputs(USAGE, stderr);
+    print_usage(stderr, NULL);
     return 2;
 }
+
+static const char *const COMMANDS[] = {"gen", "verify", "theorems", "check", "compare", "detect", "normalise", NULL};
 
 static int die(const ocn_error *e)
 {
@@ -83,7 +134,7 @@ static int parse_size(const char *s, size_t *out)
 }
 
 typedef struct {
-    const char *json, *junit;
+    const char *json, *junit, *filter;
     int verbose, allow_skip;
     ocn_ref_opts ref;
 } report_opts;
@@ -96,6 +147,7 @@ static int report_option(int argc, char **argv, int *i, report_opts *ro)
     else if (!strcmp(a, "--allow-skip")) ro->allow_skip = 1;
     else if (!strcmp(a, "--json") && *i + 1 < argc) ro->json = argv[++*i];
     else if (!strcmp(a, "--junit") && *i + 1 < argc) ro->junit = argv[++*i];
+    else if (!strcmp(a, "--filter") && *i + 1 < argc) ro->filter = argv[++*i];
     else if (!strcmp(a, "--max-memory") && *i + 1 < argc) {
         if (parse_size(argv[++*i], &ro->ref.max_memory)) return -1;
     }
@@ -122,6 +174,7 @@ static int finish_report(const ocn_report *rep, const report_opts *ro, int statu
     if (ocn_report_failures(rep)) return 1;
     if (!ocn_report_compared(rep) && !ro->allow_skip) { /* §10: a verdict that compared nothing is no pass */
         fflush(stdout);
+        if (ro->filter && !rep->count) fprintf(stderr, "ocn: --filter '%s' selected no fixture or check\n", ro->filter);
         fprintf(stderr, "ocn: nothing was compared%s; exit 1 (--allow-skip to accept)\n",
                 rep->skipped ? " (everything skipped)" : "");
         return 1;
@@ -222,7 +275,17 @@ static int cmd_gen(int argc, char **argv)
     return 0;
 }
 
-typedef int (*fixture_fn)(const ocn_fixture *, const ocn_ref_opts *, ocn_report *, ocn_error *);
+typedef int (*fixture_fn)(const ocn_fixture *, const report_opts *, ocn_report *, ocn_error *);
+
+static int run_verify(const ocn_fixture *f, const report_opts *ro, ocn_report *rep, ocn_error *e)
+{
+    return ocn_filter_match(ro->filter, f->game->name, "REPRO") ? ocn_verify_fixture(f, &ro->ref, rep, e) : OCN_OK;
+}
+
+static int run_theorems(const ocn_fixture *f, const report_opts *ro, ocn_report *rep, ocn_error *e)
+{
+    return ocn_theorems_select(f, &ro->ref, ro->filter, rep, e);
+}
 
 static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
 {
@@ -247,7 +310,13 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
         ocn_error e = {0};
         ocn_fixture *f = NULL;
         int rc = ocn_fixture_read(dirs[i], &f, &e);
-        if (!rc) rc = fn(f, &ro.ref, rep, &e), processed++;
+        char why[160];
+        if (!rc && ro.ref.fault != OCN_FAULT_NONE && !ocn_fault_applies(f->game, ro.ref.fault, why, sizeof why)) {
+            char reason[256]; /* a fault that cannot show would be a silent pass (issue 15) */
+            snprintf(reason, sizeof reason, "--fault %s does not apply: %s", ocn_fault_name(ro.ref.fault), why);
+            ocn_report_skip(rep, id, f->game->name, reason);
+            processed++;
+        } else if (!rc) rc = fn(f, &ro, rep, &e), processed++;
         if (rc) status = worse(status, fixture_error(rep, id, f ? f->game->name : dirs[i], &e));
         ocn_fixture_free(f);
     }
@@ -302,6 +371,7 @@ static int cmd_check(int argc, char **argv)
             for (int p = 0; p < np; p++) {
                 char id[24];
                 snprintf(id, sizeof id, "%s/f%d", backends[b], precs[p]);
+                if (!ocn_filter_match(ro.filter, f->game->name, id)) continue;
                 rc = ocn_check_fixture(f, backends[b], precs[p], rep, &e);
                 /* a refusal (no GPU, no CUDA in this build, or a regime the optimized path found it
                  * cannot compute to §10 accuracy during the run) is a visible SKIP, never a pass */
@@ -345,7 +415,7 @@ static int cmd_compare(int argc, char **argv)
     int rc = rep ? OCN_OK : ocn_fail(&e, OCN_ENOMEM, "out of memory");
     if (!rc) rc = ocn_fixture_read(dirs[0], &a, &e);
     if (!rc) rc = ocn_fixture_read(dirs[1], &b, &e);
-    if (!rc) rc = ocn_compare_fixtures(a, b, req, rep, &e);
+    if (!rc && ocn_filter_match(ro.filter, a->game->name, "COMPARE")) rc = ocn_compare_fixtures(a, b, req, rep, &e);
     int status = rc ? die(&e) : finish_report(rep, &ro, 0, 1);
     ocn_fixture_free(a), ocn_fixture_free(b);
     ocn_report_free(rep);
@@ -424,16 +494,30 @@ int main(int argc, char **argv)
 {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(USAGE, stdout);
+        print_usage(stdout, argc > 2 && strcmp(argv[1], "help") == 0 ? argv[2] : NULL);
         return 0;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("ocn %s (commit %s)\n", OCN_VERSION, OCN_COMMIT);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++) /* `ocn CMD --help`: that command's usage, to stdout, exit 0 */
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            for (int c = 0; COMMANDS[c]; c++)
+                if (!strcmp(argv[1], COMMANDS[c]) || (!strcmp(argv[1], "normalize") && !strcmp(COMMANDS[c], "normalise"))) {
+                    print_usage(stdout, COMMANDS[c]);
+                    return 0;
+                }
+            break;
+        }
     if (!strcmp(argv[1], "gen")) return cmd_gen(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, ocn_verify_fixture, "REPRO");
-    if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, ocn_theorems_fixture, "THEOREMS");
+    if (!strcmp(argv[1], "verify")) return cmd_fixtures(argc - 2, argv + 2, run_verify, "REPRO");
+    if (!strcmp(argv[1], "theorems")) return cmd_fixtures(argc - 2, argv + 2, run_theorems, "THEOREMS");
     if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(argv[1], "detect")) return cmd_detect(argc - 2, argv + 2);
     if (!strcmp(argv[1], "train")) return ocn_cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "normalise") || !strcmp(argv[1], "normalize")) return cmd_normalise(argc - 2, argv + 2);
-    return usage();
+    fprintf(stderr, "ocn: unknown command '%s' (ocn --help lists them)\n", argv[1]);
+    return 2;
 }

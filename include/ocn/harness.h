@@ -125,6 +125,13 @@ int ocn_verify_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *
 
 /* Run every §9 check that applies to the fixture's game. */
 int ocn_theorems_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_report *rep, ocn_error *err);
+/* The same, only the checks `filter` selects (NULL: all; see ocn_filter_match). */
+int ocn_theorems_select(const ocn_fixture *f, const ocn_ref_opts *o, const char *filter, ocn_report *rep,
+                        ocn_error *err);
+/* `--filter PATTERN` (issue 15): a glob (fnmatch) selecting a fixture × check
+ * when it matches the fixture's name, the check ID (e.g. "T6b", "REPRO",
+ * "cpu/f32"), or "NAME/ID"; NULL selects everything. */
+int ocn_filter_match(const char *pattern, const char *fixture, const char *id);
 
 /* `ocn check`: optimized (backend, precision 32/64) vs reference on one
  * fixture; a game the optimized path refuses statically is a SKIP row with the

@@ -47,6 +47,11 @@ int ocn_ref_estimate_memory(const ocn_game *g, const ocn_optimizer *opt, size_t 
 
 const char *ocn_fault_name(ocn_fault f);
 int ocn_fault_parse(const char *s, ocn_fault *out);
+/* One line on what the fault breaks (for --help, from the same table). */
+const char *ocn_fault_description(ocn_fault f);
+/* 1 when fault f changes what the reference computes on game g; otherwise 0
+ * and `why` (n bytes) says why not, e.g. Puv-drop on an FNE game (issue 15). */
+int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n);
 
 /* One optimizer step of the reference on game g with optimizer settings opt
  * (normally &g->opt; checks pass variants).  `inputs` holds x0, y, theta_*,
