@@ -1,7 +1,8 @@
 """SPEC §10 revision 2 verdicts, exactly as `ocn compare` makes them
 (harness/compare.c, harness/report.c, src/tolerance.c):
 
-    err   = ‖X − X*‖_F / max(‖X*‖_F, DBL_MIN)     (sums in long double)
+    err   = ‖X − X*‖_F / max(‖X*‖_F, DBL_MIN)     (sums in long double;
+            ‖X‖_F / zero_scale for a zero by cancellation, the manifest's zero_scale)
     ratio = err / (u · max(c, 1))                 c: the REFERENCE side's stored cond
     ok < 30 ≤ marginal < 300 ≤ FAILED;  NaN/Inf in X, a missing required
     array, another shape, an input that is not the same bits: FAILED
@@ -67,6 +68,18 @@ def rel_err(x, ref):
     d = np.sqrt(np.sum(e * e, dtype=np.longdouble))
     r = np.sqrt(np.sum(ref.astype(np.longdouble) ** 2, dtype=np.longdouble))
     return float(d / max(r, np.longdouble(DBL_MIN)))
+
+
+def array_err(x, ref, zero_scale=0.0):
+    """err of x against a reference array (ocn_array_err): rel_err, except
+    for a zero by cancellation (the manifest's `zero_scale` > 0: an all-zero
+    X* the perturbation runs did not reproduce), measured against the size
+    of the terms that cancelled, ‖x‖_F / zero_scale."""
+    e = rel_err(x, ref)
+    if zero_scale > 0 and math.isfinite(e):
+        xl = np.asarray(x, dtype=np.float64).ravel().astype(np.longdouble)
+        e = float(np.sqrt(np.sum(xl * xl, dtype=np.longdouble)) / np.longdouble(zero_scale))
+    return e
 
 
 def verdict_of(err, u, c):
@@ -281,7 +294,8 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
             else:
                 y = tget(name)
                 if tuple(y.shape) == x_shape:
-                    rows.append(Row(name, name, rel_err(y, ref[name]), u, c, x_shape, x_shape, False))
+                    rows.append(Row(name, name, array_err(y, ref[name], ref.zero_scale(name)), u, c, x_shape, x_shape,
+                                    False))
             continue
         if not have:
             rows.append(Row(name, f"{name} (missing)", math.inf, u, c, x_shape, None, True))
@@ -290,7 +304,7 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
         if tuple(y.shape) != x_shape:
             rows.append(Row(name, f"{name} (shape differs)", math.inf, u, c, x_shape, tuple(y.shape), True))
             continue
-        rows.append(Row(name, name, rel_err(y, ref[name]), u, c, x_shape, x_shape, True))
+        rows.append(Row(name, name, array_err(y, ref[name], ref.zero_scale(name)), u, c, x_shape, x_shape, True))
     for name in tnames:
         if name not in ref.manifest["arrays"]:
             one_side.append((name, "only in B"))

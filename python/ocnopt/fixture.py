@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -111,6 +112,15 @@ class Fixture(collections.abc.Mapping):
         if not self.c_measured or isinstance(c, bool) or not isinstance(c, (int, float)):
             return 0.0
         return float(c)
+
+    def zero_scale(self, name):
+        """§10 zero by cancellation: an all-zero array whose perturbation runs
+        were not zero is compared against the size of the cancelled terms
+        (ocn_array_err); 0 when the manifest stores none."""
+        z = self.entry(name).get("zero_scale")
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not (z > 0) or not math.isfinite(z):
+            return 0.0
+        return float(z)
 
     def informative(self, name):
         return self.entry(name).get("informative", True)

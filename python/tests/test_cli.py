@@ -24,8 +24,8 @@ def test_run_calls_ocn_gen_and_matches_the_shipped_fixture(ocn, tmp_path):
     fx = ocnopt.run(os.path.join(REPO, "games", "mlp-tanh-ce.json"), tmp_path / "gen")
     assert fx.producer["name"] == "ocnopt reference" and fx.producer["version"] == ocnopt.__version__
     shipped = ocnopt.load_fixture(os.path.join(REPO, "fixtures", "mlp-tanh-ce"))
-    assert sorted(fx) == sorted(shipped) and all(np.array_equal(fx[n], shipped[n]) for n in fx)
-    assert ocnopt.compare(shipped, fx).passed
+    assert sorted(fx) == sorted(shipped) and all(np.array_equal(fx[n], shipped[n]) for n in fx.inputs)
+    assert ocnopt.compare(shipped, fx).passed          # outputs: the same to §10 accuracy
     game = json.load(open(os.path.join(REPO, "games", "mlp-tanh-ce.json")))
     game["batch"] = -1
     with pytest.raises(ocnopt.FixtureError, match="batch"):

@@ -160,3 +160,20 @@ def test_weak_rows_never_pass(ocn):
     weak = [r.name for r in res.weak]
     assert weak and all(not ref.informative(n) for n in weak)
     assert res.n_passed == len(res.rows) - len(weak)
+
+
+def test_zero_by_cancellation_uses_zero_scale_like_ocn(ocn, tmp_path, copy_fixture):
+    """An all-zero X* whose manifest stores zero_scale (issue 10: a zero the
+    perturbation runs did not reproduce) is judged by ‖X‖/zero_scale."""
+    d = copy_fixture("mlp-tanh-ce", "zs")
+    m = json.loads((d / "manifest.json").read_text())
+    ref = ocnopt.load_fixture(REF)
+    assert not np.any(ref["dx_t0"])                       # dx_0 = 0 always
+    m["arrays"]["dx_t0"]["zero_scale"] = 1e-3
+    (d / "manifest.json").write_text(json.dumps(m))
+    arrays = port_outputs(ref)
+    arrays["dx_t0"] = np.full_like(arrays["dx_t0"], 1e-17)  # ‖X‖ ~ 2e-16: tiny against 1e-3
+    ocnopt.write_fixture(tmp_path / "t", ref, arrays)
+    py = ocnopt.compare(d, tmp_path / "t")
+    assert py["dx_t0"].verdict == "ok" and py_verdicts(py) == c_verdicts(d, tmp_path / "t")
+    assert ocnopt.compare(REF, tmp_path / "t")["dx_t0"].verdict == "FAILED"   # without it: relative to 0
