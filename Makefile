@@ -159,14 +159,15 @@ python-test: $(BUILD)/ocn
 	  $(CURDIR)/$(BUILD)/venv/bin/python -m pytest -q -p no:cacheprovider .
 
 # `make install PREFIX=DIR [DESTDIR=…]`: ocn, its man page, the headers, libocn.a
-# and libocn.so (every object built with -fPIC), ocnopt.pc for pkg-config.
+# and libocn.so (every object built with -fPIC), ocnopt.pc for pkg-config, and
+# the CUDA module lib/libocn-cuda.so where it was built (OCN_CUDA_MODULE names it).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 OCN_VERSION := $(shell sed -n 's/^\#define OCN_VERSION "\(.*\)"/\1/p' include/ocn/version.h)
 OCN_SOMAJOR := $(shell sed -n 's/^\#define OCN_VERSION_MAJOR \([0-9]*\)/\1/p' include/ocn/version.h)
 INST = $(DESTDIR)$(PREFIX)
 
-$(BUILD)/libocn.so: $(LIB_OBJ) $(CUDA_OBJ)
+$(BUILD)/libocn.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,libocn.so.$(OCN_SOMAJOR) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/ocn.1: $(BUILD)/ocn
@@ -175,7 +176,7 @@ $(BUILD)/ocn.1: $(BUILD)/ocn
 	   echo '.SH SYNOPSIS'; echo '.nf'; $(BUILD)/ocn --help | sed -e 's/\\/\\e/g' -e 's/^\./\\\&./'; echo '.fi'; \
 	   echo '.SH SEE ALSO'; echo 'README.md, docs/fixtures.md and docs/port-guide.md in the ocnopt sources'; } > $@
 
-install: $(BUILD)/ocn $(BUILD)/libocn.a $(BUILD)/libocn.so $(BUILD)/ocn.1
+install: $(BUILD)/ocn $(BUILD)/libocn.a $(BUILD)/libocn.so $(BUILD)/ocn.1 $(CUDA_MOD)
 	install -d $(INST)/bin $(INST)/include/ocn $(INST)/lib/pkgconfig $(INST)/share/man/man1
 	install -m 755 $(BUILD)/ocn $(INST)/bin/ocn
 	install -m 644 include/ocn/*.h $(INST)/include/ocn/
@@ -184,6 +185,7 @@ install: $(BUILD)/ocn $(BUILD)/libocn.a $(BUILD)/libocn.so $(BUILD)/ocn.1
 	ln -sfn libocn.so.$(OCN_VERSION) $(INST)/lib/libocn.so.$(OCN_SOMAJOR)
 	ln -sfn libocn.so.$(OCN_SOMAJOR) $(INST)/lib/libocn.so
 	install -m 644 $(BUILD)/ocn.1 $(INST)/share/man/man1/ocn.1
+	$(if $(CUDA_MOD),install -m 755 $(CUDA_MOD) $(INST)/lib/libocn-cuda.so,@echo "install: $(CUDA_NOTE)")
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(OCN_VERSION)|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' \
 	  ocnopt.pc.in > $(INST)/lib/pkgconfig/ocnopt.pc
 
