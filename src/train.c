@@ -69,9 +69,11 @@ static void baseline_step(const ocn_train_opts *o, double lr, baseline *s, doubl
     }
 }
 
-/* One step of the game's optimizer on the optimized path (§8: theta_new). */
-static int ddp_step(const ocn_game *g, const ocn_net *net, const ocn_train_opts *o, const ocn_dataset *d,
-                    const size_t *idx, double *theta, ocn_arrayset *in, ocn_error *err)
+/* One step of the game's optimizer on the optimized path (§8: theta_new),
+ * carrying the §13 state (moving averages with the game's stat_decay ρ,
+ * kfac factorisations refreshed every refresh_every steps). */
+static int ddp_step(const ocn_game *g, const ocn_net *net, ocn_opt_state *st, const ocn_dataset *d, const size_t *idx,
+                    double *theta, ocn_arrayset *in, ocn_error *err)
 {
     size_t B = (size_t)g->batch;
     int rc = ocn_net_get(net, theta, in, err);
@@ -81,10 +83,9 @@ static int ddp_step(const ocn_game *g, const ocn_net *net, const ocn_train_opts 
     ocn_array *y = rc ? NULL : ocn_arrayset_add2(in, "y", 1, B, 0, 0);
     if (!rc && !y) rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < B; i++) y->data[i] = d->y[idx[i]]; /* §12: ce labels as <f8 integers */
-    ocn_opt_config cfg = {.backend = o->backend ? o->backend : "cpu", .precision = 64, .form_limit = 0};
     ocn_arrayset *out = rc ? NULL : ocn_arrayset_new();
     if (!rc && !out) rc = ocn_fail(err, OCN_ENOMEM, "out of memory");
-    if (!rc) rc = ocn_opt_run(g, &g->opt, in, &cfg, out, err);
+    if (!rc) rc = ocn_opt_step(st, in, out, err);
     if (!rc) rc = ocn_net_set(net, theta, out, err);
     ocn_arrayset_free(out);
     return rc;
@@ -124,6 +125,14 @@ int ocn_train_run(const ocn_game *g, const ocn_dataset *d, const ocn_train_opts 
     size_t *order = malloc(d->ntrain * sizeof *order);
     baseline bs = {calloc(M + 1, sizeof(double)), calloc(M + 1, sizeof(double)), calloc(M + 1, sizeof(double)), 0};
     ocn_arrayset *in = ocn_arrayset_new();
+    ocn_opt_state *st = NULL;
+    ocn_opt_config cfg = {.backend = o->backend ? o->backend : "cpu", .precision = 64, .form_limit = 0};
+    if (o->method == OCN_TRAIN_GAME && (rc = ocn_opt_state_new(g, &g->opt, &cfg, &st, err))) {
+        ocn_net_free(net);
+        ocn_arrayset_free(in);
+        free(theta), free(order), free(bs.buf), free(bs.sq), free(bs.grad);
+        return rc;
+    }
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     res->train_loss = calloc(E, sizeof(double)), res->eval_loss = calloc(E, sizeof(double));
     res->eval_acc = calloc(E, sizeof(double)), res->seconds = calloc(E, sizeof(double));
@@ -149,7 +158,7 @@ int ocn_train_run(const ocn_game *g, const ocn_dataset *d, const ocn_train_opts 
             const size_t *idx = order + b * B;
             if (o->method == OCN_TRAIN_GAME) {
                 ocn_error se = {0};
-                int s = ddp_step(g, net, o, d, idx, theta, in, &se);
+                int s = ddp_step(g, net, st, d, idx, theta, in, &se);
                 if (s == OCN_EUNSUPPORTED || s == OCN_ENUMERIC) { /* the run left the regime the path computes */
                     res->diverged = 1;
                     snprintf(res->why, sizeof res->why, "epoch %d, batch %zu: %s", e, b, se.msg);
@@ -186,6 +195,7 @@ int ocn_train_run(const ocn_game *g, const ocn_dataset *d, const ocn_train_opts 
     }
     if (r) gsl_rng_free(r);
     ocn_arrayset_free(in);
+    ocn_opt_state_free(st);
     free(bs.buf), free(bs.sq), free(bs.grad), free(order), free(theta);
     ocn_net_free(net);
     if (rc) ocn_train_result_free(res);

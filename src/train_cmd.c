@@ -26,6 +26,8 @@ static const char TRAIN_USAGE[] =
     "  --epochs N     (40)    --seed S (0: parameters and shuffling)    --batch B (the game's batch)\n"
     "  --curvature C  --damping X  --zero LIST (e.g. Qthx, or '' for none)  --value V   override the game's optimizer\n"
     "  --weight-decay X   override the game's weight_decay\n"
+    "  --stat-decay X  --refresh-every N   SPEC §13 state of the DDP variants (moving-average factor rho of the\n"
+    "                 rmsprop/kfac statistics; kfac factorisations recomputed every N steps)\n"
     "  --valid F      hold out a fraction F of the training split (fixed draw) and evaluate on it, never on\n"
     "                 the test split (learning-rate search)\n"
     "  --csv FILE     per epoch: epoch, train loss, eval loss, eval accuracy, seconds\n"
@@ -136,7 +138,8 @@ int ocn_cmd_train(int argc, char **argv)
     const char *game_path = NULL, *data_dir = NULL, *csv = NULL, *jsonp = NULL, *backend = "cpu";
     const char *curvature = NULL, *zero = NULL, *value = NULL;
     double lr = 0, damping = -1, wd = -1, valid = 0, v;
-    long batch = 0;
+    long batch = 0, refresh = 0;
+    double rho = -1;
     int quiet = 0;
     ocn_train_opts o;
     ocn_train_opts_default(&o);
@@ -179,10 +182,13 @@ int ocn_cmd_train(int argc, char **argv)
             else if (!strcmp(a, "--batch") && v >= 1 && v <= OCN_MAX_DIM && v == floor(v)) batch = (long)v;
             else if (!strcmp(a, "--damping") && v >= 0) damping = v;
             else if (!strcmp(a, "--weight-decay") && v >= 0) wd = v;
+            else if (!strcmp(a, "--stat-decay") && v >= 0 && v < 1) rho = v;
+            else if (!strcmp(a, "--refresh-every") && v >= 1 && v <= 1e9 && v == floor(v)) refresh = (long)v;
             else if (!strcmp(a, "--valid") && v >= 0 && v < 1) valid = v;
             else if (!strcmp(a, "--lr") || !strcmp(a, "--momentum") || !strcmp(a, "--alpha") || !strcmp(a, "--eps") ||
                      !strcmp(a, "--epochs") || !strcmp(a, "--seed") || !strcmp(a, "--batch") || !strcmp(a, "--damping") ||
-                     !strcmp(a, "--weight-decay") || !strcmp(a, "--valid")) {
+                     !strcmp(a, "--weight-decay") || !strcmp(a, "--valid") || !strcmp(a, "--stat-decay") ||
+                     !strcmp(a, "--refresh-every")) {
                 fprintf(stderr, "ocn train: %s: %s is out of range (see ocn train --help)\n", a, argv[i]);
                 return 2;
             } else return train_usage();
@@ -211,6 +217,8 @@ int ocn_cmd_train(int argc, char **argv)
         if (zero) json_object_set_new(opt, "zero", zero_list(zero));
         if (value) json_object_set_new(opt, "value", json_string(value));
         if (damping >= 0) json_object_set_new(opt, "damping", json_real(damping));
+        if (rho >= 0) json_object_set_new(opt, "stat_decay", json_real(rho));
+        if (refresh) json_object_set_new(opt, "refresh_every", json_integer(refresh));
         if (lr > 0 && o.method == OCN_TRAIN_GAME) json_object_set_new(opt, "lr", json_real(lr));
     }
     if (batch) json_object_set_new(root, "batch", json_integer(batch));
@@ -219,11 +227,10 @@ int ocn_cmd_train(int argc, char **argv)
     int rc = ocn_game_from_json(root, game_path, &g, &e);
     json_decref(root);
     if (rc) return fail_exit(&e);
-    if (ocn_game_is_trajectory(g)) {
+    if (g->opt.steps != 1 || g->opt.data_stream) {
         ocn_game_free(g);
-        fprintf(stderr, "ocn train: %s: the §13 fields (steps, data, stat_decay, refresh_every) describe one fixture's "
-                        "trajectory; ocn train keeps its own state across steps (leave them at their defaults)\n",
-                game_path);
+        fprintf(stderr, "ocn train: %s: optimizer.steps and optimizer.data describe a fixture's trajectory (SPEC §13); "
+                        "ocn train takes its batches from the data set (leave them at their defaults)\n", game_path);
         return 2;
     }
     ocn_dataset *d = NULL;

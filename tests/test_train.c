@@ -150,7 +150,7 @@ Test(train, bad_data_named)
     tu_rm_rf(dir);
 }
 
-static ocn_game *load_game(const char *zero)
+static ocn_game *load_game_opt(const char *zero, const char *extra)
 {
     char *text = NULL;
     size_t n = 0;
@@ -163,10 +163,15 @@ static ocn_game *load_game(const char *zero)
     char *z = strstr(text, "\"zero\": []");
     cr_assert(z, "the network's optimizer lists zero: []");
     char buf[4096];
-    snprintf(buf, sizeof buf, "%.*s\"zero\": [%s]%s", (int)(z - text), text, zero, z + strlen("\"zero\": []"));
+    snprintf(buf, sizeof buf, "%.*s\"zero\": [%s]%s%s", (int)(z - text), text, zero, extra, z + strlen("\"zero\": []"));
     ocn_game *g = tu_game(buf);
     free(text);
     return g;
+}
+
+static ocn_game *load_game(const char *zero)
+{
+    return load_game_opt(zero, "");
 }
 
 /* FD check of the chain network's gradient (the independent side below):
@@ -347,4 +352,63 @@ Test(train, short_run_adam_learns_and_reproduces, .timeout = 60)
 Test(train, short_run_ddpnopt_learns_and_reproduces, .timeout = 60)
 {
     short_run("--lr 0.005 --epochs 2", 0.80);
+}
+
+/* The same over a §13 trajectory (ocn_opt_run_trajectory, data: fixed, 3
+ * steps, ρ = 0.99 from the network file): with zero: [Qthx] each step is the adaptive-diagonal step
+ * with the moving average v_s = ρ v_{s−1} + (1 − ρ) mean_i g_i² (v_0 = the
+ * first batch statistic, no bias correction), θ_{s+1} = θ_s − η g/(√v_s + ε);
+ * compared on the derived steps dtheta_s (their measured c, §13).  The
+ * statistic without the average (ρ = 0) must fail from step 1 on. */
+Test(train, zero_qthx_trajectory_equals_adaptive_diagonal_with_average)
+{
+    ocn_dataset *d = digits(0);
+    ocn_game *g = load_game_opt("\"Qthx\"", ", \"steps\": 3");
+    ocn_net *net;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_net_new(g, &net, &e), OCN_OK, "%s", e.msg);
+    cr_assert_eq(g->opt.stat_decay, 0.99, "the network file sets stat_decay 0.99");
+    size_t M = (size_t)ocn_net_nparams(net), B = (size_t)g->batch;
+    double *th = malloc(M * sizeof *th), *gr = malloc(M * sizeof *gr), *sq = malloc(M * sizeof *sq);
+    double *v = malloc(M * sizeof *v), *step = malloc(M * sizeof *step);
+    double *bad = malloc(M * sizeof *bad);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 9);
+    ocn_net_init(net, th, r);
+    gsl_rng_free(r);
+    const size_t *idx = d->train + 200;
+    ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
+    cr_assert_eq(ocn_net_get(net, th, in, &e), OCN_OK);
+    ocn_array *x0 = ocn_arrayset_add2(in, "x0", 2, B, d->d, 0);
+    for (size_t i = 0; i < B; i++) memcpy(x0->data + i * d->d, d->X + idx[i] * d->d, d->d * sizeof(double));
+    ocn_array *y = ocn_arrayset_add2(in, "y", 1, B, 0, 0);
+    for (size_t i = 0; i < B; i++) y->data[i] = d->y[idx[i]];
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 64, .form_limit = 0, .measure_runs = OCN_MEASURE_RUNS};
+    cr_assert_eq(ocn_opt_run_trajectory(g, &g->opt, in, &cfg, out, &e), OCN_OK, "%s", e.msg);
+    double rho = g->opt.stat_decay, eta = g->opt.lr, eps = g->opt.eps;
+    for (int s = 0; s < 3; s++) {
+        ocn_net_grad(net, th, d, idx, B, g->weight_decay, gr, sq);
+        for (size_t j = 0; j < M; j++) {
+            v[j] = s == 0 ? sq[j] : rho * v[j] + (1 - rho) * sq[j];
+            step[j] = -eta * gr[j] / (sqrt(v[j]) + eps);
+            bad[j] = -eta * gr[j] / (sqrt(sq[j]) + eps);
+        }
+        size_t off = 0;
+        for (int t = 0; t < g->T; t++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "dtheta_s%d_t%d_n0", s, t);
+            const ocn_array *k = ocn_arrayset_find(out, nm);
+            cr_assert(k && k->size == (size_t)g->stages[t].players[0].m && k->cond > 0, "%s missing", nm);
+            double rt = ratio(step + off, k);
+            cr_expect_lt(rt, 30, "%s: ratio %.3g (c = %.3g)", nm, rt, k->cond);
+            if (s > 0) cr_expect_geq(ratio(bad + off, k), 300, "%s: the step without the average must fail", nm);
+            off += k->size;
+        }
+        for (size_t j = 0; j < M; j++) th[j] += step[j];
+    }
+    ocn_arrayset_free(in), ocn_arrayset_free(out);
+    free(th), free(gr), free(sq), free(v), free(step), free(bad);
+    ocn_net_free(net);
+    ocn_game_free(g);
+    ocn_dataset_free(d);
 }
