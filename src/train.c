@@ -39,34 +39,39 @@ typedef struct {
     long step;
 } baseline;
 
-/* One baseline step, PyTorch's rules (torch.optim, defaults otherwise):
+/* PyTorch's rules (torch.optim, defaults otherwise), step = 1, 2, ...:
  * SGD     b = μ b + g (b = g at the first step), θ -= η b
  * RMSprop v = α v + (1−α) g², θ -= η g / (√v + ε)         (v starts at 0)
  * Adam    m = β1 m + (1−β1) g, v = β2 v + (1−β2) g²,
  *         θ -= η (m / (1−β1^t)) / (√v / √(1−β2^t) + ε)
  * g includes the weight decay λθ (§1's objective; PyTorch's weight_decay). */
-static void baseline_step(const ocn_train_opts *o, double lr, baseline *s, double *theta, size_t M)
+void ocn_train_baseline_step(const ocn_train_opts *o, double lr, long step, const double *g, double *buf, double *sq,
+                             double *theta, size_t M)
 {
-    const double *g = s->grad;
-    s->step++;
     if (o->method == OCN_TRAIN_SGD) {
         for (size_t j = 0; j < M; j++) {
-            s->buf[j] = s->step == 1 ? g[j] : o->momentum * s->buf[j] + g[j];
-            theta[j] -= lr * s->buf[j];
+            buf[j] = step == 1 ? g[j] : o->momentum * buf[j] + g[j];
+            theta[j] -= lr * buf[j];
         }
     } else if (o->method == OCN_TRAIN_RMSPROP) {
         for (size_t j = 0; j < M; j++) {
-            s->sq[j] = o->alpha * s->sq[j] + (1 - o->alpha) * g[j] * g[j];
-            theta[j] -= lr * g[j] / (sqrt(s->sq[j]) + o->eps);
+            sq[j] = o->alpha * sq[j] + (1 - o->alpha) * g[j] * g[j];
+            theta[j] -= lr * g[j] / (sqrt(sq[j]) + o->eps);
         }
-    } else {
-        double bc1 = 1 - pow(o->beta1, (double)s->step), bc2 = 1 - pow(o->beta2, (double)s->step);
+    } else if (o->method == OCN_TRAIN_ADAM) {
+        double bc1 = 1 - pow(o->beta1, (double)step), bc2 = 1 - pow(o->beta2, (double)step);
         for (size_t j = 0; j < M; j++) {
-            s->buf[j] = o->beta1 * s->buf[j] + (1 - o->beta1) * g[j];
-            s->sq[j] = o->beta2 * s->sq[j] + (1 - o->beta2) * g[j] * g[j];
-            theta[j] -= lr * (s->buf[j] / bc1) / (sqrt(s->sq[j]) / sqrt(bc2) + o->eps);
+            buf[j] = o->beta1 * buf[j] + (1 - o->beta1) * g[j];
+            sq[j] = o->beta2 * sq[j] + (1 - o->beta2) * g[j] * g[j];
+            theta[j] -= lr * (buf[j] / bc1) / (sqrt(sq[j]) / sqrt(bc2) + o->eps);
         }
     }
+}
+
+static void baseline_step(const ocn_train_opts *o, double lr, baseline *s, double *theta, size_t M)
+{
+    s->step++;
+    ocn_train_baseline_step(o, lr, s->step, s->grad, s->buf, s->sq, theta, M);
 }
 
 /* One step of the game's optimizer on the optimized path (§8: theta_new),

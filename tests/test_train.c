@@ -412,3 +412,43 @@ Test(train, zero_qthx_trajectory_equals_adaptive_diagonal_with_average)
     ocn_game_free(g);
     ocn_dataset_free(d);
 }
+
+/* PyTorch's rules on closed forms (torch.optim docs, defaults): SGD-m step 1
+ * is η g and step 2 η(μ g1 + g2); RMSprop's first step is η g/(√(1−α)|g| + ε)
+ * (v starts at 0, not g²); Adam's first step is η g/(|g| + ε) (both bias
+ * corrections).  Each wrong variant named below moves a step by far more
+ * than rounding, so these equalities (to a few ulps) catch it. */
+Test(train, baselines_follow_pytorch_rules)
+{
+    ocn_train_opts o;
+    ocn_train_opts_default(&o);
+    const double g1[3] = {0.5, -2.0, 1e-3}, g2[3] = {-0.25, 1.0, 4.0}, lr = 0.1;
+    double th[3], buf[3], sq[3];
+#define RESET() (memset(th, 0, sizeof th), memset(buf, 0, sizeof buf), memset(sq, 0, sizeof sq))
+#define NEAR(a, b) (fabs((a) - (b)) <= 4 * DBL_EPSILON * fabs(b))
+    o.method = OCN_TRAIN_SGD; /* not: dampening (1−μ)g, Nesterov, or b = μ·0 + g missing at step 1 */
+    RESET();
+    ocn_train_baseline_step(&o, lr, 1, g1, buf, sq, th, 3);
+    for (int j = 0; j < 3; j++) cr_expect(NEAR(th[j], -lr * g1[j]), "sgd step 1 [%d]", j);
+    ocn_train_baseline_step(&o, lr, 2, g2, buf, sq, th, 3);
+    for (int j = 0; j < 3; j++) cr_expect(NEAR(th[j], -lr * g1[j] - lr * (0.9 * g1[j] + g2[j])), "sgd step 2 [%d]", j);
+    o.method = OCN_TRAIN_RMSPROP; /* not: v initialised with g² (that step would be η·sign(g)) */
+    RESET();
+    ocn_train_baseline_step(&o, lr, 1, g1, buf, sq, th, 3);
+    for (int j = 0; j < 3; j++) cr_expect(NEAR(th[j], -lr * g1[j] / (sqrt(0.01) * fabs(g1[j]) + 1e-8)), "rmsprop [%d]", j);
+    o.method = OCN_TRAIN_ADAM; /* not: without bias correction (a step 0.1/sqrt(0.001) ≈ 3.2 times larger) */
+    RESET();
+    ocn_train_baseline_step(&o, lr, 1, g1, buf, sq, th, 3);
+    for (int j = 0; j < 3; j++) cr_expect(NEAR(th[j], -lr * g1[j] / (fabs(g1[j]) + 1e-8)), "adam step 1 [%d]: %.17g", j, th[j]);
+    /* step 2 by the formula written out once more, with the moments by hand */
+    double t2[3];
+    memcpy(t2, th, sizeof th);
+    ocn_train_baseline_step(&o, lr, 2, g2, buf, sq, th, 3);
+    for (int j = 0; j < 3; j++) {
+        double m = 0.9 * 0.1 * g1[j] + 0.1 * g2[j], v = 0.999 * 0.001 * g1[j] * g1[j] + 0.001 * g2[j] * g2[j];
+        double want = t2[j] - lr * (m / (1 - 0.81)) / (sqrt(v) / sqrt(1 - 0.999 * 0.999) + 1e-8);
+        cr_expect(fabs(th[j] - want) <= 16 * DBL_EPSILON * (fabs(want) + lr), "adam step 2 [%d]", j);
+    }
+#undef RESET
+#undef NEAR
+}

@@ -93,6 +93,11 @@ typedef struct {
 } ocn_train_result;
 
 void ocn_train_opts_default(ocn_train_opts *o);
+/* One baseline step (o->method SGD, RMSPROP or ADAM; PyTorch's rules), step
+ * = 1, 2, ...; buf (momentum / first moment) and sq (square average) start
+ * at 0 and are carried by the caller; g includes λθ. */
+void ocn_train_baseline_step(const ocn_train_opts *o, double lr, long step, const double *g, double *buf, double *sq,
+                             double *theta, size_t M);
 /* Trains g's network on d (prepared).  Batches of g->batch rows, the last
  * partial batch of an epoch dropped (the optimized path's batch is fixed).
  * Row e of the result: after e epochs (row 0: the initial parameters). */
