@@ -33,6 +33,8 @@ static const char TRAIN_USAGE[] =
     "  --csv FILE     per epoch: epoch, train loss, eval loss, eval accuracy, seconds\n"
     "  --json FILE    summary\n"
     "  --no-timing    leave the seconds out of CSV and JSON (byte-identical reruns)\n"
+    "  --fit-data     set the network's input_dim, loss.classes and last layer's out_dim from the data set\n"
+    "                 (the same network file on any data set in this layout)\n"
     "  --backend cpu|cuda   the optimized path's backend (cpu)\n"
     "  --quiet        no progress lines (they go to stderr only when it is a terminal)\n"
     "exit status: 0 trained; 1 diverged (a NaN/Inf loss or a step the optimized path refused; files are\n"
@@ -140,7 +142,7 @@ int ocn_cmd_train(int argc, char **argv)
     double lr = 0, damping = -1, wd = -1, valid = 0, v;
     long batch = 0, refresh = 0;
     double rho = -1;
-    int quiet = 0;
+    int quiet = 0, fit = 0;
     ocn_train_opts o;
     ocn_train_opts_default(&o);
     for (int i = 0; i < argc; i++)
@@ -152,6 +154,7 @@ int ocn_cmd_train(int argc, char **argv)
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         int num = 0;
         if (!strcmp(a, "--no-timing")) o.no_timing = 1;
+        else if (!strcmp(a, "--fit-data")) fit = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (a[0] == '-' && a[1] && !next) return train_usage();
         else if (!strcmp(a, "--optimizer")) {
@@ -202,9 +205,14 @@ int ocn_cmd_train(int argc, char **argv)
     o.lr = lr;
 
     ocn_error e = {0};
+    ocn_dataset *d = NULL;
+    int rc = ocn_dataset_load(data_dir, &d, &e);
+    if (!rc) rc = ocn_dataset_prepare(d, valid, 12345, &e); /* one fixed held-out draw for every run */
+    if (rc) return fail_exit(&e);
     json_error_t je;
     json_t *root = json_load_file(game_path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
+        ocn_dataset_free(d);
         if (je.line > 0) fprintf(stderr, "ocn train: %s: line %d: %s\n", game_path, je.line, je.text);
         else fprintf(stderr, "ocn train: %s\n", je.text);
         return 2;
@@ -223,26 +231,32 @@ int ocn_cmd_train(int argc, char **argv)
     }
     if (batch) json_object_set_new(root, "batch", json_integer(batch));
     if (wd >= 0) json_object_set_new(root, "weight_decay", json_real(wd));
+    if (fit) { /* the same network on another data set: its input and class count from the data */
+        json_object_set_new(root, "input_dim", json_integer((json_int_t)d->d));
+        json_t *loss = json_object_get(root, "loss"), *stages = json_object_get(root, "stages");
+        if (json_is_object(loss)) json_object_set_new(loss, "classes", json_integer(d->classes));
+        json_t *last = json_array_get(stages, json_array_size(stages) - 1);
+        json_t *pl = json_array_get(json_object_get(last, "players"), 0);
+        if (json_is_object(pl) && json_object_get(pl, "out_dim")) json_object_set_new(pl, "out_dim", json_integer(d->classes));
+    }
     ocn_game *g = NULL;
-    int rc = ocn_game_from_json(root, game_path, &g, &e);
+    rc = ocn_game_from_json(root, game_path, &g, &e);
     json_decref(root);
-    if (rc) return fail_exit(&e);
+    if (rc) {
+        ocn_dataset_free(d);
+        return fail_exit(&e);
+    }
     if (g->opt.steps != 1 || g->opt.data_stream) {
         ocn_game_free(g);
+        ocn_dataset_free(d);
         fprintf(stderr, "ocn train: %s: optimizer.steps and optimizer.data describe a fixture's trajectory (SPEC §13); "
                         "ocn train takes its batches from the data set (leave them at their defaults)\n", game_path);
         return 2;
     }
-    ocn_dataset *d = NULL;
-    rc = ocn_dataset_load(data_dir, &d, &e);
-    if (!rc) rc = ocn_dataset_prepare(d, valid, 12345, &e); /* one fixed held-out draw for every run */
-    if (rc) {
-        ocn_game_free(g);
-        return fail_exit(&e);
-    }
     o.progress = !quiet && isatty(STDERR_FILENO) ? stderr : NULL;
     ocn_train_result res;
     rc = ocn_train_run(g, d, &o, &res, &e);
+    if (rc == OCN_EINVAL) ocn_error_prefix(&e, "%s%s", game_path, fit ? "" : " (--fit-data adapts input_dim and classes)");
     if (rc) {
         ocn_dataset_free(d);
         ocn_game_free(g);

@@ -147,6 +147,13 @@ Test(train, bad_data_named)
     tu_expect_exit2(cmd, "input_dim is 64 but the data set's X.npy has 2 features", csv);
     snprintf(cmd, sizeof cmd, OCN_BIN " train " NET " %s/missing --csv %s", dir, csv);
     tu_expect_exit2(cmd, "missing/X.npy: cannot open", csv);
+    /* the same network file on this 2-feature, 2-class set with --fit-data */
+    char out[4096];
+    int rc = tu_sh(out, sizeof out, OCN_BIN " train " NET " %s --fit-data --batch 2 --epochs 2 --optimizer sgd --lr 0.1 "
+                   "--csv %s 2>&1", dir, csv);
+    cr_expect_eq(rc, 0, "--fit-data: exit %d: %s", rc, out);
+    struct stat st;
+    cr_expect_eq(stat(csv, &st), 0, "--fit-data wrote no CSV");
     tu_rm_rf(dir);
 }
 
