@@ -187,7 +187,7 @@ def write_svg(path, final, epochs):
     parts += svg_panel(70, 40, 380, 300, "DIGITS: test accuracy (mean, band = min..max over %d seeds)"
                        % len(final["sgd"]), acc_series, False, 80, 100, "test accuracy (%)", epochs)
     parts += svg_panel(560, 40, 380, 300, "DIGITS: training loss (mean, band = min..max)", loss_series, True,
-                       1e-4, 3, "training loss (cross-entropy)", epochs)
+                       1e-6, 3, "training loss (cross-entropy)", epochs)
     for i, (color, label, *_rest) in enumerate(acc_series):
         x, y = 70 + (i % 3) * 300, 395 + (i // 3) * 20
         parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/>' % (x, x + 22, y, y, color))
