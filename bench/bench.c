@@ -10,7 +10,10 @@
  * Amortised section (issue 12, SPEC §13): the same DDP and KFAC steps in
  * training conditions — statistics averaged with ρ = 0.95, factorisations
  * refreshed every T_r = 10 steps (ocn_opt_state) — mean over 20 steps, weight
- * decay 0 and 1e-4 reported separately. */
+ * decay 0 and 1e-4 reported separately.
+ * Peer section (issue 11 item 4): where python3-torch is installed (optional,
+ * never needed by make test), bench/torch_sgd.py times PyTorch's SGD step on
+ * the same shapes in the same run; sgd/torch = ocnopt's SGD step over it. */
 #include "ocn/game.h"
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
@@ -152,7 +155,7 @@ int main(void)
     printf("ocnopt bench: MLP depth %d, batch %d, CPU backend, %ld cores online; median of repetitions\n", DEPTH, BATCH,
            sysconf(_SC_NPROCESSORS_ONLN));
     printf("%-5s %6s %12s %12s %12s %9s %9s %10s\n", "prec", "width", "ddp_s", "kfac_s", "sgd_s", "ddp/kfac", "ddp/sgd", "mem ddp/kfac");
-    double sum_kfac = 0, sum_sgd = 0, sum_mem = 0, sum_exp = 0;
+    double sum_kfac = 0, sum_sgd = 0, sum_mem = 0, sum_exp = 0, tsgd[2][8] = {{0}};
     for (int pi = 0; pi < 2; pi++) {
         int prec = pi ? 64 : 32;
         double tddp[8];
@@ -166,6 +169,7 @@ int main(void)
                    ts = median_time(g, in, SGD, prec, reps, 0);
             long md = peak_kib(g, in, DDP, prec), mk = peak_kib(g, in, KFAC, prec);
             tddp[i] = td;
+            tsgd[pi][i] = ts;
             printf("f%-4d %6d %12.4f %12.4f %12.4f %9.3f %9.3f %10.3f\n", prec, w, td, tk, ts, td / tk, td / ts,
                    (double)md / (double)mk);
             fflush(stdout);
@@ -206,6 +210,35 @@ int main(void)
         printf("amortised f32: fitted exponent of the DDP step time vs width (%d..%d): %.3f\n", amw[0], amw[namw - 1],
                am_exp);
     }
+    /* peer: PyTorch's SGD step (forward, backward, update), same shapes, same run */
+    double sgd_torch = 0;
+    const char *py = getenv("PYTHON") && *getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch' > /dev/null 2>&1", py);
+    if (system(cmd) == 0) {
+        int k = snprintf(cmd, sizeof cmd, "%s bench/torch_sgd.py", py);
+        for (int i = 0; i < nw; i++)
+            if (widths[i] >= 256) k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", widths[i]);
+        fflush(stdout);
+        FILE *pp = popen(cmd, "r");
+        char line[256];
+        printf("peer: PyTorch SGD step (bench/torch_sgd.py), same shapes, this run\n");
+        printf("%-5s %6s %12s %12s %10s\n", "prec", "width", "ocn_sgd_s", "torch_s", "sgd/torch");
+        while (pp && fgets(line, sizeof line, pp)) {
+            int pr = 0, w = 0;
+            double tt = 0;
+            if (sscanf(line, "torch f%d %d %lf", &pr, &w, &tt) != 3 || !(tt > 0)) continue;
+            for (int i = 0; i < nw; i++)
+                if (widths[i] == w) {
+                    double ts = tsgd[pr == 64][i];
+                    printf("f%-4d %6d %12.4f %12.4f %10.3f\n", pr, w, ts, tt, ts / tt);
+                    if (pr == 32 && w == 1024) sgd_torch = ts / tt;
+                }
+        }
+        if (!pp || pclose(pp) != 0) printf("peer: bench/torch_sgd.py failed\n");
+    } else {
+        printf("peer: skipped (python3-torch not installed: apt-get install python3-torch)\n");
+    }
     /* the dense reference, at the widths it can afford (its Q_θθ is m x m, m ≈ w²) */
     int rw[3] = {8, 16, 32};
     double rt[3];
@@ -221,8 +254,10 @@ int main(void)
     }
     printf("reference: fitted exponent of step time vs width (8..32): %.3f\n", fit_exponent(rw, rt, 3));
     if (maxw >= 1024)
-        printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f ddp_amort/kfac_amort=%.3f amort_exponent=%.3f\n",
-               sum_kfac, sum_sgd, sum_exp, sum_mem, am_ratio, am_exp);
+        printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f ddp_amort/kfac_amort=%.3f amort_exponent=%.3f "
+               "sgd/torch=%s\n",
+               sum_kfac, sum_sgd, sum_exp, sum_mem, am_ratio, am_exp,
+               sgd_torch > 0 ? (snprintf(cmd, sizeof cmd, "%.3f", sgd_torch), cmd) : "n/a");
     else
         printf("summary: (width 1024 not run: BENCH_MAX_WIDTH=%d)\n", maxw);
     return 0;
