@@ -1264,8 +1264,10 @@ static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S), fr
 
 /* ---- output (converted to float64) ---- */
 
-static void FN(put)(ocn_arrayset *out, int *fail, const REAL *x, int ndim, size_t d0, size_t d1, size_t d2, const char *nm)
+static void FN(put)(const ocn_opt_config *cfg, ocn_arrayset *out, int *fail, const REAL *x, int ndim, size_t d0, size_t d1,
+                    size_t d2, const char *nm)
 {
+    if (cfg && cfg->lean && strncmp(nm, "theta_new_", 10)) return; /* a training step: the new parameters only */
     ocn_array *a = ocn_arrayset_add2(out, nm, ndim, d0, d1, d2);
     if (!a) {
         *fail = 1;
@@ -1470,7 +1472,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
             rc = FN(overflow)(M.pl[t][p].H, (size_t)B * g->stages[t].players[p].out_dim, t, p, "forward pass", err);
     for (int t = 0; t <= T; t++) {
         snprintf(nm, sizeof nm, "x_t%d", t);
-        FN(put)(out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
+        FN(put)(cfg, out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
     }
     if (want_loss) {
         ocn_array *la = ocn_arrayset_add2(out, "loss", 1, 1, 0, 0);
@@ -1484,11 +1486,11 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         rc = FN(terminal)(&M, gr ? -1 : l, &L[l], err);
         if (rc) break;
         FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", T, gr ? -1 : l);
-        FN(put)(out, &fail, L[l].v, 2, (size_t)B, (size_t)g->n[T], 0, nm);
+        FN(put)(cfg, out, &fail, L[l].v, 2, (size_t)B, (size_t)g->n[T], 0, nm);
         if (!nofb && (long)B * g->n[T] * g->n[T] <= limit) {
             REAL *V = FN(form_vxx)(&L[l], B, g->n[T]);
             FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", T, gr ? -1 : l);
-            FN(put)(out, &fail, V, 3, (size_t)B, (size_t)g->n[T], (size_t)g->n[T], nm);
+            FN(put)(cfg, out, &fail, V, 3, (size_t)B, (size_t)g->n[T], (size_t)g->n[T], nm);
             free(V);
         }
     }
@@ -1621,21 +1623,21 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
             }
             /* outputs of this stage */
             FN(name)(nm, sizeof nm, gr ? "Px" : "Qx", t, gr ? -1 : l);
-            FN(put)(out, &fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
+            FN(put)(cfg, out, &fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
             if (X->np && !rc) {
                 int mt = 0;
                 for (int q = 0; q < X->np; q++) mt += X->P[q]->m;
                 REAL *cat = FN(zalloc)((size_t)mt);
                 for (int q = 0, o = 0; q < X->np; o += X->P[q]->m, q++) memcpy(cat + o, Qth[q], (size_t)X->P[q]->m * sizeof(REAL));
                 FN(name)(nm, sizeof nm, gr ? "Pth" : "Qth", t, gr ? -1 : l);
-                FN(put)(out, &fail, cat, 1, (size_t)mt, 0, 0, nm);
+                FN(put)(cfg, out, &fail, cat, 1, (size_t)mt, 0, 0, nm);
                 free(cat);
                 REAL *K[REF_MAXP];
                 int formK = X->fb;
                 for (int q = 0; q < X->np; q++) formK = formK && (long)B * X->P[q]->m * n <= limit;
                 for (int q = 0; q < X->np; q++) {
                     FN(name)(nm, sizeof nm, "k", t, X->P[q]->pl->lane);
-                    FN(put)(out, &fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
+                    FN(put)(cfg, out, &fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
                     K[q] = formK ? FN(zalloc)((size_t)B * X->P[q]->m * n) : NULL;
                 }
                 if (formK) {
@@ -1647,7 +1649,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                     for (int q = 0; q < X->np; q++) {
                         X->GHz[q] = NULL;
                         FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-                        FN(put)(out, &fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+                        FN(put)(cfg, out, &fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
                     }
                 } else if (!nofb && (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) {
                     /* K = M^† Q_θx with Q_θx := 0 is exactly zero; it is still a defined output (§11) */
@@ -1655,7 +1657,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                         if ((long)B * X->P[q]->m * n > limit) continue;
                         REAL *Z = FN(zalloc)((size_t)B * X->P[q]->m * n);
                         FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-                        FN(put)(out, &fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+                        FN(put)(cfg, out, &fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
                         free(Z);
                     }
                 }
@@ -1665,11 +1667,11 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
             /* the stage's value becomes the incoming value of stage t − 1 */
             FN(lval) nv = {r, vnew == gx ? gx : vnew, nofb ? NULL : qxt, Snew, cfnew};
             FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", t, gr ? -1 : l);
-            FN(put)(out, &fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
+            FN(put)(cfg, out, &fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
             if (!nofb && (long)B * n * n <= limit) {
                 REAL *Vf = FN(form_vxx)(&nv, B, n);
                 FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", t, gr ? -1 : l);
-                FN(put)(out, &fail, Vf, 3, (size_t)B, (size_t)n, (size_t)n, nm);
+                FN(put)(cfg, out, &fail, Vf, 3, (size_t)B, (size_t)n, (size_t)n, nm);
                 free(Vf);
             }
             /* keep what the update pass needs (§8) */
@@ -1694,7 +1696,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         REAL *dx = FN(zalloc)((size_t)B * n);
         for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M.X[t][i];
         snprintf(nm, sizeof nm, "dx_t%d", t);
-        FN(put)(out, &fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+        FN(put)(cfg, out, &fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
         if (t == T) {
             free(dx);
             break;
@@ -1760,7 +1762,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
 #if OCN_MUTANT == MUT_DROP_THETA0
                 if (t != 0)
 #endif
-                FN(put)(out, &fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
+                FN(put)(cfg, out, &fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
                 free(dth[q]), free(y[q]), free(fbk[q]);
             }
         }

@@ -48,7 +48,7 @@ static double expect_matches_reference(const ocn_game *g, const ocn_optimizer *o
     ocn_arrayset *ref = ocn_arrayset_new(), *out = ocn_arrayset_new();
     ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_CHECK_RUNS};
     cr_assert_eq(ocn_ref_run(g, opt, in, &ro, ref, &e), OCN_OK, "%s: reference: %s", what, e.msg);
-    ocn_opt_config cfg = {"cpu", prec, 1 << 20, 0, 0};
+    ocn_opt_config cfg = {.backend = "cpu", .precision = prec, .form_limit = 1 << 20};
     int rc = ocn_opt_run(g, opt, in, &cfg, out, &e);
     cr_assert_eq(rc, OCN_OK, "%s f%d: optimized path refused a regime it should compute: %s", what, prec, e.msg);
     const char *bad = NULL;
@@ -78,7 +78,7 @@ static void expect_refusal(const ocn_game *g, const ocn_optimizer *opt, const oc
 {
     ocn_error e = {0};
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"cpu", prec, 1 << 20, 0, 0};
+    ocn_opt_config cfg = {.backend = "cpu", .precision = prec, .form_limit = 1 << 20};
     int rc = ocn_opt_run(g, opt, in, &cfg, out, &e);
     const char *bad = NULL;
     cr_expect(rc != OCN_OK || all_finite(out, &bad), "%s f%d: exit 0 with NaN/Inf in '%s'", what, prec, bad ? bad : "");
@@ -108,7 +108,7 @@ Test(opt_regimes, output_wider_than_4096_mse_is_not_truncated)
     for (int prec = 64; prec >= 32; prec -= 32) {
         ocn_error e = {0};
         ocn_arrayset *out = ocn_arrayset_new();
-        ocn_opt_config cfg = {"cpu", prec, 0, 0, 0};
+        ocn_opt_config cfg = {.backend = "cpu", .precision = prec};
         cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, out, &e), OCN_OK, "%s", e.msg);
         const ocn_array *x1 = ocn_arrayset_find(out, "x_t1"), *y = ocn_arrayset_find(in, "y"),
                         *v = ocn_arrayset_find(out, "Vx_t1_n0"), *k = ocn_arrayset_find(out, "k_t0_n0"),
@@ -152,7 +152,7 @@ Test(opt_regimes, ce_with_more_than_4096_classes_keeps_the_label_term)
     y->data[0] = 4099, y->data[1] = 4097;
     ocn_error e = {0};
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"cpu", 64, 0, 0, 0};
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
     cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, out, &e), OCN_OK, "%s", e.msg);
     const ocn_array *x1 = ocn_arrayset_find(out, "x_t1"), *v = ocn_arrayset_find(out, "Vx_t1_n0"),
                     *k = ocn_arrayset_find(out, "k_t0_n0");
@@ -213,7 +213,7 @@ Test(opt_regimes, rmsprop_tiny_eps_dead_units_follow_the_rcond_rule)
     for (int prec = 64; prec >= 32; prec -= 32) expect_matches_reference(g, &g->opt, in, prec, "rmsprop eps 1e-20");
     ocn_error e = {0};
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"cpu", 64, 0, 0, 0};
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
     cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, out, &e), OCN_OK, "%s", e.msg);
     const ocn_array *k = ocn_arrayset_find(out, "k_t0_n0");
     double mx = 0;
@@ -382,7 +382,7 @@ Test(opt_regimes, measure_runs_gives_each_array_its_measured_c)
     for (int prec = 64; prec >= 32; prec -= 32) {
         ocn_error e = {0};
         ocn_arrayset *a = ocn_arrayset_new(), *b = ocn_arrayset_new(), *plain = ocn_arrayset_new();
-        ocn_opt_config cfg = {"cpu", prec, 1 << 20, 0, 2}, cfg0 = {"cpu", prec, 1 << 20, 0, 0};
+        ocn_opt_config cfg = {.backend = "cpu", .precision = prec, .form_limit = 1 << 20, .measure_runs = 2}, cfg0 = {.backend = "cpu", .precision = prec, .form_limit = 1 << 20};
         cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, a, &e), OCN_OK, "%s", e.msg);
         cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, b, &e), OCN_OK, "%s", e.msg);
         cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg0, plain, &e), OCN_OK, "%s", e.msg);

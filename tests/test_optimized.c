@@ -23,7 +23,7 @@ Test(optimized, refuses_what_it_cannot_compute)
         ocn_fixture *f = NULL;
         cr_assert_eq(ocn_fixture_read(cases[k].fixture, &f, &e), OCN_OK);
         ocn_arrayset *out = ocn_arrayset_new();
-        ocn_opt_config cfg = {"cpu", 64, 0, 0, 0};
+        ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
         cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
         cr_expect(strstr(e.msg, cases[k].want) != NULL, "%s: %s", cases[k].fixture, e.msg);
         cr_expect_eq(out->count, 0, "nothing computed on refusal");
@@ -38,7 +38,7 @@ Test(optimized, refuses_what_it_cannot_compute)
     ocn_fixture *f = NULL;
     cr_assert_eq(ocn_fixture_read("fixtures/mlp-tanh-ce", &f, &e), OCN_OK);
     ocn_arrayset *out = ocn_arrayset_new();
-    ocn_opt_config cfg = {"tpu", 64, 0, 0, 0};
+    ocn_opt_config cfg = {.backend = "tpu", .precision = 64};
     cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED);
     cr_expect(strstr(e.msg, "backend 'tpu'") != NULL, "%s", e.msg);
     ocn_arrayset_free(out);
@@ -65,4 +65,35 @@ Test(optimized, gen_backend_cpu_and_compare)
     cr_assert_eq(tu_sh(out, sizeof out, "%s compare fixtures/coop-block-gr fixtures/mlp-tanh-ce 2>&1", OCN_BIN), 2,
                  "different games are not compared: %s", out);
     tu_rm_rf(dir);
+}
+
+/* cfg.lean (a training step): exactly the theta_new_* arrays of the full run, bit for bit, and nothing else */
+Test(optimized, lean_step_hands_back_only_theta_new)
+{
+    const char *fx[] = {"fixtures/mlp-relu-mse-kfac", "fixtures/coop-w12-coopkfac-gr", "fixtures/resblock-relu-ce"};
+    for (size_t k = 0; k < sizeof fx / sizeof *fx; k++)
+        for (int prec = 32; prec <= 64; prec += 32) {
+            ocn_error e = {0};
+            ocn_fixture *f = NULL;
+            cr_assert_eq(ocn_fixture_read(fx[k], &f, &e), OCN_OK, "%s", e.msg);
+            ocn_opt_config full = {.backend = "cpu", .precision = prec}, lean = full;
+            lean.lean = 1;
+            ocn_arrayset *a = ocn_arrayset_new(), *b = ocn_arrayset_new();
+            int ra = ocn_opt_run(f->game, &f->game->opt, f->arrays, &full, a, &e);
+            if (ra == OCN_EUNSUPPORTED) goto next;
+            cr_assert_eq(ra, OCN_OK, "%s", e.msg);
+            cr_assert_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &lean, b, &e), OCN_OK, "%s", e.msg);
+            int nt = 0;
+            for (int i = 0; i < a->count; i++) {
+                if (strncmp(a->a[i].name, "theta_new_", 10)) continue;
+                const ocn_array *y = ocn_arrayset_find(b, a->a[i].name);
+                cr_assert(y && !memcmp(y->data, a->a[i].data, y->size * sizeof(double)), "%s: '%s'", fx[k], a->a[i].name);
+                nt++;
+            }
+            cr_expect_gt(nt, 0);
+            cr_expect_eq(b->count, nt, "%s: only theta_new_* in a lean step", fx[k]);
+        next:
+            ocn_arrayset_free(a), ocn_arrayset_free(b);
+            ocn_fixture_free(f);
+        }
 }

@@ -16,6 +16,8 @@ typedef struct {
     int no_feedback;       /* benchmark baseline: skip K, the value Hessian and its propagation */
     int measure_runs;      /* §10 rev. 2: perturbation runs measuring each output's c (8 for `ocn gen
                             * --backend`); 0: ->cond is left 0 (not recorded) */
+    int lean;              /* a training step: only theta_new_* is written (no x_t, Q…, k, V…, dx arrays
+                            * converted to float64 for the harness); the arithmetic is unchanged */
 } ocn_opt_config;
 
 /* One optimizer step; adds the arrays it computes (§11 names, converted to
