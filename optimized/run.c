@@ -1,6 +1,7 @@
 /* Entry point of the optimized implementation: validation, refusals (never a
  * silent fallback), backend and precision dispatch. */
 #include "opt.h"
+#include "ocn/memory.h"
 
 #include <math.h>
 #include <string.h>
@@ -74,6 +75,8 @@ int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_c
     *bk = NULL;
     const char *why = ocn_opt_unsupported(g, opt);
     if (why) return ocn_fail(err, OCN_EUNSUPPORTED, "%s: optimized path: %s", g->name, why);
+    int hr = ocn_blas_headroom(g->name, err); /* issue 10: no OpenBLAS hang under ulimit -v */
+    if (hr) return hr;
     if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
         (opt->curvature == OCN_CURV_EXACT))
         return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");

@@ -2,6 +2,9 @@
  * duplicate keys and unknown fields are errors).  Builds the §3/§12 block
  * layout: blocks ordered by first appearance, state x_t = alive blocks. */
 #include "ocn/game.h"
+#include "ocn/npy.h"
+
+#include <fcntl.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -630,25 +633,20 @@ int ocn_game_load_file(const char *path, ocn_game **out, ocn_error *err)
     struct stat st;
     *out = NULL;
     /* issue 10: say what is wrong with the file itself, not "malformed JSON" */
-    FILE *f = fopen(path, "rb");
-    if (!f) return ocn_fail(err, OCN_EINVAL, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st)) st.st_mode = 0; /* unknown: let the read tell */
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
+    if (!stat(path, &st) && S_ISDIR(st.st_mode))
         return ocn_fail(err, OCN_EINVAL, "%s: is a directory, not a game description", path);
-    }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        fclose(f);
+    /* a regular file only, opened without blocking: a FIFO as the game hung
+     * every command, /dev/zero was read until memory ran out (issue 10) */
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rr = ocn_read_regular_at(AT_FDCWD, path, path, OCN_MAX_GAME_BYTES, &text, &len, err);
+    if (rr) return rr;
+    if (len == 0) {
+        free(text);
         return ocn_fail(err, OCN_EINVAL, "%s: malformed JSON: the file is empty", path);
     }
-    errno = 0;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (rerr) {
-        json_decref(root);
-        return ocn_fail(err, OCN_EINVAL, "%s: cannot read: %s", path, strerror(rerr));
-    }
+    json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!root) return json_fail(err, path, &je);
     int rc = ocn_game_from_json(root, path, out, err);
     json_decref(root);

@@ -7,6 +7,8 @@
  * Limits and ranges: docs/decisions.md, "Limits (issue 10)". */
 #include "util.h"
 
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,10 +229,28 @@ Test(limits, a_directory_or_a_missing_file_as_the_game)
     snprintf(cmd, sizeof cmd, "%s normalise %s", OCN_BIN, dir);
     tu_expect_exit2(cmd, want, NULL);
     snprintf(cmd, sizeof cmd, "%s gen %s/none.json -o %s", OCN_BIN, dir, q); /* was: malformed JSON at line -1 */
-    snprintf(want, sizeof want, "%s/none.json: No such file or directory", dir);
+    snprintf(want, sizeof want, "%s/none.json: cannot open: No such file or directory", dir);
     tu_expect_exit2(cmd, want, q);
     snprintf(cmd, sizeof cmd, "%s normalise %s/none.json", OCN_BIN, dir);
     tu_expect_exit2(cmd, want, NULL);
+    tu_rm_rf(dir);
+}
+
+/* A FIFO as the game hung every command; /dev/zero was read until memory ran
+ * out: a game description must be a regular file (opened without blocking). */
+Test(limits, a_fifo_or_a_device_as_the_game)
+{
+    char dir[256], cmd[1024], q[300], fifo[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(q, sizeof q, "%s/out", dir);
+    snprintf(fifo, sizeof fifo, "%s/game.json", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s gen %s -o %s", OCN_BIN, fifo, q);
+    tu_expect_exit2(cmd, "not a regular file (a FIFO)", q);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s normalise %s", OCN_BIN, fifo);
+    tu_expect_exit2(cmd, "not a regular file (a FIFO)", NULL);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s gen /dev/zero -o %s", OCN_BIN, q);
+    tu_expect_exit2(cmd, "/dev/zero: not a regular file (a device)", q);
     tu_rm_rf(dir);
 }
 

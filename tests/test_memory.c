@@ -458,3 +458,27 @@ Test(memory, gen_out_of_memory_mid_run_exits_3)
     free(tiny), free(mod);
     tu_rm_rf(dir);
 }
+
+/* Under an address-space limit OpenBLAS retried the mmap of its work buffer
+ * forever: every command hung (`ulimit -v 300000`: `ocn check` never
+ * returned).  Now a run refuses (exit 3, naming the limit) or computes; never
+ * a hang.  Below ~200 MB OpenBLAS hangs in its own start-up code even for
+ * `ocn --version` (docs/decisions.md), so the limits here stay above it. */
+Test(memory, address_space_limit_refused_not_hung)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("AddressSanitizer's shadow memory does not run under ulimit -v");
+#else
+    char out[8192];
+    int rc = tu_sh(out, sizeof out,
+                   "bash -c 'ulimit -v 300000; OPENBLAS_NUM_THREADS=2 timeout 30 %s check --precision f64 "
+                   "fixtures/mlp-tanh-ce' 2>&1",
+                   OCN_BIN);
+    cr_expect(rc == 3 || rc == 0, "exit %d (124 = hung): %s", rc, out);
+    if (rc == 3) cr_expect(strstr(out, "address-space limit") != NULL, "%s", out);
+    rc = tu_sh(out, sizeof out,
+               "bash -c 'ulimit -v 700000; OPENBLAS_NUM_THREADS=2 timeout 30 %s check --precision f64 fixtures/mlp-tanh-ce' 2>&1",
+               OCN_BIN);
+    cr_expect_eq(rc, 0, "a limit with room computes: exit %d: %s", rc, out);
+#endif
+}

@@ -13,6 +13,7 @@
  * player or field, so code past the loader may rely on them: every fixed-size
  * per-player array is sized by OCN_MAX_PLAYERS, and every dimension, parameter
  * count, B·n and (B·n)² the layout implies fits its `int`/`size_t` type. */
+#define OCN_MAX_GAME_BYTES ((size_t)64 << 20) /* a game description file (issue 10: /dev/zero as the game) */
 #define OCN_MAX_PLAYERS 64        /* players per stage; lanes are 0 .. OCN_MAX_PLAYERS-1 */
 #define OCN_MAX_STAGES 4096       /* T */
 #define OCN_MAX_CARRIES 1024      /* carries per stage */

@@ -14,6 +14,18 @@ size_t ocn_phys_memory(void);
  * memory (SIZE_MAX when that is unknown). */
 size_t ocn_memory_limit(size_t max_memory);
 
+/* Issue 10: under an address-space limit (RLIMIT_AS, `ulimit -v`) OpenBLAS
+ * retries the mmap of its work buffer (about 128 MB per thread) forever
+ * instead of failing: every command hung.  This checks, before a run, that
+ * the limit leaves room for those buffers (OCN_BLAS_RESERVE_PER_THREAD per
+ * OpenBLAS thread is mapped and released: see memory.c);
+ * OCN_ENOMEM with a message naming the limit otherwise.  OCN_OK when there is
+ * no limit.  Below about 200 MB OpenBLAS hangs in its own start-up/exit code
+ * (`ocn --version` too): nothing in the library can help there. */
+#define OCN_BLAS_RESERVE_PER_THREAD ((size_t)136 << 20)
+#include "ocn/error.h"
+int ocn_blas_headroom(const char *who, ocn_error *err);
+
 /* `bytes` for a message: "512 B", "12.3 KB", "4.0 MB", "320.0 GB",
  * "20481.6 GB" (decimal units, 1 GB = 10^9 bytes; GB is the largest, so
  * sizes beyond any machine still read in GB).  Returns buf. */
