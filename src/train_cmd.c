@@ -256,7 +256,12 @@ int ocn_cmd_train(int argc, char **argv)
     o.progress = !quiet && isatty(STDERR_FILENO) ? stderr : NULL;
     ocn_train_result res;
     rc = ocn_train_run(g, d, &o, &res, &e);
-    if (rc == OCN_EINVAL) ocn_error_prefix(&e, "%s%s", game_path, fit ? "" : " (--fit-data adapts input_dim and classes)");
+    if (rc == OCN_EINVAL) {
+        ocn_error_prefix(&e, "%s", game_path);
+        size_t n = strlen(e.msg);
+        if (!fit && (strstr(e.msg, "input_dim is") || strstr(e.msg, "loss.classes is")) && n + 64 < sizeof e.msg)
+            snprintf(e.msg + n, sizeof e.msg - n, " (--fit-data takes both from the data set)");
+    }
     if (rc) {
         ocn_dataset_free(d);
         ocn_game_free(g);
