@@ -12,6 +12,7 @@ const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *o)
 {
     if (o->value == OCN_VALUE_AUGMENTED) return "value 'augmented' is reference-only (SPEC §4): use blockdiag or persample";
     if (o->dynamics == OCN_DYN_FULL) return "dynamics 'full' is reference-only (SPEC §7)";
+    if (ocn_game_has_conv(g)) return "conv players are reference-only in this build (SPEC §14); optimized im2col path not yet written";
     int mid = (o->zero & OCN_ZERO_MID) != 0;
     if (!mid && o->curvature == OCN_CURV_EXACT && !(g->weight_decay + o->damping > 0))
         return "exact curvature needs weight_decay + damping > 0 for the Woodbury form (SPEC §7)";

@@ -92,6 +92,8 @@ int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_
 {
     memset(m, 0, sizeof *m); /* first: callers free m even when the inputs are refused */
     ref_gsl_quiet();
+    if (ocn_game_has_conv(g)) /* §14: the reference's conv arithmetic is the next step (issue 14) */
+        return ocn_fail(err, OCN_EUNSUPPORTED, "%s: conv players are not computed by the reference yet (SPEC §14)", g->name);
     int rc = ocn_ref_check_inputs(g, in, "inputs", err);
     if (rc) return rc;
     m->g = g;

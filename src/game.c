@@ -123,7 +123,8 @@ static int get_enum(ctx *c, json_t *obj, const char *key, const char *path, int 
 }
 
 static const char *const ACT_NAMES[] = {"identity", "tanh", "relu", "sigmoid", NULL};
-static const char *const KIND_NAMES[] = {"dense", "bias", "act", NULL};
+static const char *const KIND_NAMES[] = {"dense", "bias", "act", "conv", NULL};
+static const char *const PAD_NAMES[] = {"valid", "same", NULL};
 static const char *const LOSS_NAMES[] = {"ce", "mse", NULL};
 static const char *const GAME_NAMES[] = {"fne", "gr", NULL};
 static const char *const CURV_NAMES[] = {"exact", "sgd", "rmsprop", "gn-outer", "kfac", "coop-kfac", NULL};
@@ -160,9 +161,56 @@ static int block_id(ctx *c, json_t *v, const char *path, int create)
     return g->nblocks++;
 }
 
+/* §14: the conv fields are refused on the other kinds (a typo'd kind would
+ * otherwise silently drop them). */
+static int no_conv_fields(ctx *c, json_t *pj, const char *path)
+{
+    static const char *const ck[] = {"in_shape", "out_channels", "kernel", "stride", "padding", NULL};
+    for (int i = 0; ck[i]; i++)
+        if (json_object_get(pj, ck[i])) return bad(c, "%s %s is only for kind 'conv' (SPEC §14)", path, ck[i]);
+    return OCN_OK;
+}
+
+/* §14 conv player fields; dimensions are checked against the input block in layout(). */
+static int parse_conv(ctx *c, json_t *pj, const char *path, ocn_player *pl)
+{
+    ocn_conv *q = &pl->conv;
+    long long v;
+    int rc, e;
+    json_t *sh = json_object_get(pj, "in_shape");
+    if (!sh) return bad(c, "%s in_shape missing", path, NULL);
+    if (!json_is_array(sh) || json_array_size(sh) != 3)
+        return bad(c, "%s in_shape must be an array [C, H, W] of three positive integers", path, NULL);
+    int *dst[3] = {&q->c, &q->h, &q->w};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *x = json_array_get(sh, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > OCN_MAX_DIM)
+            return badf(c, "%s in_shape[%zu] must be an integer in [1, %d]", path, i, OCN_MAX_DIM);
+        *dst[i] = (int)json_integer_value(x);
+    }
+    if ((rc = get_int(c, pj, "out_channels", path, 1, 1, OCN_MAX_DIM, 0, &v))) return rc;
+    q->co = (int)v;
+    if ((rc = get_int(c, pj, "kernel", path, 1, 1, 4096, 0, &v))) return rc;
+    q->k = (int)v;
+    if ((rc = get_int(c, pj, "stride", path, 0, 1, 4096, 1, &v))) return rc;
+    q->s = (int)v;
+    if ((rc = get_enum(c, pj, "padding", path, 0, PAD_NAMES, 1, &e))) return rc;
+    q->same = e;
+    if (q->same && q->k % 2 == 0)
+        return badf(c, "%s kernel %d must be odd with padding 'same' (SPEC §14: pad (k-1)/2 each side)", path, q->k);
+    q->pad = q->same ? (q->k - 1) / 2 : 0;
+    if (q->h + 2 * q->pad < q->k || q->w + 2 * q->pad < q->k)
+        return badf(c, "%s kernel %d larger than the %s input %d x %d (in_shape)", path, q->k,
+                    q->same ? "padded" : "unpadded", q->h + 2 * q->pad, q->w + 2 * q->pad);
+    q->ho = (q->h + 2 * q->pad - q->k) / q->s + 1;
+    q->wo = (q->w + 2 * q->pad - q->k) / q->s + 1;
+    return OCN_OK;
+}
+
 static int parse_player(ctx *c, json_t *pj, int t, int p, ocn_player *pl)
 {
-    static const char *const keys[] = {"lane", "kind", "in", "out", "out_dim", "act", NULL};
+    static const char *const keys[] = {"lane", "kind", "in", "out", "out_dim", "act", "in_shape", "out_channels",
+                                       "kernel", "stride", "padding", NULL};
     char path[64];
     snprintf(path, sizeof path, "stage %d player %d:", t, p);
     if (!json_is_object(pj)) return bad(c, "%s must be an object", path, NULL);
@@ -183,9 +231,10 @@ static int parse_player(ctx *c, json_t *pj, int t, int p, ocn_player *pl)
     if ((pl->in_block = block_id(c, json_object_get(pj, "in"), fp, 1)) < 0) return c->err->code;
     snprintf(fp, sizeof fp, "%s out", path);
     if ((pl->out_block = block_id(c, json_object_get(pj, "out"), fp, 1)) < 0) return c->err->code;
-    if ((rc = get_int(c, pj, "out_dim", path, pl->kind != OCN_PLAYER_ACT, 1, OCN_MAX_DIM, 0, &v))) return rc;
-    pl->out_dim = (int)v; /* 0 for act without out_dim: resolved in layout() */
-    return OCN_OK;
+    int conv = pl->kind == OCN_PLAYER_CONV;
+    if ((rc = get_int(c, pj, "out_dim", path, pl->kind != OCN_PLAYER_ACT && !conv, 1, OCN_MAX_DIM, 0, &v))) return rc;
+    pl->out_dim = (int)v; /* 0 for act or conv without out_dim: resolved in layout() */
+    return conv ? parse_conv(c, pj, path, pl) : no_conv_fields(c, pj, path);
 }
 
 static int parse_stage(ctx *c, json_t *sj, int t, ocn_stage *st)
@@ -299,11 +348,34 @@ static int check_sizes(ctx *c)
     return OCN_OK;
 }
 
+/* §14: a conv player's in_shape must match its input block, out_dim (if
+ * given) its C_o·H_o·W_o; coop-kfac on its stage is not defined. */
+static int conv_layout(ctx *c, int t, int p, ocn_player *pl)
+{
+    const ocn_conv *q = &pl->conv;
+    int64_t in = (int64_t)q->c * q->h * q->w, out = (int64_t)q->co * q->ho * q->wo;
+    if (in != pl->in_dim)
+        return badf(c, "stage %d player %d: in_shape [%d, %d, %d] has C*H*W = %lld, but its input block '%s' has dim %d",
+                    t, p, q->c, q->h, q->w, (long long)in, c->g->block_names[pl->in_block], pl->in_dim);
+    if (out > OCN_MAX_DIM)
+        return badf(c, "stage %d player %d: output dim out_channels*H_o*W_o = %d*%d*%d = %lld, at most %d", t, p, q->co,
+                    q->ho, q->wo, (long long)out, OCN_MAX_DIM);
+    if (pl->out_dim && pl->out_dim != out)
+        return badf(c, "stage %d player %d: out_dim %d does not match the conv output out_channels*H_o*W_o = %d*%d*%d = %lld",
+                    t, p, pl->out_dim, q->co, q->ho, q->wo, (long long)out);
+    if (c->g->opt.curvature == OCN_CURV_COOP_KFAC)
+        return badf(c, "stage %d player %d: optimizer curvature 'coop-kfac' is not defined on a stage with a conv player "
+                    "(SPEC §14); use 'kfac'", t, p);
+    pl->out_dim = (int)out;
+    return OCN_OK;
+}
+
 /* §3/§12: dims of every block at every t; every read block must be alive and
  * every sum (writers + carries) must agree on its dimension. */
 static int layout(ctx *c)
 {
     ocn_game *g = c->g;
+    int rc;
     if (alloc_layout(g)) return ocn_fail(c->err, OCN_ENOMEM, "out of memory");
     g->block_dim[0][0] = g->input_dim; /* block 0 is "z" */
     char m[400];
@@ -319,6 +391,7 @@ static int layout(ctx *c)
                 return bad(c, "%s", m, NULL);
             }
             pl->in_dim = din;
+            if (pl->kind == OCN_PLAYER_CONV && (rc = conv_layout(c, t, p, pl))) return rc;
             if (pl->kind == OCN_PLAYER_ACT) {
                 if (pl->out_dim && pl->out_dim != din) {
                     snprintf(m, sizeof m, "stage %d player %d: out_dim %d of an act player must equal its input dim %d",
@@ -328,7 +401,9 @@ static int layout(ctx *c)
                 pl->out_dim = din;
                 pl->m = 0;
             } else { /* int64: out_dim·(in+1) overflows int for wide layers (issue 10) */
-                int64_t m64 = pl->kind == OCN_PLAYER_DENSE ? (int64_t)pl->out_dim * ((int64_t)din + 1) : pl->out_dim;
+                int64_t m64 = pl->kind == OCN_PLAYER_DENSE ? (int64_t)pl->out_dim * ((int64_t)din + 1)
+                            : pl->kind == OCN_PLAYER_CONV ? (int64_t)pl->conv.co * ((int64_t)pl->conv.c * pl->conv.k * pl->conv.k + 1)
+                                                          : pl->out_dim;
                 if (m64 > INT_MAX)
                     return badf(c, "stage %d player %d: %lld parameters (out_dim %d x (input dim %d + 1)), at most %d",
                                 t, p, (long long)m64, pl->out_dim, din, INT_MAX);
@@ -685,6 +760,23 @@ const ocn_player *ocn_game_lane_player(const ocn_game *g, int t, int lane)
     return NULL;
 }
 
+int ocn_player_na(const ocn_player *pl)
+{
+    if (pl->kind == OCN_PLAYER_BIAS) return 1;
+    if (pl->kind == OCN_PLAYER_CONV) return pl->conv.c * pl->conv.k * pl->conv.k + 1;
+    return pl->in_dim + 1;
+}
+
+int ocn_player_ng(const ocn_player *pl) { return pl->kind == OCN_PLAYER_CONV ? pl->conv.co : pl->out_dim; }
+
+int ocn_game_has_conv(const ocn_game *g)
+{
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            if (g->stages[t].players[p].kind == OCN_PLAYER_CONV) return 1;
+    return 0;
+}
+
 int ocn_game_nparams(const ocn_game *g)
 {
     int m = 0;
@@ -734,6 +826,13 @@ void *ocn_game_normalised(const ocn_game *g)
             json_object_set_new(o, "out", json_string(g->block_names[q->out_block]));
             json_object_set_new(o, "out_dim", json_integer(q->out_dim));
             json_object_set_new(o, "act", json_string(ACT_NAMES[q->act]));
+            if (q->kind == OCN_PLAYER_CONV) { /* §14 fields, defaults filled */
+                json_object_set_new(o, "in_shape", json_pack("[iii]", q->conv.c, q->conv.h, q->conv.w));
+                json_object_set_new(o, "out_channels", json_integer(q->conv.co));
+                json_object_set_new(o, "kernel", json_integer(q->conv.k));
+                json_object_set_new(o, "stride", json_integer(q->conv.s));
+                json_object_set_new(o, "padding", json_string(PAD_NAMES[q->conv.same]));
+            }
             json_array_append_new(pl, o);
         }
         for (int k = 0; k < g->stages[t].ncarries; k++) {

@@ -40,7 +40,7 @@ static void expect_bad(const char *from, const char *to, const char *want)
 Test(game, malformed_inputs)
 {
     expect_bad("\"out_dim\": 3, ", "", "stage 3 player 0: out_dim missing");
-    expect_bad("\"kind\": \"dense\"", "\"kind\": \"conv\"", "stage 0 player 0: kind: unknown value 'conv'");
+    expect_bad("\"kind\": \"dense\"", "\"kind\": \"pool\"", "stage 0 player 0: kind: unknown value 'pool'");
     expect_bad("\"act\": \"sigmoid\"", "\"act\": \"gelu\"", "stage 1 player 0: act: unknown value 'gelu'");
     expect_bad("\"from\": \"r\"", "\"from\": \"q\"", "stage 1 carry 0: block 'q' is not alive at stage 1");
     expect_bad("\"out_dim\": 4, \"act\": \"sigmoid\"", "\"out_dim\": 5, \"act\": \"sigmoid\"",

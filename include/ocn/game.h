@@ -21,7 +21,13 @@
 #define OCN_MAX_DIM (1 << 20)     /* batch, input_dim, out_dim, classes */
 #define OCN_MAX_HYPER 1e10        /* lr, damping, eps, weight_decay are at most this */
 
-typedef enum { OCN_PLAYER_DENSE, OCN_PLAYER_BIAS, OCN_PLAYER_ACT } ocn_player_kind;
+typedef enum { OCN_PLAYER_DENSE, OCN_PLAYER_BIAS, OCN_PLAYER_ACT, OCN_PLAYER_CONV } ocn_player_kind;
+
+/* SPEC §14 geometry of a conv player (zero for other kinds): input image
+ * (c, h, w) channel-major, co output channels, odd-or-any kernel k, stride s,
+ * zero padding pad on each side ((k-1)/2 for `same`, 0 for `valid`), output
+ * image (co, ho, wo).  W is (co, c·k²), θ = vec([W b]) column-major (§2). */
+typedef struct { int c, h, w, co, k, s, pad, same, ho, wo; } ocn_conv;
 typedef enum { OCN_ACT_IDENTITY, OCN_ACT_TANH, OCN_ACT_RELU, OCN_ACT_SIGMOID } ocn_act;
 typedef enum { OCN_LOSS_CE, OCN_LOSS_MSE } ocn_loss_kind;
 typedef enum { OCN_GAME_FNE, OCN_GAME_GR } ocn_game_kind;
@@ -42,7 +48,8 @@ typedef struct {
     ocn_act act;
     int in_block, out_block;   /* block ids */
     int in_dim, out_dim;
-    int m;                     /* parameter count: dense out*(in+1), bias out, act 0 */
+    int m;                     /* parameter count: dense out*(in+1), bias out, act 0, conv co*(c*k*k+1) */
+    ocn_conv conv;             /* kind conv only (§14) */
 } ocn_player;
 
 typedef struct { int from, to; } ocn_carry;
@@ -106,6 +113,12 @@ void ocn_game_free(ocn_game *g);
 /* Lane payoff dimension helpers. */
 const ocn_player *ocn_game_lane_player(const ocn_game *g, int t, int lane); /* NULL = dummy */
 int ocn_game_nparams(const ocn_game *g);   /* total parameter count */
+/* KFAC factor dimensions of a player (§5, §14): the length of a = [z; 1]
+ * (bias: 1; conv: the patch c·k² + 1) and of g (conv: the co channels). */
+int ocn_player_na(const ocn_player *pl);
+int ocn_player_ng(const ocn_player *pl);
+/* 1 when some stage of g has a conv player (§14: reference-only paths). */
+int ocn_game_has_conv(const ocn_game *g);
 
 /* §11 v2: the description with every default filled in (optimizer and §13
  * fields, terminal, outputs, carries, out_dim of act players), `zero` sorted:

@@ -1,0 +1,99 @@
+/* SPEC §14 conv players: loader (fields, dimensions, one clear error per bad
+ * field), and the reference's conv arithmetic against the harness's own. */
+#include "util.h"
+
+#include <jansson.h>
+#include <string.h>
+
+/* 2 conv (stride 2, same) + dense; input [1, 4, 4]. */
+static const char *CONV_GAME =
+    "{\"name\": \"t-conv\", \"seed\": 3, \"batch\": 2, \"input_dim\": 16,"
+    " \"loss\": {\"kind\": \"ce\", \"classes\": 3}, \"weight_decay\": 1e-3,"
+    " \"stages\": ["
+    "  {\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [1, 4, 4],"
+    "    \"out_channels\": 2, \"kernel\": 3, \"stride\": 2, \"padding\": \"same\", \"act\": \"tanh\"}]},"
+    "  {\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [2, 2, 2],"
+    "    \"out_channels\": 2, \"kernel\": 3, \"act\": \"tanh\"}]},"
+    "  {\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 3, \"act\": \"identity\"}]}"
+    " ],"
+    " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"kfac\", \"lr\": 1.0, \"damping\": 0.1}}";
+
+Test(conv, layout)
+{
+    ocn_game *g = tu_game(CONV_GAME);
+    const ocn_player *a = &g->stages[0].players[0], *b = &g->stages[1].players[0];
+    cr_assert_eq(a->kind, OCN_PLAYER_CONV);
+    cr_assert_eq(a->conv.pad, 1, "same, k = 3: pad 1");
+    cr_assert_eq(a->conv.ho, 2, "floor((4 + 2 - 3)/2) + 1 = 2");
+    cr_assert_eq(a->out_dim, 8);
+    cr_assert_eq(a->m, 2 * (1 * 9 + 1), "m = C_o (C k^2 + 1)");
+    cr_assert_eq(b->conv.s, 1, "stride defaults to 1");
+    cr_assert_eq(b->conv.same, 1, "padding defaults to same");
+    cr_assert_eq(b->out_dim, 8);
+    cr_assert_eq(b->m, 2 * (2 * 9 + 1));
+    cr_assert_eq(ocn_player_na(b), 19);
+    cr_assert_eq(ocn_player_ng(b), 2);
+    cr_assert_eq(g->n[2], 8);
+    cr_assert(ocn_game_has_conv(g));
+    ocn_game_free(g);
+}
+
+static void expect_bad(const char *from, const char *to, const char *want)
+{
+    char buf[8192];
+    const char *p = strstr(CONV_GAME, from);
+    cr_assert(p != NULL, "test bug: '%s' not in the game", from);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - CONV_GAME), CONV_GAME, to, p + strlen(from));
+    ocn_error e = {0};
+    ocn_game *g = NULL;
+    int rc = ocn_game_load_string(buf, "bad.json", &g, &e);
+    cr_assert_eq(rc, OCN_EINVAL, "expected an error for '%s'", want);
+    cr_assert_null(g);
+    cr_assert(strstr(e.msg, want) != NULL, "message '%s' does not contain '%s'", e.msg, want);
+}
+
+Test(conv, bad_fields)
+{
+    expect_bad("\"in_shape\": [1, 4, 4],", "", "stage 0 player 0: in_shape missing");
+    expect_bad("[1, 4, 4]", "[1, 4]", "stage 0 player 0: in_shape must be an array [C, H, W]");
+    expect_bad("[1, 4, 4]", "[1, 0, 4]", "stage 0 player 0: in_shape[1] must be an integer");
+    expect_bad("[1, 4, 4]", "[2, 4, 4]", "stage 0 player 0: in_shape [2, 4, 4] has C*H*W = 32, but its input block 'z' has dim 16");
+    expect_bad("\"out_channels\": 2, \"kernel\": 3, \"stride\": 2", "\"kernel\": 3, \"stride\": 2",
+               "stage 0 player 0: out_channels missing");
+    expect_bad("\"out_channels\": 2, \"kernel\": 3, \"stride\": 2", "\"out_channels\": 0, \"kernel\": 3, \"stride\": 2",
+               "stage 0 player 0: out_channels = 0 out of range");
+    expect_bad("\"kernel\": 3, \"stride\": 2", "\"kernel\": 2, \"stride\": 2",
+               "stage 0 player 0: kernel 2 must be odd with padding 'same'");
+    expect_bad("\"kernel\": 3, \"stride\": 2, \"padding\": \"same\"", "\"kernel\": 5, \"stride\": 2, \"padding\": \"valid\"",
+               "stage 0 player 0: kernel 5 larger than the unpadded input 4 x 4");
+    expect_bad("\"stride\": 2", "\"stride\": 0", "stage 0 player 0: stride = 0 out of range");
+    expect_bad("\"padding\": \"same\"", "\"padding\": \"full\"", "stage 0 player 0: padding: unknown value 'full'");
+    expect_bad("\"stride\": 2,", "\"stride\": 2, \"out_dim\": 9,",
+               "stage 0 player 0: out_dim 9 does not match the conv output out_channels*H_o*W_o = 2*2*2 = 8");
+    expect_bad("\"out_dim\": 3, \"act\": \"identity\"", "\"out_dim\": 3, \"kernel\": 3, \"act\": \"identity\"",
+               "stage 2 player 0: kernel is only for kind 'conv'");
+    expect_bad("\"curvature\": \"kfac\"", "\"curvature\": \"coop-kfac\"",
+               "stage 0 player 0: optimizer curvature 'coop-kfac' is not defined on a stage with a conv player");
+    /* a valid conv whose output no longer fits the next stage's in_shape */
+    expect_bad("\"stride\": 2, \"padding\": \"same\"", "\"stride\": 1, \"padding\": \"same\"",
+               "stage 1 player 0: in_shape [2, 2, 2] has C*H*W = 8, but its input block 'z' has dim 32");
+}
+
+/* §11 v2: the normalised form fills the §14 defaults and keeps the game the same. */
+Test(conv, normalised)
+{
+    ocn_game *g = tu_game(CONV_GAME);
+    void *n = ocn_game_normalised(g);
+    char *s = json_dumps(n, JSON_SORT_KEYS | JSON_COMPACT);
+    cr_assert(strstr(s, "\"in_shape\":[2,2,2],\"kernel\":3,\"kind\":\"conv\",\"lane\":0,\"out\":\"z\",\"out_channels\":2,"
+                        "\"out_dim\":8,\"padding\":\"same\",\"stride\":1") != NULL, "%s", s);
+    ocn_game *h = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_game_load_string(s, "norm", &h, &e), 0, "%s", e.msg);
+    char diff[128];
+    cr_assert(ocn_game_same(g, h, diff, sizeof diff), "differs at %s", diff);
+    free(s);
+    json_decref(n);
+    ocn_game_free(h);
+    ocn_game_free(g);
+}
