@@ -62,6 +62,11 @@ int check_c7(check_ctx *c);
 int check_e4(check_ctx *c);
 int ocn_check_c7_applies(const ocn_game *g);
 int check_gtp2(check_ctx *c);
+/* §14 (harness/check_conv.c) */
+int check_conv_dense(check_ctx *c);
+int ocn_check_conv_dense_applies(const ocn_game *g);
+int check_conv_kfc_pinv(const ocn_player *pl, const double *zs, const double *gs, int B, double gamma, double *Ai,
+                        double *Gi, double *cond, ocn_error *err);
 int ocn_check_gtp2_applies(const ocn_game *g);
 
 #endif

@@ -49,7 +49,7 @@ int ocn_check_gtp2_applies(const ocn_game *g)
 {
     int ts, tf;
     return g->opt.game == OCN_GAME_FNE && g->batch == 1 && g->opt.curvature == OCN_CURV_EXACT &&
-           g->opt.dynamics == OCN_DYN_GN && !g->opt.zero && g->nlanes == 1 && find_shortcut(g, &ts, &tf);
+           g->opt.dynamics == OCN_DYN_GN && !g->opt.zero && g->nlanes == 1 && !ocn_game_has_conv(g) && find_shortcut(g, &ts, &tf);
 }
 
 /* Dense f_x (nz' x nz, z-block only) and f_u (nz' x m) of stage t's player by

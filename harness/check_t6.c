@@ -102,6 +102,12 @@ static int baseline_gain(check_ctx *c, ocn_curvature mode, const ocn_bp *bp, int
     int na, ng;
     const double *av = ocn_bp_kfac_a(bp, t, p, &na), *gv = ocn_bp_kfac_g(bp, t, p, &ng);
     double *Ai = malloc((size_t)na * na * sizeof *Ai), *Gi = malloc((size_t)ng * ng * sizeof *Gi);
+    if (pl->kind == OCN_PLAYER_CONV) { /* §14 KFC: av holds z, gv all C_o·P entries of g */
+        free(Ai), free(Gi);
+        na = ocn_player_na(pl), ng = ocn_player_ng(pl);
+        Ai = malloc((size_t)na * na * sizeof *Ai), Gi = malloc((size_t)ng * ng * sizeof *Gi);
+        rc = check_conv_kfc_pinv(pl, av, gv, B, gam, Ai, Gi, cond, c->err);
+    } else
     rc = check_kfac_pinv(av, na, gv, ng, B, gam, Ai, Gi, cond, c->err);
     if (!rc) check_kfac_apply(Ai, na, Gi, ng, eta, gr, k);
     free(Ai), free(Gi);

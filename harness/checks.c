@@ -18,7 +18,7 @@ static int applies_fne(const ocn_game *g) { return is_fne(g) && has_params(g); }
 /* P3: terminal outer + gn dynamics, per-sample value Hessians (§9). */
 static int applies_p3(const ocn_game *g)
 {
-    return applies_fne(g) && g->opt.terminal == OCN_TERMINAL_OUTER && g->opt.dynamics == OCN_DYN_GN &&
+    return applies_fne(g) && !ocn_game_has_conv(g) /* §14: its θ-VJP is dense-only */ && g->opt.terminal == OCN_TERMINAL_OUTER && g->opt.dynamics == OCN_DYN_GN &&
            (g->opt.value != OCN_VALUE_AUGMENTED || g->batch == 1);
 }
 
@@ -32,7 +32,7 @@ static int applies_lqr(const ocn_game *g)
     for (int t = 0; t < g->T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++) {
             const ocn_player *pl = &g->stages[t].players[p];
-            if (pl->kind == OCN_PLAYER_DENSE || pl->act != OCN_ACT_IDENTITY) return 0;
+            if (pl->kind == OCN_PLAYER_DENSE || pl->kind == OCN_PLAYER_CONV || pl->act != OCN_ACT_IDENTITY) return 0;
         }
     return 1;
 }
@@ -71,7 +71,7 @@ static int applies_separable(const ocn_game *g)
     return is_gr(g) && g->separable && g->nlanes >= 2 && g->opt.terminal == OCN_TERMINAL_EXACT;
 }
 static int applies_coupled(const ocn_game *g) { return is_gr(g) && !g->separable && g->nlanes >= 2; }
-static int applies_kfac_t3(const ocn_game *g) { return is_gr(g) && has_two_player_stage(g); }
+static int applies_kfac_t3(const ocn_game *g) { return is_gr(g) && has_two_player_stage(g) && !ocn_game_has_conv(g); } /* §14: coop-kfac undefined with conv */
 static int applies_c7(const ocn_game *g) { return is_gr(g) && ocn_check_c7_applies(g); }
 static int applies_e4(const ocn_game *g) { return has_params(g) && g->batch > 1 && g->opt.value == OCN_VALUE_PERSAMPLE; }
 
@@ -96,6 +96,7 @@ static const struct {
     {"C7", applies_c7, check_c7},
     {"E4", applies_e4, check_e4},
     {"GT-P2", ocn_check_gtp2_applies, check_gtp2},
+    {"CONV-DENSE", ocn_check_conv_dense_applies, check_conv_dense},
 };
 
 int ocn_filter_match(const char *pattern, const char *fixture, const char *id)

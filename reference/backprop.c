@@ -209,7 +209,8 @@ int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp *
         what = "gradients and KFAC statistics (B x m, B x (in+1), B x out)";
         for (int p = 0; p < np; p++) {
             const ocn_player *pl = &g->stages[t].players[p];
-            bp->na[t][p] = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
+            /* §14: for a conv player the statistic is its input image z (in_dim); the patches a_p are the user's */
+            bp->na[t][p] = pl->kind == OCN_PLAYER_CONV ? pl->in_dim : ocn_player_na(pl);
             bp->grad[t][p] = calloc((size_t)pl->m + 1, sizeof(double));
             bp->gsample[t][p] = calloc((size_t)B * (size_t)pl->m + 1, sizeof(double));
             bp->ka[t][p] = calloc((size_t)B * (size_t)bp->na[t][p], sizeof(double));
@@ -231,9 +232,15 @@ int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp *
                 const ocn_player *pl = &g->stages[t].players[p];
                 double *a = bp->ka[t][p] + (size_t)i * (size_t)bp->na[t][p];
                 const double *z = ocn_bp_player_input(g, t, p, traj[t]);
+                double *gs = bp->gsample[t][p] + (size_t)i * (size_t)pl->m;
+                if (pl->kind == OCN_PLAYER_CONV) { /* §14: vec(Σ_p g_p a_pᵀ), patch scratch in region 4 */
+                    memcpy(a, z, (size_t)pl->in_dim * sizeof *a);
+                    ref_conv_theta_vjp(pl, z, gh[p], m.ws + 4 * m.nmax, gs);
+                    for (int j = 0; j < pl->m; j++) bp->grad[t][p][j] += gs[j] / B;
+                    continue;
+                }
                 for (int c = 0; c + 1 < bp->na[t][p]; c++) a[c] = z[c];
                 a[bp->na[t][p] - 1] = 1.0;
-                double *gs = bp->gsample[t][p] + (size_t)i * (size_t)pl->m;
                 if (pl->kind == OCN_PLAYER_DENSE)
                     for (int c = 0; c < bp->na[t][p]; c++)
                         for (int r = 0; r < pl->out_dim; r++) gs[(size_t)c * (size_t)pl->out_dim + (size_t)r] = gh[p][r] * a[c];

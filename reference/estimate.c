@@ -150,11 +150,11 @@ static int expansions(const ocn_game *g, const ocn_optimizer *opt, int s, expn *
             if (!gr && l != k) continue;
             const ocn_player *pl = ocn_game_lane_player(g, s, l);
             if (!pl || !pl->m) continue;
-            double a = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
+            double a = ocn_player_na(pl), gd = ocn_player_ng(pl); /* §14: conv patch / channels */
             e[k].m += pl->m;
-            e[k].na += a, e[k].ng += pl->out_dim;
+            e[k].na += a, e[k].ng += gd;
             if (a > e[k].fa) e[k].fa = a;
-            if (pl->out_dim > e[k].fg) e[k].fg = pl->out_dim;
+            if (gd > e[k].fg) e[k].fg = gd;
         }
     }
     return N;

@@ -92,18 +92,19 @@ static int kfac_factors(const ref_model *m, int t, const int *players, int np, c
                         const gsl_matrix *vnext, int *aoff, int *goff, gsl_matrix **A, gsl_matrix **G, ocn_error *err)
 {
     const ocn_game *g = m->g;
-    int B = m->B, na = 0, ng = 0;
+    int B = m->B, na = 0, ng = 0, nh = 0;
     for (int u = 0; u < np; u++) {
         const ocn_player *pl = &g->stages[t].players[players[u]];
         aoff[u] = na, goff[u] = ng;
-        na += pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
-        ng += pl->out_dim;
+        na += ocn_player_na(pl);
+        ng += ocn_player_ng(pl);
+        nh += pl->out_dim;
     }
     aoff[np] = na, goff[np] = ng;
     *A = ref_matrix_calloc((size_t)na, (size_t)na);
     *G = ref_matrix_calloc((size_t)ng, (size_t)ng);
-    double *a = malloc((size_t)na * sizeof *a), *gv = malloc((size_t)ng * sizeof *gv);
-    double *h = malloc((size_t)ng * sizeof *h);
+    double *a = malloc((size_t)na * sizeof *a), *gv = malloc((size_t)(ng + nh) * sizeof *gv);
+    double *h = malloc((size_t)nh * sizeof *h);
     if (!*A || !*G || !a || !gv || !h) {
         gsl_matrix_free(*A), gsl_matrix_free(*G);
         *A = *G = NULL;
@@ -114,12 +115,22 @@ static int kfac_factors(const ref_model *m, int t, const int *players, int np, c
         const double *x = gsl_matrix_const_ptr(X, (size_t)i, 0);
         for (int u = 0; u < np; u++) {
             const ocn_player *pl = &g->stages[t].players[players[u]];
-            ref_player_pre(g, t, pl, m->th[t][players[u]], m->wfix[t][players[u]], x, h + goff[u]);
             const double *z = x + g->block_off[t][pl->in_block];
+            const double *v = gsl_matrix_const_ptr(vnext, (size_t)i, 0) + g->block_off[t + 1][pl->out_block];
+            if (pl->kind == OCN_PLAYER_CONV) { /* §14 KFC: its own diagonal blocks; its cross blocks (coop only) stay 0 */
+                double *gf = gv + ng;
+                ref_player_pre(g, t, pl, m->th[t][players[u]], NULL, x, h);
+                for (int r = 0; r < pl->out_dim; r++) gf[r] = ref_dact(pl->act, h[r]) * v[r];
+                ref_conv_kfc(pl, z, gf, B, m->ws + 4 * m->nmax, gsl_matrix_ptr(*A, (size_t)aoff[u], (size_t)aoff[u]),
+                             (*A)->tda, gsl_matrix_ptr(*G, (size_t)goff[u], (size_t)goff[u]), (*G)->tda);
+                for (int c = aoff[u]; c < aoff[u + 1]; c++) a[c] = 0.0;
+                for (int c = goff[u]; c < goff[u + 1]; c++) gv[c] = 0.0;
+                continue;
+            }
+            ref_player_pre(g, t, pl, m->th[t][players[u]], m->wfix[t][players[u]], x, h + goff[u]);
             int nau = aoff[u + 1] - aoff[u];
             for (int c = 0; c + 1 < nau; c++) a[aoff[u] + c] = z[c];
             a[aoff[u] + nau - 1] = 1.0;
-            const double *v = gsl_matrix_const_ptr(vnext, (size_t)i, 0) + g->block_off[t + 1][pl->out_block];
             for (int r = 0; r < pl->out_dim; r++) gv[goff[u] + r] = ref_dact(pl->act, h[goff[u] + r]) * v[r];
         }
         for (int r = 0; r < na; r++)
@@ -329,6 +340,13 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
         }
         int aoff[REF_MAX_PLAYERS + 1], goff[REF_MAX_PLAYERS + 1], mdim[REF_MAX_PLAYERS];
         for (int u = 0; u < np; u++) mdim[u] = g->stages[t].players[o->p[u]].m;
+        if (opt->curvature == OCN_CURV_COOP_KFAC && opt->game == OCN_GAME_GR && np > 1 && !(opt->zero & OCN_ZERO_PUV))
+            for (int u = 0; u < np; u++) /* §14 (the loader refuses it; variants bypass the loader) */
+                if (g->stages[t].players[o->p[u]].kind == OCN_PLAYER_CONV) {
+                    rc = ocn_fail(err, OCN_EUNSUPPORTED, "stage %d lane %d: coop-kfac is not defined on a stage with a "
+                                  "conv player (SPEC §14)", t, g->stages[t].players[o->p[u]].lane);
+                    goto done;
+                }
         if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC)
             if ((rc = kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G, err))) goto done;
         ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff, m->pert};

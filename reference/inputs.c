@@ -80,7 +80,9 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             if (!pl || pl->kind == OCN_PLAYER_ACT) continue;
             (void)st;
             char nth[64], nwf[64];
-            double sw = 1.0 / sqrt((double)pl->in_dim), sb = 0.1;
+            /* §14: a conv player's W is (C_o, C·k²) with fan-in C·k² */
+            int fan = pl->kind == OCN_PLAYER_CONV ? ocn_player_na(pl) - 1 : pl->in_dim;
+            double sw = 1.0 / sqrt((double)fan), sb = 0.1;
             ocn_array *th, *wf = NULL;
             snprintf(nth, sizeof nth, "theta_t%d_n%d", t, lane);
             snprintf(nwf, sizeof nwf, "Wfix_t%d_n%d", t, lane);
@@ -100,13 +102,14 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
                 rc = ocn_fail(err, OCN_ENOMEM, "%s: lost after adding it", nth);
                 break;
             }
-            if (pl->kind == OCN_PLAYER_DENSE) {
-                /* W first: draw row-major W[r][c], store column-major (§2) */
-                for (int rr = 0; rr < pl->out_dim; rr++)
-                    for (int c = 0; c < pl->in_dim; c++)
-                        th->data[(size_t)c * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sw);
-                for (int rr = 0; rr < pl->out_dim; rr++)
-                    th->data[(size_t)pl->in_dim * (size_t)pl->out_dim + (size_t)rr] = gsl_ran_gaussian(r, sb);
+            if (pl->kind == OCN_PLAYER_DENSE || pl->kind == OCN_PLAYER_CONV) {
+                /* W first: draw row-major W[r][c], store column-major (§2; §14: W is C_o x C·k²) */
+                int rows = ocn_player_ng(pl), cols = ocn_player_na(pl) - 1;
+                for (int rr = 0; rr < rows; rr++)
+                    for (int c = 0; c < cols; c++)
+                        th->data[(size_t)c * (size_t)rows + (size_t)rr] = gsl_ran_gaussian(r, sw);
+                for (int rr = 0; rr < rows; rr++)
+                    th->data[(size_t)cols * (size_t)rows + (size_t)rr] = gsl_ran_gaussian(r, sb);
             } else if (wf) { /* bias */
                 for (size_t i = 0; i < wf->size; i++) wf->data[i] = gsl_ran_gaussian(r, sw);
                 for (int rr = 0; rr < pl->out_dim; rr++) th->data[rr] = gsl_ran_gaussian(r, sb);

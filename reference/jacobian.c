@@ -46,6 +46,15 @@ void ref_jac_x(const ref_model *m, int t, const double *x, gsl_matrix *Fx)
             int r = r_; size_t j = (size_t)r_; double dh = 1.0; BODY;                        \
             continue;                                                                        \
         }                                                                                    \
+        if ((pl)->kind == OCN_PLAYER_CONV) { /* §14: r = (o, p), j = col·C_o + o */          \
+            int K_ = ocn_player_na(pl) - 1, P_ = (pl)->conv.ho * (pl)->conv.wo;              \
+            for (int c_ = 0; c_ <= K_; c_++) {                                               \
+                int s_ = c_ < K_ ? ref_conv_src(&(pl)->conv, r_ % P_, c_) : -2;              \
+                int r = r_; size_t j = (size_t)c_ * (size_t)(pl)->conv.co + (size_t)(r_ / P_); \
+                double dh = s_ == -2 ? 1.0 : s_ < 0 ? 0.0 : (z)[s_]; BODY;                   \
+            }                                                                                \
+            continue;                                                                        \
+        }                                                                                    \
         for (int c_ = 0; c_ <= (pl)->in_dim; c_++) {                                         \
             int r = r_; size_t j = (size_t)c_ * (size_t)(pl)->out_dim + (size_t)r_;          \
             double dh = c_ < (pl)->in_dim ? (z)[c_] : 1.0; BODY;                             \
@@ -108,11 +117,34 @@ void ref_second_order_player(const ref_model *m, int t, int p, const double *x, 
         for (int b = 0; b < pl->in_dim; b++)
             *gsl_matrix_ptr(Hthx, j, co + (size_t)b) += dh * w[r] * ref_weight(pl, m->th[t][p], m->wfix[t][p], r, b);
     });
+    if (pl->kind == OCN_PLAYER_CONV) /* §14: ∂²h_(o,p)/∂W[o,col]∂z_src = 1 */
+        for (int r = 0; r < pl->out_dim; r++) {
+            int K = ocn_player_na(pl) - 1, P = pl->conv.ho * pl->conv.wo;
+            for (int col = 0; col < K; col++) {
+                int src = ref_conv_src(&pl->conv, r % P, col);
+                if (src >= 0)
+                    *gsl_matrix_ptr(Hthx, (size_t)col * (size_t)pl->conv.co + (size_t)(r / P), co + (size_t)src) +=
+                        vo[r] * ref_dact(pl->act, h[r]);
+            }
+        }
     if (pl->kind == OCN_PLAYER_DENSE)
         for (int r = 0; r < pl->out_dim; r++)
             for (int c = 0; c < pl->in_dim; c++)
                 *gsl_matrix_ptr(Hthx, (size_t)c * (size_t)pl->out_dim + (size_t)r, co + (size_t)c) +=
                     vo[r] * ref_dact(pl->act, h[r]);
+    if (pl->kind == OCN_PLAYER_CONV) { /* §14: h_θθ = 0, so v'·F_θθ = h_θᵀ diag(w) h_θ, per output r */
+        int K = ocn_player_na(pl) - 1, P = pl->conv.ho * pl->conv.wo;
+        double *a = m->ws + 4 * m->nmax; /* region 4 (ref.h) */
+        for (int r = 0; r < pl->out_dim; r++) {
+            if (w[r] == 0.0) continue;
+            ref_conv_patch(&pl->conv, z, r % P, a);
+            size_t o = (size_t)(r / P), Co = (size_t)pl->conv.co;
+            for (int c1 = 0; c1 <= K; c1++)
+                for (int c2 = 0; c2 <= K; c2++)
+                    *gsl_matrix_ptr(Hthth, (size_t)c1 * Co + o, (size_t)c2 * Co + o) += a[c1] * w[r] * a[c2];
+        }
+        return;
+    }
     for (int r = 0; r < pl->out_dim; r++) {
         if (w[r] == 0.0) continue;
         int ncol = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;

@@ -42,6 +42,7 @@ double ref_ddact(ocn_act a, double h)
 double ref_weight(const ocn_player *pl, const double *theta, const double *wfix, int r, int c)
 {
     if (pl->kind == OCN_PLAYER_BIAS) return wfix[(size_t)r * (size_t)pl->in_dim + (size_t)c];
+    if (pl->kind == OCN_PLAYER_CONV) return ref_conv_weight(pl, theta, r, c); /* §14: W_eff */
     return theta[(size_t)c * (size_t)pl->out_dim + (size_t)r];
 }
 
@@ -51,6 +52,10 @@ void ref_player_pre(const ocn_game *g, int t, const ocn_player *pl, const double
     const double *z = x + g->block_off[t][pl->in_block];
     if (pl->kind == OCN_PLAYER_ACT) {
         memcpy(h, z, (size_t)pl->in_dim * sizeof *h);
+        return;
+    }
+    if (pl->kind == OCN_PLAYER_CONV) {
+        ref_conv_pre(pl, theta, z, h);
         return;
     }
     const double *b = pl->kind == OCN_PLAYER_DENSE ? theta + (size_t)pl->out_dim * (size_t)pl->in_dim : theta;
@@ -92,8 +97,6 @@ int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_
 {
     memset(m, 0, sizeof *m); /* first: callers free m even when the inputs are refused */
     ref_gsl_quiet();
-    if (ocn_game_has_conv(g)) /* §14: the reference's conv arithmetic is the next step (issue 14) */
-        return ocn_fail(err, OCN_EUNSUPPORTED, "%s: conv players are not computed by the reference yet (SPEC §14)", g->name);
     int rc = ocn_ref_check_inputs(g, in, "inputs", err);
     if (rc) return rc;
     m->g = g;
@@ -102,7 +105,12 @@ int ref_model_init(const ocn_game *g, const ocn_arrayset *in, ref_model *m, ocn_
     m->y = ocn_arrayset_find(in, "y")->data;
     for (int t = 0; t <= g->T; t++)
         if ((size_t)g->n[t] > m->nmax) m->nmax = (size_t)g->n[t];
-    m->ws = malloc((4 * m->nmax + 1) * sizeof *m->ws);
+    size_t kmax = 0; /* §14: region 4 holds a conv patch a_p (c·k² + 1) */
+    for (int t = 0; t < g->T; t++)
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            if (g->stages[t].players[p].kind == OCN_PLAYER_CONV && (size_t)ocn_player_na(&g->stages[t].players[p]) > kmax)
+                kmax = (size_t)ocn_player_na(&g->stages[t].players[p]);
+    m->ws = malloc((4 * m->nmax + kmax + 1) * sizeof *m->ws);
     m->iws = malloc((2 * m->nmax + 1) * sizeof *m->iws);
     if (!m->ws || !m->iws) return model_nomem(m, err, "the model's scratch vectors");
     m->th = calloc((size_t)g->T, sizeof *m->th);

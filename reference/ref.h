@@ -21,7 +21,8 @@ typedef struct {
      * largest state dimension.  Region 0 (ws[0, nmax)) and 1 are used by
      * ref_stage_forward, the Jacobians, the terminal and backprop's VJP;
      * region 2 only by ref_terminal's lane sum, region 3 by the terminal's
-     * 1 − p (ce).  Single-threaded per model. */
+     * 1 − p (ce), region 4 (ws + 4·nmax, c·k² + 1 doubles of the widest
+     * conv player) by the conv patch (§14).  Single-threaded per model. */
     double *ws;
     int *iws;
     size_t nmax;
@@ -37,6 +38,14 @@ double ref_ddact(ocn_act a, double h);
 
 /* W(r, c) of a dense/bias player: theta in vec([W b]) column-major order (§2). */
 double ref_weight(const ocn_player *pl, const double *theta, const double *wfix, int r, int c);
+/* §14 conv players (reference/conv.c). */
+int ref_conv_src(const ocn_conv *q, int p, int col);
+double ref_conv_weight(const ocn_player *pl, const double *theta, int r, int c);
+void ref_conv_patch(const ocn_conv *q, const double *z, int p, double *a);
+void ref_conv_pre(const ocn_player *pl, const double *theta, const double *z, double *h);
+void ref_conv_kfc(const ocn_player *pl, const double *z, const double *gh, int B, double *a, double *A, size_t lda,
+                  double *G, size_t ldg);
+void ref_conv_theta_vjp(const ocn_player *pl, const double *z, const double *gh, double *a, double *gs);
 /* Pre-activation h (out_dim) of player p at stage t for stage input x (n_t). */
 void ref_player_pre(const ocn_game *g, int t, const ocn_player *pl, const double *theta,
                     const double *wfix, const double *x, double *h);

@@ -1,6 +1,7 @@
 /* SPEC §14 conv players: loader (fields, dimensions, one clear error per bad
  * field), and the reference's conv arithmetic against the harness's own. */
 #include "util.h"
+#include "ocn/optimized.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -95,5 +96,59 @@ Test(conv, normalised)
     free(s);
     json_decref(n);
     ocn_game_free(h);
+    ocn_game_free(g);
+}
+
+/* Runs the checks matching `filter` on a shipped conv fixture, with the
+ * reference's kernel index transposed in player p of stage t when fault. */
+static void run_checks(const char *dir, const char *filter, int t, int p, int fault, int *fail, int *pass)
+{
+    ocn_fixture *f = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_fixture_read(dir, &f, &e), 0, "%s", e.msg);
+    f->game->stages[t].players[p].conv.fault = fault;
+    ocn_report *r = ocn_report_new();
+    ocn_ref_opts o = {0};
+    cr_assert_eq(ocn_theorems_select(f, &o, filter, r, &e), 0, "%s", e.msg);
+    *fail = ocn_report_failures(r), *pass = ocn_report_passes(r);
+    ocn_report_free(r);
+    ocn_fixture_free(f);
+}
+
+/* CONV-DENSE (§14): the covering conv equals the dense layer to rounding, and
+ * a transposed kernel index (W[o, (c·k + j)·k + i]) in the reference's conv is caught. */
+Test(conv, conv_dense_catches_transposed_kernel)
+{
+    int fail, pass;
+    run_checks("fixtures/conv-inception-exact-gr", "CONV-DENSE", 0, 0, 0, &fail, &pass);
+    cr_assert_eq(fail, 0);
+    cr_assert_gt(pass, 10, "every output array compared (%d rows)", pass);
+    run_checks("fixtures/conv-inception-exact-gr", "CONV-DENSE", 0, 0, 1, &fail, &pass);
+    cr_assert_gt(fail, 5, "a transposed kernel must fail CONV-DENSE (%d failed)", fail);
+}
+
+/* T6-base kfac on conv: the harness's own KFC factors (harness/check_conv.c)
+ * agree with the reference's, and catch the transposed kernel in the
+ * reference's patches.  GRAD and P2 (finite differences) run on conv too. */
+Test(conv, t6base_kfc_and_fd_checks)
+{
+    int fail, pass;
+    run_checks("fixtures/conv-2c-kfac-fne", "T6-base", 0, 0, 0, &fail, &pass);
+    cr_assert_eq(fail, 0);
+    cr_assert_gt(pass, 0);
+    run_checks("fixtures/conv-2c-kfac-fne", "T6-base", 0, 0, 1, &fail, &pass);
+    cr_assert_gt(fail, 0, "the reference's transposed patches must fail T6-base");
+    run_checks("fixtures/conv-2c-kfac-fne", "GRAD", 0, 0, 0, &fail, &pass);
+    cr_assert(fail == 0 && pass > 0);
+    run_checks("fixtures/conv-2c-kfac-fne", "P2", 0, 0, 0, &fail, &pass);
+    cr_assert(fail == 0 && pass > 0, "P2 (full dynamics, conv second-order terms) vs FD: %d failed", fail);
+}
+
+/* the optimized path refuses conv (reference-only in this slice, §14) */
+Test(conv, optimized_refuses)
+{
+    ocn_game *g = tu_game(CONV_GAME);
+    const char *why = ocn_opt_unsupported(g, &g->opt);
+    cr_assert(why && strstr(why, "conv players are reference-only"), "%s", why ? why : "(null)");
     ocn_game_free(g);
 }

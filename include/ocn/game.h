@@ -26,8 +26,10 @@ typedef enum { OCN_PLAYER_DENSE, OCN_PLAYER_BIAS, OCN_PLAYER_ACT, OCN_PLAYER_CON
 /* SPEC §14 geometry of a conv player (zero for other kinds): input image
  * (c, h, w) channel-major, co output channels, odd-or-any kernel k, stride s,
  * zero padding pad on each side ((k-1)/2 for `same`, 0 for `valid`), output
- * image (co, ho, wo).  W is (co, c·k²), θ = vec([W b]) column-major (§2). */
-typedef struct { int c, h, w, co, k, s, pad, same, ho, wo; } ocn_conv;
+ * image (co, ho, wo).  W is (co, c·k²), θ = vec([W b]) column-major (§2).
+ * `fault` is fault injection for tests only (never parsed): 1 makes the
+ * reference read kernel tap (i, j) as (j, i), a transposed kernel index. */
+typedef struct { int c, h, w, co, k, s, pad, same, ho, wo, fault; } ocn_conv;
 typedef enum { OCN_ACT_IDENTITY, OCN_ACT_TANH, OCN_ACT_RELU, OCN_ACT_SIGMOID } ocn_act;
 typedef enum { OCN_LOSS_CE, OCN_LOSS_MSE } ocn_loss_kind;
 typedef enum { OCN_GAME_FNE, OCN_GAME_GR } ocn_game_kind;
