@@ -18,6 +18,7 @@
 #include "ocn/optimized.h"
 #include "ocn/reference.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,44 @@ static double amortised_time(ocn_game *g, const ocn_arrayset *in, mode_t2 mode, 
     double t = (now() - t0) / steps;
     ocn_opt_state_free(st);
     return t;
+}
+
+/* gemm% (issue 11): one fresh DDP step (a state's first step is the one-step
+ * computation), its GEMM FLOPs over its wall time, over a large square SGEMM's rate. */
+static double gemm_rate(int n)
+{
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
+    if (!a || !b || !c) return 0;
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 97);
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double t = now() - t0;
+        if (r && t < best) best = t; /* the first is a warm-up */
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * n / best;
+}
+
+static double ddp_gemm_fraction(ocn_game *g, const ocn_arrayset *in, double sgemm)
+{
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 32, .lean = 1};
+    ocn_opt_state *st = NULL;
+    ocn_error e = {0};
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        if (ocn_opt_state_new(g, &g->opt, &cfg, &st, &e)) return 0;
+        ocn_arrayset *out = ocn_arrayset_new();
+        double t0 = now();
+        int rc = ocn_opt_step(st, in, out, &e);
+        double t = now() - t0, f = ocn_opt_state_gemm_flops(st);
+        ocn_arrayset_free(out);
+        ocn_opt_state_free(st);
+        if (rc) return 0;
+        if (r) best = fmax(best, f / t / sgemm); /* the first is a warm-up */
+    }
+    return best;
 }
 
 static int cmp(const void *a, const void *b)
@@ -212,6 +251,20 @@ int main(void)
         printf("amortised f32: fitted exponent of the DDP step time vs width (%d..%d): %.3f\n", amw[0], amw[namw - 1],
                am_exp);
     }
+    /* gemm%: the DDP step's GEMM rate over a large square SGEMM's, width 1024 (or the widest), f32 */
+    double gemm_pct = 0;
+    {
+        double sg = gemm_rate(2048);
+        ocn_game *g = mlp(widths[nw - 1], BATCH, "kfac");
+        ocn_arrayset *in = ocn_arrayset_new();
+        ocn_error e = {0};
+        ocn_ref_init_inputs(g, in, &e);
+        gemm_pct = 100 * ddp_gemm_fraction(g, in, sg);
+        printf("gemm%%: DDP step f32 width %d: its GEMM FLOPs / wall time = %.1f%% of a 2048^3 SGEMM (%.1f GFLOP/s)\n",
+               widths[nw - 1], gemm_pct, sg / 1e9);
+        ocn_arrayset_free(in);
+        ocn_game_free(g);
+    }
     /* peer: PyTorch's SGD step (forward, backward, update), same shapes, same run */
     double sgd_torch = 0;
     const char *py = getenv("PYTHON") && *getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
@@ -257,9 +310,9 @@ int main(void)
     printf("reference: fitted exponent of step time vs width (8..32): %.3f\n", fit_exponent(rw, rt, 3));
     if (maxw >= 1024)
         printf("summary: ddp/kfac=%.3f ddp/sgd=%.3f exponent=%.3f mem=%.3f ddp_amort/kfac_amort=%.3f amort_exponent=%.3f "
-               "sgd/torch=%s\n",
+               "sgd/torch=%s gemm%%=%.1f\n",
                sum_kfac, sum_sgd, sum_exp, sum_mem, am_ratio, am_exp,
-               sgd_torch > 0 ? (snprintf(cmd, sizeof cmd, "%.3f", sgd_torch), cmd) : "n/a");
+               sgd_torch > 0 ? (snprintf(cmd, sizeof cmd, "%.3f", sgd_torch), cmd) : "n/a", gemm_pct);
     else
         printf("summary: (width 1024 not run: BENCH_MAX_WIDTH=%d)\n", maxw);
     return 0;

@@ -49,6 +49,7 @@ struct ocn_backend {
     void *impl;                     /* the backend's own handles, streams, workspace */
     ocn_error err;                  /* first contract violation (OCN_BK_ECONTRACT) */
     int failed;
+    double gemm_flops;              /* 2·m·n·k summed over the gemm calls made through this context */
     /* 1 if the op runs in this precision (32 or 64) here */
     int (*supports)(const ocn_backend *b, ocn_op op, int prec);
     /* C = alpha op(A) op(B) + beta C; op(A) is C.rows x k, op(B) k x C.cols

@@ -122,6 +122,8 @@ void ocn_opt_state_free(ocn_opt_state *st)
 
 int ocn_opt_state_step_index(const ocn_opt_state *st) { return st ? st->ss->s : 0; }
 
+double ocn_opt_state_gemm_flops(const ocn_opt_state *st) { return st ? st->bk->gemm_flops : 0; }
+
 int ocn_opt_step(ocn_opt_state *st, const ocn_arrayset *in, ocn_arrayset *out, ocn_error *err)
 {
     if (!st) return ocn_fail(err, OCN_EINVAL, "ocn_opt_step: no state");

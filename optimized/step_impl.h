@@ -34,6 +34,7 @@
 static void FN(gemm_v)(ocn_backend *bk, int ta, int tb, int m, int n, int k, double alpha, const REAL *A, int lda,
                        const REAL *B, int ldb, double beta, REAL *C, int ldc)
 {
+    bk->gemm_flops += 2.0 * m * n * k; /* make bench: gemm% (issue 11) */
     bk->gemm(bk, PREC, ta, tb, alpha, ocn_view_of(A, ta ? k : m, ta ? m : k, lda),
              ocn_view_of(B, tb ? n : k, tb ? k : n, ldb), beta, ocn_view_of(C, m, n, ldc));
 }

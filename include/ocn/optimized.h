@@ -44,6 +44,8 @@ int ocn_opt_state_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt
 void ocn_opt_state_free(ocn_opt_state *st);
 /* Index s of the next step (0 for a new state). */
 int ocn_opt_state_step_index(const ocn_opt_state *st);
+/* GEMM floating-point operations (2·m·n·k per call) of all steps so far (make bench's gemm%). */
+double ocn_opt_state_gemm_flops(const ocn_opt_state *st);
 /* One §13 step s (the state knows s, starting at 0): `in` holds the one-step
  * inputs (theta_t{t}_n{n}, Wfix_…, x0, y — §11 names); writes the §11 one-step
  * outputs to `out` (the arrays of ocn_opt_run, theta_new_* included) and
