@@ -76,12 +76,13 @@ void ocn_backend_close(ocn_backend *b)
 
 typedef int (*cuda_new_fn)(ocn_backend **out, ocn_error *err);
 
-/* Candidates: $OCN_CUDA_MODULE, then libocn-cuda.so beside the running program
- * and one directory up (build/ocn and build/tests/ocn_tests both find
- * build/libocn-cuda.so). */
+/* Candidates: $OCN_CUDA_MODULE, then libocn-cuda.so beside the running program,
+ * one directory up (build/ocn and build/tests/ocn_tests both find
+ * build/libocn-cuda.so) and in ../lib (an installed PREFIX/bin/ocn finds
+ * PREFIX/lib/libocn-cuda.so, where `make install` puts it). */
 int ocn_backend_cuda_new(ocn_backend **out, ocn_error *err)
 {
-    char exe[PATH_MAX], cand[3][PATH_MAX + 32];
+    char exe[PATH_MAX], cand[4][PATH_MAX + 32];
     int nc = 0;
     const char *env = getenv("OCN_CUDA_MODULE");
     if (env && *env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
@@ -92,6 +93,7 @@ int ocn_backend_cuda_new(ocn_backend **out, ocn_error *err)
         if (slash) *slash = 0;
         snprintf(cand[nc++], sizeof cand[0], "%s/libocn-cuda.so", exe);
         snprintf(cand[nc++], sizeof cand[0], "%s/../libocn-cuda.so", exe);
+        snprintf(cand[nc++], sizeof cand[0], "%s/../lib/libocn-cuda.so", exe);
     }
     void *h = NULL;
     char why[PATH_MAX + 600] = "no candidate path";
