@@ -42,26 +42,57 @@ static int dense_twin(const ocn_game *g, ocn_game **out, ocn_error *err)
     return rc;
 }
 
-int check_conv_dense(check_ctx *c)
+/* One mode: both sides recomputed (a fault in the conv arithmetic shows).
+ * The fixture's own mode uses the fixture's stored c; a variant measures its
+ * c on the conv side with R = 2 (§10: a check's variant). */
+static int dense_mode(check_ctx *c, const ocn_game *d, const ocn_optimizer *opt, int own, const char *tag)
 {
-    ocn_game *d = NULL;
     ocn_arrayset *rc_ = ocn_arrayset_new(), *rd = ocn_arrayset_new();
-    ocn_ref_opts o = {.fault = c->o ? c->o->fault : OCN_FAULT_NONE, .max_memory = c->o ? c->o->max_memory : 0};
-    int rc = !rc_ || !rd ? ocn_fail(c->err, OCN_ENOMEM, "CONV-DENSE: out of memory") : dense_twin(c->g, &d, c->err);
-    /* both sides recomputed (a fault in the conv arithmetic shows); c from the fixture's stored arrays */
-    if (!rc) rc = ocn_ref_run(c->g, &c->g->opt, c->in, &o, rc_, c->err);
-    if (!rc) rc = ocn_ref_run(d, &d->opt, c->in, &o, rd, c->err);
+    ocn_ref_opts o = {.fault = c->o ? c->o->fault : OCN_FAULT_NONE, .measure_runs = own ? 0 : OCN_CHECK_RUNS,
+                      .max_memory = c->o ? c->o->max_memory : 0};
+    ocn_optimizer od = *opt;
+    int rc = !rc_ || !rd ? ocn_fail(c->err, OCN_ENOMEM, "CONV-DENSE: out of memory") : OCN_OK;
+    if (!rc) rc = ocn_ref_run(c->g, opt, c->in, &o, rc_, c->err);
+    o.measure_runs = 0;
+    if (!rc) rc = ocn_ref_run(d, &od, c->in, &o, rd, c->err);
     for (int i = 0; !rc && i < rc_->count; i++) {
-        const ocn_array *a = &rc_->a[i], *b = ocn_arrayset_find(rd, a->name), *s = ocn_arrayset_find(c->f->arrays, a->name);
+        const ocn_array *a = &rc_->a[i], *b = ocn_arrayset_find(rd, a->name);
+        const ocn_array *s = own ? ocn_arrayset_find(c->f->arrays, a->name) : NULL;
+        char q[160];
+        snprintf(q, sizeof q, "%s%s%s", a->name, tag[0] ? " " : "", tag);
         if (!b || b->size != a->size) {
-            ocn_report_add(c->rep, "CONV-DENSE", c->name, a->name, INFINITY, INFINITY);
+            ocn_report_add(c->rep, "CONV-DENSE", c->name, q, INFINITY, INFINITY);
             continue;
         }
-        double cnd = s && s->cond > 0 ? s->cond : a->cond;
-        if (s && s->zero_scale > 0) cnd = s->cond; /* a zero by cancellation: compared on its own */
-        check_row(c, "CONV-DENSE", a->name, a->data, b->data, a->size, cnd);
+        check_row(c, "CONV-DENSE", q, a->data, b->data, a->size, s && s->cond > 0 ? s->cond : a->cond);
     }
     ocn_arrayset_free(rc_), ocn_arrayset_free(rd);
+    return rc;
+}
+
+/* CONV-DENSE: the fixture's mode, then every curvature the conv player has
+ * (§14: coop-kfac is not defined) x dynamics x value mode, and terminal outer —
+ * kfac among them checks that KFC at P = 1 is §5's dense kfac. */
+int check_conv_dense(check_ctx *c)
+{
+    static const ocn_curvature curv[] = {OCN_CURV_EXACT, OCN_CURV_SGD, OCN_CURV_RMSPROP, OCN_CURV_GN_OUTER, OCN_CURV_KFAC};
+    static const char *const cname[] = {"exact", "sgd", "rmsprop", "gn-outer", "kfac"};
+    ocn_game *d = NULL;
+    int rc = dense_twin(c->g, &d, c->err);
+    if (!rc) rc = dense_mode(c, d, &c->g->opt, 1, "");
+    for (int ci = 0; !rc && ci < 5; ci++)
+        for (int dyn = 0; !rc && dyn < 2; dyn++)
+            for (int v = 0; !rc && v < 3; v++)
+                for (int term = 0; !rc && term < 2; term++) {
+                    if (term && (dyn || v != OCN_VALUE_BLOCKDIAG)) continue; /* outer: once per curvature */
+                    ocn_optimizer o = c->g->opt;
+                    o.curvature = curv[ci], o.dynamics = (ocn_dynamics)dyn, o.value = (ocn_value_mode)v;
+                    o.terminal = term ? OCN_TERMINAL_OUTER : OCN_TERMINAL_EXACT;
+                    char tag[96];
+                    snprintf(tag, sizeof tag, "[%s %s %s%s]", cname[ci], dyn ? "full" : "gn", ocn_value_name(o.value),
+                             term ? " outer" : "");
+                    rc = dense_mode(c, d, &o, 0, tag);
+                }
     ocn_game_free(d);
     return rc;
 }

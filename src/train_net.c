@@ -43,6 +43,9 @@ int ocn_net_new(const ocn_game *g, ocn_net **out, ocn_error *err)
         if (s->nplayers != 1 || s->ncarries)
             return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: ocn train computes chains (one player per stage, no "
                             "carries); this stage has %d players and %d carries", g->name, t, s->nplayers, s->ncarries);
+        if (s->players[0].kind == OCN_PLAYER_CONV) /* issue 14: training conv networks is not written yet */
+            return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: ocn train does not train conv players yet (SPEC §14)",
+                            g->name, t);
         if (s->players[0].in_dim != g->n[t] || s->players[0].out_dim != g->n[t + 1])
             return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: the player must read and write the whole state "
                             "(a chain)", g->name, t);

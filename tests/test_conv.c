@@ -2,8 +2,10 @@
  * field), and the reference's conv arithmetic against the harness's own. */
 #include "util.h"
 #include "ocn/optimized.h"
+#include "ocn/train.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 
 /* 2 conv (stride 2, same) + dense; input [1, 4, 4]. */
@@ -150,5 +152,75 @@ Test(conv, optimized_refuses)
     ocn_game *g = tu_game(CONV_GAME);
     const char *why = ocn_opt_unsupported(g, &g->opt);
     cr_assert(why && strstr(why, "conv players are reference-only"), "%s", why ? why : "(null)");
+    ocn_game_free(g);
+}
+
+/* §14's formula written out here (h[o,y,x] = b[o] + Σ_{c,i,j} W[o,(c·k+i)·k+j]
+ * z_pad[c, y·s+i, x·s+j], channel-major, θ column-major) against the
+ * reference's states of the 2-conv fixture: stride 2 and same padding
+ * (stage 0), stride 1 on a 2 x 2 image with 3 x 3 kernels (stage 1).  Bound:
+ * the summation error (K + 1)·u·(|b| + Σ|W z|) (σ is 1-Lipschitz).  Returns
+ * the number of outputs outside it. */
+static int formula_misses(int fault)
+{
+    ocn_fixture *f = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_fixture_read("fixtures/conv-2c-kfac-fne", &f, &e), 0, "%s", e.msg);
+    f->game->stages[0].players[0].conv.fault = fault;
+    ocn_arrayset *r = ocn_arrayset_new();
+    ocn_ref_opts ro = {0};
+    cr_assert_eq(ocn_ref_run(f->game, &f->game->opt, f->arrays, &ro, r, &e), 0, "%s", e.msg);
+    int B = f->game->batch, miss = 0;
+    for (int t = 0; t < 2; t++) {
+        const ocn_player *pl = &f->game->stages[t].players[0];
+        const ocn_conv *q = &pl->conv;
+        char nm[64];
+        snprintf(nm, sizeof nm, "x_t%d", t);
+        const double *X = ocn_arrayset_find(r, nm)->data;
+        snprintf(nm, sizeof nm, "x_t%d", t + 1);
+        const double *X1 = ocn_arrayset_find(r, nm)->data;
+        snprintf(nm, sizeof nm, "theta_t%d_n0", t);
+        const double *th = ocn_arrayset_find(f->arrays, nm)->data;
+        int K = q->c * q->k * q->k, pad = (q->k - 1) / 2, n = q->c * q->h * q->w, n1 = pl->out_dim;
+        for (int i = 0; i < B; i++)
+            for (int o = 0; o < q->co; o++)
+                for (int y = 0; y < q->ho; y++)
+                    for (int x = 0; x < q->wo; x++) {
+                        double h = th[(size_t)K * q->co + o], sa = fabs(h);
+                        for (int c = 0; c < q->c; c++)
+                            for (int a = 0; a < q->k; a++)
+                                for (int b = 0; b < q->k; b++) {
+                                    int yy = y * q->s + a - pad, xx = x * q->s + b - pad;
+                                    if (yy < 0 || yy >= q->h || xx < 0 || xx >= q->w) continue;
+                                    double w = th[(size_t)((c * q->k + a) * q->k + b) * q->co + o] *
+                                               X[(size_t)i * n + (size_t)(c * q->h + yy) * q->w + xx];
+                                    h += w, sa += fabs(w);
+                                }
+                        double want = t == 1 ? (h > 0 ? h : 0) : tanh(h);
+                        double got = X1[(size_t)i * n1 + (size_t)(o * q->ho + y) * q->wo + x];
+                        miss += !(fabs(got - want) <= (K + 1) * 0x1p-53 * sa + 0x1p-53 * fabs(want));
+                    }
+    }
+    ocn_arrayset_free(r);
+    ocn_fixture_free(f);
+    return miss;
+}
+
+Test(conv, forward_matches_spec_formula)
+{
+    cr_assert_eq(formula_misses(0), 0, "the reference's conv is §14's cross-correlation");
+    cr_assert_gt(formula_misses(1), 4, "a transposed kernel index is caught");
+}
+
+/* ocn train on a conv network: refused by name (before this, --optimizer sgd
+ * dereferenced a missing fixed W and crashed). */
+Test(conv, train_refuses)
+{
+    ocn_game *g = tu_game(CONV_GAME);
+    ocn_net *net = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_net_new(g, &net, &e), OCN_EUNSUPPORTED);
+    cr_assert(strstr(e.msg, "stage 0: ocn train does not train conv players yet") != NULL, "%s", e.msg);
+    cr_assert_null(net);
     ocn_game_free(g);
 }
