@@ -221,11 +221,12 @@ $(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/libocn.a
 
 # Issue 13: DDPNOpt's Table 3 DIGITS row with `ocn train` (ci/digits.py): learning-rate
 # search on a validation part of the training split, 10 seeds per optimizer, the table,
-# docs/digits.svg and docs/results.md.  Not part of `make test` (about 10 minutes on 2 cores).
+# docs/digits.svg and docs/results.md.  Not part of `make test` (about 10 minutes on 2 cores;
+# EXTRA=1 adds the ablation with the exact ce terminal Hessian, a few minutes more).
 .PHONY: digits
 digits: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ocn
-	OCN=$(BUILD)/ocn OUT=$(BUILD)/digits $(PYTHON) ci/digits.py
+	OCN=$(BUILD)/ocn OUT=$(BUILD)/digits EXTRA=$(EXTRA) $(PYTHON) ci/digits.py
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ocn-bench

@@ -25,6 +25,7 @@ static const char TRAIN_USAGE[] =
     "  --eps X        RMSprop/Adam epsilon (1e-8)\n"
     "  --epochs N     (40)    --seed S (0: parameters and shuffling)    --batch B (the game's batch)\n"
     "  --curvature C  --damping X  --zero LIST (e.g. Qthx, or '' for none)  --value V   override the game's optimizer\n"
+    "  --terminal exact|outer   override the game's optimizer.terminal (§12)\n"
     "  --weight-decay X   override the game's weight_decay\n"
     "  --stat-decay X  --refresh-every N   SPEC §13 state of the DDP variants (moving-average factor rho of the\n"
     "                 rmsprop/kfac statistics; kfac factorisations recomputed every N steps)\n"
@@ -138,7 +139,7 @@ static json_t *zero_list(const char *s)
 int ocn_cmd_train(int argc, char **argv)
 {
     const char *game_path = NULL, *data_dir = NULL, *csv = NULL, *jsonp = NULL, *backend = "cpu";
-    const char *curvature = NULL, *zero = NULL, *value = NULL;
+    const char *curvature = NULL, *zero = NULL, *value = NULL, *terminal = NULL;
     double lr = 0, damping = -1, wd = -1, valid = 0, v;
     long batch = 0, refresh = 0;
     double rho = -1;
@@ -173,6 +174,7 @@ int ocn_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--curvature")) curvature = argv[++i];
         else if (!strcmp(a, "--zero")) zero = argv[++i];
         else if (!strcmp(a, "--value")) value = argv[++i];
+        else if (!strcmp(a, "--terminal")) terminal = argv[++i];
         else if (a[0] == '-' && a[1]) {
             num = 1;
             if (parse_num(a, argv[++i], &v)) return 2;
@@ -224,6 +226,7 @@ int ocn_cmd_train(int argc, char **argv)
         if (curvature) json_object_set_new(opt, "curvature", json_string(curvature));
         if (zero) json_object_set_new(opt, "zero", zero_list(zero));
         if (value) json_object_set_new(opt, "value", json_string(value));
+        if (terminal) json_object_set_new(opt, "terminal", json_string(terminal));
         if (damping >= 0) json_object_set_new(opt, "damping", json_real(damping));
         if (rho >= 0) json_object_set_new(opt, "stat_decay", json_real(rho));
         if (refresh) json_object_set_new(opt, "refresh_every", json_integer(refresh));
