@@ -78,6 +78,17 @@ int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_c
     if (why) return ocn_fail(err, OCN_EUNSUPPORTED, "%s: optimized path: %s", g->name, why);
     int hr = ocn_blas_headroom(g->name, err); /* issue 10: no OpenBLAS hang under ulimit -v */
     if (hr) return hr;
+    { /* issue 10: refuse, before allocating anything, what cannot fit */
+        char dom[400], need[32], lim[32];
+        size_t limit = ocn_memory_limit(cfg ? cfg->max_memory : 0);
+        double est = ocn_opt_estimate_memory(g, opt, cfg, dom, sizeof dom);
+        if (est > (double)limit)
+            return ocn_fail(err, OCN_EUNSUPPORTED,
+                            "%s: the optimized path would need about %s of memory (estimated before allocating), over "
+                            "the limit of %s (%s); mostly %s",
+                            g->name, ocn_format_bytes(est, need, sizeof need), ocn_format_bytes((double)limit, lim, sizeof lim),
+                            cfg && cfg->max_memory ? "max_memory" : "the machine's physical memory", dom);
+    }
     if (cfg && cfg->no_feedback && !(opt->zero & OCN_ZERO_MID) &&
         (opt->curvature == OCN_CURV_EXACT))
         return ocn_fail(err, OCN_EUNSUPPORTED, "no_feedback (benchmark baseline) needs a curvature without the value Hessian");

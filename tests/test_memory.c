@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include "ocn/memory.h"
+#include "ocn/optimized.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,4 +482,52 @@ Test(memory, address_space_limit_refused_not_hung)
                OCN_BIN);
     cr_expect_eq(rc, 0, "a limit with room computes: exit %d: %s", rc, out);
 #endif
+}
+
+/* ---- the optimized path's estimate (optimized/estimate.c) ---- */
+
+/* Refused before anything is allocated or even read: a width-10000 kfac
+ * layer (factors 10001² and 10000², 2.4 GB in float64; θ alone 0.8 GB)
+ * under a 1 GB max_memory, with the estimate and the dominating part, here
+ * given no inputs at all. */
+Test(memory, optimized_path_refuses_what_cannot_fit)
+{
+    const char *json =
+        "{\"name\": \"w10k-opt\", \"seed\": 1, \"batch\": 4, \"input_dim\": 10000, \"loss\": {\"kind\": \"mse\"},"
+        " \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 10000,"
+        " \"act\": \"identity\"}]}],"
+        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"kfac\", \"lr\": 0.1, \"damping\": 0.1}}";
+    ocn_game *g = tu_game(json);
+    ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 64, .max_memory = (size_t)1 << 30};
+    ocn_error e = {0};
+    int rc = ocn_opt_run(g, &g->opt, in, &cfg, out, &e);
+    cr_expect_eq(rc, OCN_EUNSUPPORTED, "status %d: %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "the optimized path would need about") && strstr(e.msg, "(max_memory); mostly "), "%s", e.msg);
+    cr_expect_eq(out->count, 0);
+    ocn_arrayset_free(in), ocn_arrayset_free(out);
+    ocn_game_free(g);
+}
+
+/* A small game computes under the default limit and is refused under a
+ * max_memory below its estimate (docs/decisions.md gives the estimate's
+ * accuracy against measured peaks). */
+Test(memory, optimized_estimate_is_honoured)
+{
+    ocn_fixture *f = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_fixture_read("fixtures/mlp-w24-kfac", &f, &e), OCN_OK, "%s", e.msg);
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 64, .form_limit = 1 << 20};
+    double est = ocn_opt_estimate_memory(f->game, &f->game->opt, &cfg, NULL, 0);
+    cr_expect(est > 1e5 && est < 1e8, "estimate %g bytes", est);
+    ocn_arrayset *out = ocn_arrayset_new();
+    cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_OK, "%s", e.msg);
+    ocn_arrayset_free(out);
+    out = ocn_arrayset_new();
+    cfg.max_memory = (size_t)(est / 2);
+    cr_expect_eq(ocn_opt_run(f->game, &f->game->opt, f->arrays, &cfg, out, &e), OCN_EUNSUPPORTED, "%s", e.msg);
+    cr_expect(strstr(e.msg, "(max_memory)") != NULL, "%s", e.msg);
+    cr_expect_eq(out->count, 0);
+    ocn_arrayset_free(out);
+    ocn_fixture_free(f);
 }

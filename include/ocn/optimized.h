@@ -18,7 +18,17 @@ typedef struct {
                             * --backend`); 0: ->cond is left 0 (not recorded) */
     int lean;              /* a training step: only theta_new_* is written (no x_t, Q…, k, V…, dx arrays
                             * converted to float64 for the harness); the arithmetic is unchanged */
+    size_t max_memory;     /* issue 10: refuse (OCN_EUNSUPPORTED, before allocating) a run whose estimated
+                            * peak (ocn_opt_estimate_memory) exceeds this many bytes; 0: the machine's
+                            * physical memory */
 } ocn_opt_config;
+
+/* Issue 10: the optimized path's estimated peak memory in bytes for game g
+ * with cfg (precision, lean, form_limit, measure_runs), from the description
+ * alone (optimized/estimate.c says what it counts); `dom` (may be NULL) gets
+ * the part that dominates and its largest array. */
+double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, char *dom,
+                               size_t ndom);
 
 /* One optimizer step; adds the arrays it computes (§11 names, converted to
  * float64) to `out`: x_t, Qx/Px, Qth/Pth, k, K (small), Vx/Wx, Vxx/Wxx
