@@ -103,6 +103,7 @@ static REAL FN(dact)(ocn_act a, REAL h)
  * precision. */
 #ifndef OPT_UNRESOLVED
 #define OPT_UNRESOLVED 1000
+#define OPT_NONFINITE 1001 /* the matrix holds NaN/Inf: the precision overflowed upstream */
 #endif
 static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
 {
@@ -111,9 +112,23 @@ static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
         free(V), free(w);
         return -1;
     }
-    memcpy(V, A, (size_t)n * n * sizeof(REAL));
+    /* scaled by a power of two (exact) to entries of order 1 first: a factor
+     * of entries ~1e-30 made float32's ssyev fail to converge (fuzzer game
+     * ef9f9aaceedcf9a6); (2^-e F)^† = 2^-e F^†, and the §5 rule is relative */
+    double amax = 0;
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        if (!isfinite(A[i])) {
+            free(V), free(w);
+            return OPT_NONFINITE;
+        }
+        amax = fmax(amax, fabs((double)A[i]));
+    }
+    int ex = 0;
+    if (amax > 0 && isfinite(amax)) frexp(amax, &ex);
+    for (size_t i = 0; i < (size_t)n * n; i++) V[i] = (REAL)ldexp((double)A[i], -ex);
     int st = SYEV(bk, n, V, w);
     if (!st) {
+        for (int k = 0; k < n; k++) w[k] = (REAL)ldexp((double)w[k], ex);
         REAL mx = 0;
         for (int k = 0; k < n; k++) mx = fabs(w[k]) > mx ? (REAL)fabs(w[k]) : mx;
         REAL tol = (REAL)n * EPS * mx;
@@ -166,8 +181,12 @@ static int FN(factor_inv)(ocn_backend *bk, REAL *A, int n, REAL sg)
     return FN(sym_pinv_keep)(bk, A, n, EPS > 1e-10 ? (double)sg : 0.0);
 }
 
-static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg)
+static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg, int st)
 {
+    if (st == OPT_NONFINITE)
+        return ocn_fail(err, OCN_EUNSUPPORTED,
+                        "%s: %s: a factor holds NaN/Inf — the value derivatives overflow float%d upstream: this step "
+                        "cannot be computed at this precision; refused", who, mode, (int)(8 * sizeof(REAL)));
     return ocn_fail(err, OCN_EUNSUPPORTED,
                     "%s: %s: a damped factor (√γ = %.3g) has an eigenvalue below the float32 cut-off n·ε·λmax, "
                     "which the SPEC's float64 pseudo-inverse keeps (§5): float32 cannot compute this step; "
@@ -934,7 +953,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             W->GV[q] = GHv[q];
             int st = FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg);
             if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg);
-            if (st == OPT_UNRESOLVED) return FN(unresolved)(err, who, "kfac", sg);
+            if (st == OPT_UNRESOLVED || st == OPT_NONFINITE) return FN(unresolved)(err, who, "kfac", sg, st);
             if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
             if (fs) fs->have[1 - M->ss->cur] = 1;
         }
@@ -966,7 +985,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         /* §10: the damped embedded factors are perturbed as handed to the inverse */
         int st = FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg);
         if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gw, ngw, sg);
-        if (st == OPT_UNRESOLVED) return FN(unresolved)(err, who, "coop-kfac", sg);
+        if (st == OPT_UNRESOLVED || st == OPT_NONFINITE) return FN(unresolved)(err, who, "coop-kfac", sg, st);
         if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
         if (fs) fs->have[1 - M->ss->cur] = 1;
         return OCN_OK;
