@@ -65,6 +65,8 @@ int check_gtp2(check_ctx *c);
 /* §14 (harness/check_conv.c) */
 int check_conv_dense(check_ctx *c);
 int ocn_check_conv_dense_applies(const ocn_game *g);
+/* F_θᵀ ct of a conv player for one sample: vec(Σ_p g_p a_pᵀ) (out: m), g = gh (C_o·P) */
+void check_conv_theta_vjp(const ocn_player *pl, const double *z, const double *gh, double *out);
 int check_conv_kfc_pinv(const ocn_player *pl, const double *zs, const double *gs, int B, double gamma, double *Ai,
                         double *Gi, double *cond, ocn_error *err);
 int ocn_check_gtp2_applies(const ocn_game *g);

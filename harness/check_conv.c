@@ -142,3 +142,23 @@ out:
     free(img), free(a), free(A), free(G);
     return rc;
 }
+
+void check_conv_theta_vjp(const ocn_player *pl, const double *z, const double *gh, double *out)
+{
+    const ocn_conv *q = &pl->conv;
+    int C = q->c, H = q->h, Wd = q->w, k = q->k, s = q->s, pd = q->pad, Co = q->co, Ho = q->ho, Wo = q->wo, P = Ho * Wo;
+    memset(out, 0, (size_t)pl->m * sizeof *out);
+    for (int o = 0; o < Co; o++)
+        for (int y = 0; y < Ho; y++)
+            for (int x = 0; x < Wo; x++) {
+                double gv = gh[(size_t)o * P + y * Wo + x];
+                out[(size_t)C * k * k * Co + o] += gv; /* bias column */
+                for (int ch = 0; ch < C; ch++)
+                    for (int u = 0; u < k; u++)
+                        for (int v = 0; v < k; v++) {
+                            int yy = y * s + u - pd, xx = x * s + v - pd;
+                            if (yy >= 0 && yy < H && xx >= 0 && xx < Wd)
+                                out[(size_t)((ch * k + u) * k + v) * Co + o] += gv * z[((size_t)ch * H + yy) * Wd + xx];
+                        }
+            }
+}

@@ -43,6 +43,10 @@ static double dot(const double *a, const double *b, int n)
 /* θ-gradient of a cotangent: vec(gh aᵀ) (dense) or gh (bias). */
 static void theta_vjp(const ocn_player *pl, const double *z, const double *gh, double *out)
 {
+    if (pl->kind == OCN_PLAYER_CONV) { /* §14: the harness's own (harness/check_conv.c) */
+        check_conv_theta_vjp(pl, z, gh, out);
+        return;
+    }
     if (pl->kind == OCN_PLAYER_BIAS) {
         memcpy(out, gh, (size_t)pl->out_dim * sizeof *out);
         return;
@@ -62,10 +66,12 @@ static int build_minv(check_ctx *c, const ocn_optimizer *o, const ocn_player *pl
     if (o->curvature == OCN_CURV_KFAC || o->curvature == OCN_CURV_COOP_KFAC) {
         if (!(o->zero & OCN_ZERO_MID)) {
             M->kind = 1;
-            M->na = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1;
-            M->ng = pl->out_dim;
+            M->na = ocn_player_na(pl), M->ng = ocn_player_ng(pl); /* §14: conv patch / channels */
             M->Ai = malloc((size_t)M->na * M->na * sizeof *M->Ai), M->Gi = malloc((size_t)M->ng * M->ng * sizeof *M->Gi);
-            rc = check_kfac_pinv(av, M->na, ghv, M->ng, B, gam, M->Ai, M->Gi, &M->cond, c->err);
+            if (pl->kind == OCN_PLAYER_CONV) /* av holds z, ghv all C_o·P entries of g */
+                rc = check_conv_kfc_pinv(pl, av, ghv, B, gam, M->Ai, M->Gi, &M->cond, c->err);
+            else
+                rc = check_kfac_pinv(av, M->na, ghv, M->ng, B, gam, M->Ai, M->Gi, &M->cond, c->err);
             return rc;
         }
     }
@@ -123,7 +129,8 @@ static int p3_lane(check_ctx *c, const ocn_arrayset *r, int lane, double size)
         const double *X = ocn_arrayset_find(r, nm)->data;
         double *qx = malloc((size_t)B * n * sizeof *qx), *gx = malloc((size_t)B * n * sizeof *gx);
         double *qth = calloc((size_t)B * m + 1, sizeof *qth), *gi = calloc((size_t)B * m + 1, sizeof *gi);
-        int na = pl && pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1, ng = pl ? pl->out_dim : 1;
+        int conv = pl && pl->kind == OCN_PLAYER_CONV; /* §14: av holds the input image z */
+        int na = conv ? pl->in_dim : pl && pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1, ng = pl ? pl->out_dim : 1;
         double *av = calloc((size_t)B * na, sizeof *av), *ghv = calloc((size_t)B * ng, sizeof *ghv);
         double **gh = calloc((size_t)np, sizeof *gh);
         for (int q = 0; q < np; q++) gh[q] = malloc((size_t)g->stages[t].players[q].out_dim * sizeof **gh);
@@ -137,7 +144,7 @@ static int p3_lane(check_ctx *c, const ocn_arrayset *r, int lane, double size)
                 memcpy(ghv + (size_t)i * ng, gh[p], (size_t)ng * sizeof *ghv);
                 const double *zz = ocn_bp_player_input(g, t, p, x);
                 for (int a = 0; a + 1 < na; a++) av[(size_t)i * na + a] = zz[a];
-                av[(size_t)i * na + na - 1] = 1.0;
+                av[(size_t)i * na + na - 1] = conv ? zz[na - 1] : 1.0;
             }
         }
         double *Snew = malloc((size_t)B * sizeof *Snew), *k = calloc((size_t)m + 1, sizeof *k);

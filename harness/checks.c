@@ -18,7 +18,7 @@ static int applies_fne(const ocn_game *g) { return is_fne(g) && has_params(g); }
 /* P3: terminal outer + gn dynamics, per-sample value Hessians (§9). */
 static int applies_p3(const ocn_game *g)
 {
-    return applies_fne(g) && !ocn_game_has_conv(g) /* §14: its θ-VJP is dense-only */ && g->opt.terminal == OCN_TERMINAL_OUTER && g->opt.dynamics == OCN_DYN_GN &&
+    return applies_fne(g) && g->opt.terminal == OCN_TERMINAL_OUTER && g->opt.dynamics == OCN_DYN_GN &&
            (g->opt.value != OCN_VALUE_AUGMENTED || g->batch == 1);
 }
 

@@ -224,3 +224,16 @@ Test(conv, train_refuses)
     cr_assert_null(net);
     ocn_game_free(g);
 }
+
+/* P3 / E1 on a conv network with terminal outer (DDPNOpt Prop. 3, the
+ * factorisation of its CNN rows): the harness's own conv θ-VJP and KFC
+ * factors (harness/check_conv.c) reproduce the dense V_xx, and catch the
+ * reference's transposed kernel. */
+Test(conv, p3_on_conv)
+{
+    int fail, pass;
+    run_checks("fixtures/conv-outer-kfac-fne", "P3*", 0, 0, 0, &fail, &pass);
+    cr_assert(fail == 0 && pass >= 6, "P3 on conv: %d failed, %d passed", fail, pass);
+    run_checks("fixtures/conv-outer-kfac-fne", "P3*", 0, 0, 1, &fail, &pass);
+    cr_assert_gt(fail, 0, "P3 must catch the transposed kernel");
+}
