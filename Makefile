@@ -259,8 +259,8 @@ games-fuzz-test: $(BUILD)/fuzz-games
 -include $(BUILD)/tests/fuzz/fuzz_games.d
 
 # Mutation testing of the optimized path: each compile-time fault
-# (optimized/opt.h, OCN_MUTANT=1..7) must make `ocn check` fail.
-MUTANTS = 1 2 3 4 5 6 7
+# (optimized/opt.h, OCN_MUTANT=1..7, 10) must make `ocn check` fail.
+MUTANTS = 1 2 3 4 5 6 7 10
 # §13 state mutants (optimized/opt.h 8, 9): caught by tests/test_opt_state.c until
 # trajectory fixtures ship for `ocn check` to catch them too.
 STATE_MUTANTS = 8 9

@@ -84,9 +84,12 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
             const ocn_player *pl = &st->players[p];
             double m = pl->m, out = pl->out_dim, na = pl->m > 0 ? m / (out > 0 ? out : 1) : 0;
             if (m <= 0) continue;
+            /* §14 conv: factors na = c·k² + 1 and C_o; the im2col patches B·H_o·W_o·na */
+            double L = pl->kind == OCN_PLAYER_CONV ? (double)pl->conv.ho * pl->conv.wo : 1;
+            if (pl->kind == OCN_PLAYER_CONV) na = ocn_player_na(pl), out = ocn_player_ng(pl);
             sna += na, sout += out;
-            add(&e, 0, 4 * m + 3 * B * out + B * na, w, "stage %d player %d: θ, k and the per-sample rows (%.0f, %.0f)", t, p,
-                m, B * out);
+            add(&e, 0, 4 * m + 3 * B * L * out + B * L * na, w, "stage %d player %d: θ, k and the per-sample rows (%.0f, %.0f)", t, p,
+                m, B * L * out);
             if (o->curvature == OCN_CURV_KFAC || o->curvature == OCN_CURV_COOP_KFAC)
                 add(&e, 1, 3 * (na * na + out * out), w, "stage %d player %d: the KFAC factors (%.0f² and %.0f²)", t, p, na,
                     out);

@@ -22,7 +22,8 @@
 #define MUT_DROP_THETA0 7    /* stage 0's theta_new not written (ocn check's completeness, §10) */
 #define MUT_EMA_NO_1MRHO 8   /* §13: the (1 − ρ) of the statistics' moving average missing */
 #define MUT_REFRESH_OFF_BY_ONE 9 /* §13: factorisations refreshed at s ≡ 1 (mod T_r) instead of 0 */
-#define MUT_COUNT 10
+#define MUT_CONV_TRANSPOSE 10 /* §14: the optimized im2col/col2im reads the kernel transposed (i, j swapped) */
+#define MUT_COUNT 11
 
 /* §13 carried optimizer state, precision-independent storage (float32 values
  * are stored exactly as doubles).  One factor set per kfac/rmsprop player

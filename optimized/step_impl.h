@@ -211,11 +211,52 @@ static int FN(overflow)(const REAL *H, size_t n, int t, int p, const char *where
 typedef struct {
     const ocn_player *pl;
     int t, p, na, out, m;
+    int L;       /* §14: output locations of a conv player (H_o·W_o; out = C_o); 1 otherwise.  The
+                  * per-sample g's of a conv player are kept as L "virtual rows" (i·L + p) of C_o
+                  * entries each, beside A's patch rows, so q_θ^(i) = Σ_p a_(i,p) g_(i,p)ᵀ */
     REAL *th;    /* θ in vec order = Tm (na x out) */
     REAL *wfix;  /* bias player's W (out x in) */
     REAL *H;     /* pre-activation of the nominal forward pass (B x out) */
-    REAL *A;     /* a = [z; 1] per sample (B x na); [1] for bias */
+    REAL *A;     /* a = [z; 1] per sample (B x na); [1] for bias; conv: im2col patches (B·L x na) */
 } FN(opl);
+
+/* §14 patch geometry: input index (within the block) of patch entry col =
+ * (c·k + i)·k + j at output location p = y·W_o + x, or -1 on zero padding */
+static int FN(conv_src)(const ocn_conv *q, int p, int col)
+{
+    int y = p / q->wo, x = p % q->wo, kk = q->k * q->k;
+    int c = col / kk, i = (col % kk) / q->k, j = col % q->k;
+    if (q->fault) { int tmp = i; i = j, j = tmp; } /* tests only (ocn/game.h): a transposed kernel */
+#if OCN_MUTANT == MUT_CONV_TRANSPOSE
+    { int tmp = i; i = j, j = tmp; } /* mutant: the kernel read transposed */
+#endif
+    int yi = y * q->s + i - q->pad, xi = x * q->s + j - q->pad;
+    if (yi < 0 || yi >= q->h || xi < 0 || xi >= q->w) return -1;
+    return (c * q->h + yi) * q->w + xi;
+}
+
+/* im2col (§14): row i·L + p of Pa (B·L x K + 1) = [sample i's patch at p in (c, i, j) order; 1],
+ * the input block at column ci of X (B x n) */
+static void FN(im2col)(const ocn_conv *q, const REAL *X, int n, int ci, int B, REAL *Pa)
+{
+    int K = q->c * q->k * q->k, L = q->ho * q->wo;
+    for (int i = 0; i < B; i++)
+        for (int p = 0; p < L; p++) {
+            REAL *row = Pa + ((size_t)i * L + p) * (size_t)(K + 1);
+            for (int col = 0; col < K; col++) {
+                int s = FN(conv_src)(q, p, col);
+                row[col] = s < 0 ? 0 : X[(size_t)i * n + ci + s];
+            }
+            row[K] = 1;
+        }
+}
+
+/* q_θ of one per-sample row in Tm form (na x out): Σ_p a_(i,p) g_(row,p)ᵀ, Gz in virtual rows (L per row) */
+static void FN(qexpl)(ocn_backend *bk, const FN(opl) *P, const REAL *Gz, int i, size_t row, REAL *X)
+{
+    GEMM(bk, 1, 0, P->na, P->out, P->L, 1, P->A + (size_t)i * P->L * P->na, P->na, Gz + row * P->L * P->out, P->out, 0, X,
+         P->out);
+}
 
 typedef struct {
     const ocn_game *g;
@@ -243,6 +284,15 @@ static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL 
         REAL *H = Hout ? Hout[p] : FN(zalloc)((size_t)B * out);
         if (pl->kind == OCN_PLAYER_ACT) {
             for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, X + (size_t)i * n + ci, (size_t)out * sizeof(REAL));
+        } else if (pl->kind == OCN_PLAYER_CONV) { /* §14: im2col, one GEMM with Tm = [W b]ᵀ (bias by the trailing 1) */
+            int L = P->L, na = P->na, cq = P->out;
+            REAL *Pa = FN(zalloc)((size_t)B * L * na), *Hv = FN(zalloc)((size_t)B * L * cq);
+            FN(im2col)(&pl->conv, X, n, ci, B, Pa);
+            GEMM(M->bk, 0, 0, B * L, cq, na, 1, Pa, na, th[p], cq, 0, Hv, cq);
+            for (int i = 0; i < B; i++) /* virtual rows (i, p) -> the channel-major block h[o·L + p] */
+                for (int q = 0; q < L; q++)
+                    for (int o = 0; o < cq; o++) H[(size_t)i * out + (size_t)o * L + q] = Hv[((size_t)i * L + q) * cq + o];
+            free(Pa), free(Hv);
         } else {
             const REAL *b = pl->kind == OCN_PLAYER_DENSE ? th[p] + (size_t)in * out : th[p];
             for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, b, (size_t)out * sizeof(REAL));
@@ -283,6 +333,23 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
         if (pl->kind == OCN_PLAYER_ACT) {
             for (int row = 0; row < R; row++)
                 for (int o = 0; o < out; o++) Xc[(size_t)row * n + ci + o] += G[(size_t)row * out + o];
+        } else if (pl->kind == OCN_PLAYER_CONV) {
+            /* §14 Jᵀ: G to virtual rows (row, p) of C_o entries (kept in GH[p] in that layout),
+             * patch cotangents Gv Wᵀ (one GEMM), col2im scatter-add; no (C_o H_o W_o) x (C H W) matrix */
+            int L = P->L, cq = P->out, K = P->na - 1;
+            REAL *Gv = FN(zalloc)((size_t)R * out), *Dp = FN(zalloc)((size_t)R * L * K);
+            for (int row = 0; row < R; row++)
+                for (int q = 0; q < L; q++)
+                    for (int o = 0; o < cq; o++) Gv[((size_t)row * L + q) * cq + o] = G[(size_t)row * out + (size_t)o * L + q];
+            GEMM(M->bk, 0, 1, R * L, K, cq, 1, Gv, cq, P->th, cq, 0, Dp, K);
+            for (int row = 0; row < R; row++)
+                for (int q = 0; q < L; q++)
+                    for (int col = 0; col < K; col++) {
+                        int s = FN(conv_src)(&pl->conv, q, col);
+                        if (s >= 0) Xc[(size_t)row * n + ci + s] += Dp[((size_t)row * L + q) * K + col];
+                    }
+            memcpy(G, Gv, (size_t)R * out * sizeof(REAL));
+            free(Gv), free(Dp);
         } else if (pl->kind == OCN_PLAYER_DENSE) { /* G W: W = (Tm rows 0..in-1)ᵀ */
             GEMM(M->bk, 0, 1, R, in, out, 1, G, out, P->th, out, 1, Xc + ci, n);
         } else {
@@ -537,7 +604,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
          * instead of the two O(na·out·(na + out)) products — where that is cheaper */
         for (int q = 0; q < W->np; q++) {
             FN(opl) *P = W->P[q];
-            int B = W->B, na = P->na, out = P->out;
+            int B = W->B * P->L, na = P->na, out = P->out; /* rows: samples (conv: virtual rows, §14) */
             double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
             REAL *AAi = W->GV[q] && rank < full ? FN(zalloc)((size_t)B * na) : NULL;
             REAL *GGi = AAi ? FN(zalloc)((size_t)B * out) : NULL;
@@ -551,7 +618,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             }
             GEMM(bk, 0, 0, B, na, na, 1, P->A, na, W->Ai[q], na, 0, AAi, na);
             GEMM(bk, 0, 0, B, out, out, 1, W->GV[q], out, W->Gi[q], out, 0, GGi, out);
-            GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)B, AAi, na, GGi, out, 0, K[q], out);
+            GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)W->B, AAi, na, GGi, out, 0, K[q], out);
             free(AAi), free(GGi);
         }
         return;
@@ -907,9 +974,18 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                 free(A2), free(G2);
                 return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop statistics)", who);
             }
-            for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
-            for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
-            GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
+            if (P[q]->L > 1) { /* conv (§14): q_i = Σ_p a_(i,p) g_(i,p)ᵀ is not rank one: formed per sample */
+                REAL *Qi = FN(zalloc)((size_t)P[q]->m);
+                for (int i = 0; i < B; i++) {
+                    FN(qexpl)(bk, P[q], GHv[q], i, (size_t)i, Qi);
+                    for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] += Qi[j] * Qi[j] / (REAL)B;
+                }
+                free(Qi);
+            } else {
+                for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
+                for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
+                GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
+            }
             if (M->ss) { /* §13: v_s = ρ v_{s−1} + (1 − ρ) v̂_s, before the square root and ε */
                 ocn_opt_fstate *fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], 0, 0, P[q]->m);
                 if (!fs) {
@@ -945,8 +1021,11 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             W->Ai[q] = FN(zalloc)((size_t)na * na);
             W->Gi[q] = FN(zalloc)((size_t)out * out);
             if (!W->Ai[q] || !W->Gi[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac factors)", who);
-            GEMM(bk, 1, 0, na, na, B, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
-            GEMM(bk, 1, 0, out, out, B, (REAL)(1.0 / B), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
+            /* §14 KFC (conv, L locations): A = (1/B) Σ_i Σ_p a_p a_pᵀ, G = (1/B) Σ_i (1/L) Σ_p g_p g_pᵀ
+             * over the virtual rows; L = 1 is §5's dense kfac */
+            int L = P[q]->L;
+            GEMM(bk, 1, 0, na, na, B * L, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
+            GEMM(bk, 1, 0, out, out, B * L, (REAL)(1.0 / ((double)B * L)), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
             ocn_opt_fstate *fs = NULL; /* §13: per-player averages A_s, G_s */
             if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
                 return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac state)", who);
@@ -1107,6 +1186,33 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
 {
     int B = W->B, r = W->r, np = W->np;
     memset(T, 0, (size_t)B * r * r * sizeof(REAL));
+    int conv = 0;
+    for (int u = 0; u < np; u++) conv |= W->P[u]->L > 1;
+    if (conv && W->mode != CV_WOOD) { /* §14: q^(ij) = Σ_p a_(i,p) g_(ij,p)ᵀ has rank L: formed (Tm form), M^† applied */
+        REAL *Q[REF_MAXP], *Y[REF_MAXP];
+        for (int u = 0; u < np; u++) Q[u] = FN(zalloc)((size_t)r * W->P[u]->m), Y[u] = FN(zalloc)((size_t)W->P[u]->m);
+        for (int i = 0; i < B; i++) {
+            for (int u = 0; u < np; u++)
+                for (int l = 0; l < r; l++) {
+                    FN(opl) *P = W->P[u];
+                    if (P->L > 1) FN(qexpl)(bk, P, GHz[u], i, (size_t)i * r + l, Q[u] + (size_t)l * P->m);
+                    else
+                        for (int c = 0; c < P->na; c++)
+                            for (int o = 0; o < P->out; o++)
+                                Q[u][(size_t)l * P->m + (size_t)c * P->out + o] = P->A[(size_t)i * P->na + c] * GHz[u][(size_t)(i * r + l) * P->out + o];
+                }
+            for (int j = 0; j < r; j++) {
+                REAL *X[REF_MAXP];
+                for (int u = 0; u < np; u++) X[u] = Q[u] + (size_t)j * W->P[u]->m;
+                FN(minv_apply)(W, X, Y, bk); /* includes η */
+                for (int l = 0; l < r; l++)
+                    for (int u = 0; u < np; u++)
+                        T[((size_t)i * r + j) * r + l] += FN(dotv)(Y[u], Q[u] + (size_t)l * W->P[u]->m, W->P[u]->m);
+            }
+        }
+        for (int u = 0; u < np; u++) free(Q[u]), free(Y[u]);
+        return;
+    }
     if (W->mode == CV_WOOD) { /* q^(ij) = √B U e_(ij): T = η B Vr Si Vrᵀ (diagonal blocks), no cancellation */
         for (int gr = 0; gr < W->ngroups; gr++) {
             int rk = W->rk[gr];
@@ -1332,8 +1438,12 @@ static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
                 for (int gr = 0; gr < E->W.ngroups; gr++) FN(wood_apply_coef)(&E->W, gr, e1, Y, M->bk);
                 e1[i * r + j] = 0;
             } else {
-                for (int q = 0; q < np; q++) { /* q^(ij) = a_i g_ijᵀ */
+                for (int q = 0; q < np; q++) { /* q^(ij) = a_i g_ijᵀ (conv, §14: Σ_p a_(i,p) g_(ij,p)ᵀ) */
                     FN(opl) *P = E->P[q];
+                    if (P->L > 1) {
+                        FN(qexpl)(M->bk, P, E->GHz[q], i, (size_t)i * r + j, X[q]);
+                        continue;
+                    }
                     for (int c = 0; c < P->na; c++)
                         for (int o = 0; o < P->out; o++)
                             X[q][(size_t)c * P->out + o] = P->A[(size_t)i * P->na + c] * E->GHz[q][(size_t)(i * r + j) * P->out + o];
@@ -1440,8 +1550,10 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         for (int p = 0; p < st->nplayers; p++) {
             FN(opl) *P = &M.pl[t][p];
             const ocn_player *pl = &st->players[p];
-            P->pl = pl, P->t = t, P->p = p, P->out = pl->out_dim, P->m = pl->m;
+            P->pl = pl, P->t = t, P->p = p, P->out = pl->out_dim, P->m = pl->m, P->L = 1;
             P->na = pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1;
+            if (pl->kind == OCN_PLAYER_CONV) /* §14: θ = vec([W b]), Tm = (c·k² + 1) x C_o */
+                P->L = pl->conv.ho * pl->conv.wo, P->out = pl->conv.co, P->na = pl->conv.c * pl->conv.k * pl->conv.k + 1;
             P->th = FN(zalloc)((size_t)pl->m);
             if (pl->m) {
                 snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
@@ -1455,7 +1567,7 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                 for (size_t j = 0; j < a->size; j++) P->wfix[j] = (REAL)a->data[j];
             }
             P->H = FN(zalloc)((size_t)B * pl->out_dim);
-            P->A = FN(zalloc)((size_t)B * P->na);
+            P->A = FN(zalloc)((size_t)B * P->L * P->na);
         }
     }
     /* §10: inputs perturbed once, before the step: theta_… in stage and player
@@ -1479,6 +1591,10 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
         for (int p = 0; p < st->nplayers; p++) {
             FN(opl) *P = &M.pl[t][p];
             int ci = g->block_off[t][P->pl->in_block];
+            if (P->pl->kind == OCN_PLAYER_CONV) {
+                FN(im2col)(&P->pl->conv, M.X[t], g->n[t], ci, B, P->A);
+                continue;
+            }
             for (int i = 0; i < B; i++) {
                 for (int c = 0; c + 1 < P->na; c++) P->A[(size_t)i * P->na + c] = M.X[t][(size_t)i * g->n[t] + ci + c];
                 P->A[(size_t)i * P->na + P->na - 1] = 1;
@@ -1547,10 +1663,10 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
             /* §10: the stage terms as formed — Q_x, the per-sample gradient factors
              * g (q_θ^(i) = a_i ⊗ g_i), q_x = F_xᵀ Z' and the q_θ factors of Z' */
             PMAT(pert, gx, B, n);
-            for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], B, X->P[q]->out);
+            for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], (size_t)B * X->P[q]->L, X->P[q]->out);
             if (!nofb) {
                 PMAT(pert, qxt, (size_t)B * r, n);
-                for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r, X->P[q]->out);
+                for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r * X->P[q]->L, X->P[q]->out);
             }
             REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r), *cfnew = FN(zalloc)((size_t)B * r);
             memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
@@ -1566,11 +1682,11 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                     for (int c = 0; c < P->na; c++)
                         for (int o = 0; o < P->out; o++) {
                             float s = 0;
-                            for (int i = 0; i < B; i++) s += (float)(P->A[(size_t)i * P->na + c] * gv[q][(size_t)i * P->out + o]);
+                            for (int i = 0; i < B * P->L; i++) s += (float)(P->A[(size_t)i * P->na + c] * gv[q][(size_t)i * P->out + o]);
                             Qth[q][(size_t)c * P->out + o] = (REAL)s / (REAL)B;
                         }
 #else
-                    GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
+                    GEMM(bk, 1, 0, P->na, P->out, B * P->L, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
 #endif
                     for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
                     PVEC(pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
@@ -1606,10 +1722,13 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                     } else {
                         for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
                             FN(opl) *P = X->P[q];
-                            REAL *Y = FN(zalloc)((size_t)B * P->out);
-                            GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+                            int Lc = P->L; /* conv (§14): Σ over the locations p */
+                            REAL *Y = FN(zalloc)((size_t)B * Lc * P->out);
+                            GEMM(bk, 0, 0, B * Lc, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
                             for (int i = 0; i < B; i++)
-                                for (int j = 0; j < r; j++) w[i * r + j] += FN(dotv)(Y + (size_t)i * P->out, gz[q] + (size_t)(i * r + j) * P->out, P->out);
+                                for (int j = 0; j < r; j++)
+                                    for (int pp = 0; pp < Lc; pp++)
+                                        w[i * r + j] += FN(dotv)(Y + ((size_t)i * Lc + pp) * P->out, gz[q] + ((size_t)(i * r + j) * Lc + pp) * P->out, P->out);
                             free(Y);
                         }
                     }
@@ -1752,20 +1871,23 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
                 }
                 for (int q = 0; q < X->np && !coef; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
                     FN(opl) *P = X->P[q];
-                    REAL *Cg = FN(zalloc)((size_t)B * P->out);
+                    int Lc = P->L, BL = B * Lc; /* conv (§14): virtual rows (i, p) */
+                    REAL *Cg = FN(zalloc)((size_t)BL * P->out);
                     for (int i = 0; i < B; i++)
                         for (int j = 0; j < r; j++)
-                            for (int o = 0; o < P->out; o++) Cg[(size_t)i * P->out + o] += cc[i * r + j] * X->GHz[q][(size_t)(i * r + j) * P->out + o];
+                            for (int pp = 0; pp < Lc; pp++)
+                                for (int o = 0; o < P->out; o++)
+                                    Cg[((size_t)i * Lc + pp) * P->out + o] += cc[i * r + j] * X->GHz[q][(((size_t)i * r + j) * Lc + pp) * P->out + o];
                     if (lowrank) {
                         /* kfac: M^† y = (η/B) (A A^†)ᵀ (Cg G^†), rank B — O(B·(na² + out² + na·out))
                          * instead of the two n³ products of a general M^† application */
-                        REAL *AAi = FN(zalloc)((size_t)B * P->na), *CG = FN(zalloc)((size_t)B * P->out);
-                        GEMM(bk, 0, 0, B, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
-                        GEMM(bk, 0, 0, B, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
-                        GEMM(bk, 1, 0, P->na, P->out, B, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
+                        REAL *AAi = FN(zalloc)((size_t)BL * P->na), *CG = FN(zalloc)((size_t)BL * P->out);
+                        GEMM(bk, 0, 0, BL, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
+                        GEMM(bk, 0, 0, BL, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
+                        GEMM(bk, 1, 0, P->na, P->out, BL, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
                         free(AAi), free(CG);
                     } else {
-                        GEMM(bk, 1, 0, P->na, P->out, B, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
+                        GEMM(bk, 1, 0, P->na, P->out, BL, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
                     }
                     free(Cg);
                 }
