@@ -94,7 +94,7 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
                 add(&e, 1, 3 * (na * na + out * out), w, "stage %d player %d: the KFAC factors (%.0f² and %.0f²)", t, p, na,
                     out);
             if (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER)
-                add(&e, 4, B * r * out, w, "stage %d player %d: the Woodbury factor U (%.0f x %.0f)", t, p, B * r, out);
+                add(&e, 4, B * r * L * out, w, "stage %d player %d: the Woodbury factor U (%.0f x %.0f)", t, p, B * r * L, out);
             /* the feedback stays in its rank-B factored form (§7); K itself is
              * formed only for output, up to form_limit entries */
             int formk = !nofb && !lean && m * n <= limit;

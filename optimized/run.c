@@ -13,11 +13,6 @@ const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *o)
     if (o->value == OCN_VALUE_AUGMENTED) return "value 'augmented' is reference-only (SPEC §4): use blockdiag or persample";
     if (o->dynamics == OCN_DYN_FULL) return "dynamics 'full' is reference-only (SPEC §7)";
     int mid = (o->zero & OCN_ZERO_MID) != 0;
-    /* §14: conv players run by im2col/col2im; the §7 low-rank (Woodbury) form of exact and
-     * gn-outer has no conv version here yet (its Gram needs the per-sample rank-L q_θ) */
-    if (ocn_game_has_conv(g) && !mid && (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER))
-        return "exact and gn-outer curvature (the SPEC §7 Woodbury form) with conv players are reference-only in this "
-               "build (SPEC §14): not yet written for the optimized path";
     for (int t = 0; t < g->T && o->curvature == OCN_CURV_COOP_KFAC; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++)
             if (g->stages[t].players[p].kind == OCN_PLAYER_CONV)

@@ -422,10 +422,13 @@ static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL 
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
-        REAL *Y = FN(zalloc)((size_t)B * P->out); /* A_p X_p */
-        GEMM(bk, 0, 0, B, P->out, P->na, 1, P->A, P->na, X[q], P->out, 0, Y, P->out);
+        int L = P->L; /* conv (§14): virtual rows (k, p), summed over p */
+        REAL *Y = FN(zalloc)((size_t)B * L * P->out); /* A_p X_p */
+        GEMM(bk, 0, 0, B * L, P->out, P->na, 1, P->A, P->na, X[q], P->out, 0, Y, P->out);
         for (int k = 0; k < B; k++)
-            for (int l = 0; l < c; l++) ux[k * c + l] += FN(dotv)(Y + (size_t)k * P->out, GU[q] + (size_t)(k * c + l) * P->out, P->out);
+            for (int l = 0; l < c; l++)
+                for (int pp = 0; pp < L; pp++)
+                    ux[k * c + l] += FN(dotv)(Y + ((size_t)k * L + pp) * P->out, GU[q] + (((size_t)k * c + l) * L + pp) * P->out, P->out);
         free(Y);
     }
 }
@@ -443,11 +446,14 @@ static void FN(wood_u_with)(FN(minv) *W, int grp, REAL *const *GU, int c, const 
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
-        REAL *Cg = FN(zalloc)((size_t)B * P->out);
+        int L = P->L; /* conv (§14): virtual rows (k, p) */
+        REAL *Cg = FN(zalloc)((size_t)B * L * P->out);
         for (int k = 0; k < B; k++)
             for (int l = 0; l < c; l++)
-                for (int o = 0; o < P->out; o++) Cg[(size_t)k * P->out + o] += w[k * c + l] * GU[q][(size_t)(k * c + l) * P->out + o];
-        GEMM(bk, 1, 0, P->na, P->out, B, s, P->A, P->na, Cg, P->out, 1, X[q], P->out);
+                for (int pp = 0; pp < L; pp++)
+                    for (int o = 0; o < P->out; o++)
+                        Cg[((size_t)k * L + pp) * P->out + o] += w[k * c + l] * GU[q][(((size_t)k * c + l) * L + pp) * P->out + o];
+        GEMM(bk, 1, 0, P->na, P->out, B * L, s, P->A, P->na, Cg, P->out, 1, X[q], P->out);
         free(Cg);
     }
 }
@@ -672,6 +678,24 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
+        if (P->L > 1) { /* conv (§14): q = Σ_p a_p g_pᵀ, so (q·q') = Σ_{p,p'} (a_p·a'_p')(g_p·g'_p') */
+            int L = P->L;
+            size_t nl = (size_t)B * cl * L, nr = (size_t)B * cr * L, BL = (size_t)B * L;
+            REAL *AA = FN(zalloc)(BL * BL), *GG = FN(zalloc)(nl * nr);
+            GEMM(bk, 0, 1, (int)BL, (int)BL, P->na, 1, P->A, P->na, P->A, P->na, 0, AA, (int)BL);
+            GEMM(bk, 0, 1, (int)nl, (int)nr, P->out, 1, GL[q], P->out, GR[q], P->out, 0, GG, (int)nr);
+            for (int i = 0; i < B * cl; i++)
+                for (int j = 0; j < B * cr; j++) {
+                    REAL sum = 0;
+                    for (int a = 0; a < L; a++)
+                        for (int b = 0; b < L; b++)
+                            sum += AA[((size_t)(i / cl) * L + a) * BL + (size_t)(j / cr) * L + b] *
+                                   GG[((size_t)i * L + a) * nr + (size_t)j * L + b];
+                    G[(size_t)i * B * cr + j] += sum;
+                }
+            free(AA), free(GG);
+            continue;
+        }
         REAL *AA = FN(zalloc)((size_t)B * B), *GG = FN(zalloc)((size_t)B * cl * B * cr);
         GEMM(bk, 0, 1, B, B, P->na, 1, P->A, P->na, P->A, P->na, 0, AA, B);
         GEMM(bk, 0, 1, B * cl, B * cr, P->out, 1, GL[q], P->out, GR[q], P->out, 0, GG, B * cr);
@@ -1082,7 +1106,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     int puv = (o->zero & OCN_ZERO_PUV) != 0, c = W->upr;
     W->ngroups = puv ? np : 1;
     for (int q = 0; q < np; q++) { /* owned copies: the update pass applies M^† after the stage's buffers are gone */
-        size_t len = (size_t)B * c * P[q]->out;
+        size_t len = (size_t)B * c * P[q]->L * P[q]->out; /* conv: virtual rows (§14) */
         W->grp[q] = puv ? q : 0;
         W->GU[q] = FN(zalloc)(len);
         if (!W->GU[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank factors)", who);
@@ -1119,15 +1143,17 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         for (int q = 0; q < np && !rc; q++) {
             /* g_i = a_i ⊗ Σ_j cf_ij gz_ij: the gradient in the span of the q's (its
              * rounding stays in range(U) instead of leaking where C + μI is μ) */
-            W->GUg[q] = FN(zalloc)((size_t)B * P[q]->out);
+            int L = P[q]->L, ou = P[q]->out; /* conv (§14): virtual rows (i, p) */
+            W->GUg[q] = FN(zalloc)((size_t)B * L * ou);
             if (!W->GUg[q]) {
                 rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who);
                 break;
             }
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
-                    for (int y = 0; y < P[q]->out; y++)
-                        W->GUg[q][(size_t)i * P[q]->out + y] += cf[(size_t)i * r + j] * GHz[q][((size_t)i * r + j) * P[q]->out + y];
+                    for (int pp = 0; pp < L; pp++)
+                        for (int y = 0; y < ou; y++)
+                            W->GUg[q][((size_t)i * L + pp) * ou + y] += cf[(size_t)i * r + j] * GHz[q][(((size_t)i * r + j) * L + pp) * ou + y];
         }
         for (int gr = 0; gr < W->ngroups && !rc; gr++) {
             REAL *Gg = FN(gram)(W, gr, W->GUg, 1, W->GUg, 1, bk);

@@ -150,11 +150,11 @@ Test(conv, t6base_kfc_and_fd_checks)
 Test(conv, optimized_refuses)
 {
     ocn_game *g = tu_game(CONV_GAME);
-    /* kfac runs on the optimized path (tests/test_opt_conv.c); the §7 Woodbury modes are refused there */
+    /* conv runs on the optimized path (tests/test_opt_conv.c); coop-kfac on a conv stage is refused */
     cr_assert_null(ocn_opt_unsupported(g, &g->opt));
-    g->opt.curvature = OCN_CURV_EXACT;
+    g->opt.curvature = OCN_CURV_COOP_KFAC;
     const char *why = ocn_opt_unsupported(g, &g->opt);
-    cr_assert(why && strstr(why, "reference-only"), "%s", why ? why : "(null)");
+    cr_assert(why && strstr(why, "coop-kfac on a stage with a conv player"), "%s", why ? why : "(null)");
     ocn_game_free(g);
 }
 
