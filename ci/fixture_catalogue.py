@@ -13,6 +13,14 @@ for line in open(os.path.join(root, "games", "purposes.tsv")):
     name, what = line.rstrip("\n").split("\t", 1)
     purposes[name] = what
 
+def kind_of(m, o):
+    """step, or a §13 trajectory with its steps, data, ρ and T_r"""
+    if m.get("kind", "step") != "trajectory":
+        return m.get("kind", "step")
+    return "trajectory n_s=%d %s ρ=%g T_r=%d" % (o.get("steps", 1), o.get("data", "fixed"), o.get("stat_decay", 0),
+                                                 o.get("refresh_every", 1))
+
+
 rows = []
 for name in sorted(os.listdir(fixtures)):
     mpath = os.path.join(fixtures, name, "manifest.json")
@@ -26,7 +34,7 @@ for name in sorted(os.listdir(fixtures)):
         sys.exit("fixture_catalogue: %s has no line in games/purposes.tsv" % name)
     power = tol.get("detection_power")
     rows.append("| `%s` | %s | %s | %s | %s | %s | %d | %s | %s/%s | %s |" % (
-        name, m.get("kind", "step"), o["game"], o["curvature"] + (" γ=%g" % o["damping"] if o["damping"] else ""),
+        name, kind_of(m, o), o["game"], o["curvature"] + (" γ=%g" % o["damping"] if o["damping"] else ""),
         o["value"], o["terminal"], players, "%.1e" % power if power is not None else "-",
         tol.get("weak", "-"), tol.get("gain_value_arrays", "-"),
         purposes[name] + ("" if m.get("fit_for_ports", True) else " **(fit_for_ports: false)**")))

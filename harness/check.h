@@ -69,6 +69,7 @@ int ocn_check_conv_dense_applies(const ocn_game *g);
 void check_conv_theta_vjp(const ocn_player *pl, const double *z, const double *gh, double *out);
 int check_conv_kfc_pinv(const ocn_player *pl, const double *zs, const double *gs, int B, double gamma, double *Ai,
                         double *Gi, double *cond, ocn_error *err);
+int check_traj(check_ctx *c);
 int ocn_check_gtp2_applies(const ocn_game *g);
 
 #endif

@@ -75,6 +75,9 @@ static int applies_kfac_t3(const ocn_game *g) { return is_gr(g) && has_two_playe
 static int applies_c7(const ocn_game *g) { return is_gr(g) && ocn_check_c7_applies(g); }
 static int applies_e4(const ocn_game *g) { return has_params(g) && g->batch > 1 && g->opt.value == OCN_VALUE_PERSAMPLE; }
 
+/* §13 TRAJ: every trajectory fixture */
+static int applies_traj(const ocn_game *g) { return ocn_game_is_trajectory(g) && has_params(g); }
+
 static const struct {
     const char *id;
     int (*applies)(const ocn_game *);
@@ -97,6 +100,7 @@ static const struct {
     {"E4", applies_e4, check_e4},
     {"GT-P2", ocn_check_gtp2_applies, check_gtp2},
     {"CONV-DENSE", ocn_check_conv_dense_applies, check_conv_dense},
+    {"TRAJ", applies_traj, check_traj},
 };
 
 int ocn_filter_match(const char *pattern, const char *fixture, const char *id)

@@ -55,6 +55,19 @@ static const char *const OPTIMIZED_DEFINES[] = {"x_t", "dx_t", "Qx_t", "Px_t", "
                                                 "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "theta_new_t", NULL};
 static const char *const GAIN_ARRAYS[] = {"k_t", "K_t", "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "dx_t", "theta_new_t", NULL};
 
+/* §13: a trajectory's own arrays, required beside the one-step sets */
+static const char *const TRAJ_DEFINES[] = {"theta_s", "dtheta_s", "loss_s", "A_t", "G_t", "v_t", NULL};
+static const char *const TRAJ_GAINS[] = {"theta_s", "dtheta_s", "theta_t", NULL};
+
+int ocn_requires_of(ocn_require req, const char *name, int trajectory)
+{
+    if (!trajectory) return ocn_requires(req, name);
+    if (ocn_array_is_input_of(name, 1)) return 0;
+    if (req == OCN_REQUIRE_OPTIMIZED && ocn_name_has_prefix(name, TRAJ_DEFINES)) return 1;
+    if (req == OCN_REQUIRE_GAINS && ocn_name_has_prefix(name, TRAJ_GAINS)) return 1;
+    return req == OCN_REQUIRE_ALL || ocn_requires(req, name);
+}
+
 int ocn_requires(ocn_require req, const char *name)
 {
     if (ocn_array_is_input(name)) return 0;
@@ -100,17 +113,18 @@ static int same_shape(const ocn_array *a, const ocn_array *b)
 int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_arrayset *ref, const ocn_arrayset *tested)
 {
     char q[96];
-    int compared = 0;
+    int compared = 0, traj = 0;
+    for (int i = 0; i < ref->count && !traj; i++) traj = !strncmp(ref->a[i].name, "theta_s0_", 9); /* §13 */
     for (int i = 0; i < ref->count; i++) {
         const ocn_array *x = &ref->a[i], *y = ocn_arrayset_find(tested, x->name);
-        if (ocn_array_is_input(x->name)) { /* the same inputs, bit for bit, or the comparison means nothing */
+        if (ocn_array_is_input_of(x->name, traj)) { /* the same inputs, bit for bit, or the comparison means nothing */
             if (y && (!same_shape(x, y) || memcmp(x->data, y->data, x->size * sizeof *x->data))) {
                 snprintf(q, sizeof q, "%s (input differs)", x->name);
                 ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
             }
             continue;
         }
-        if (!ocn_requires(s->require, x->name)) {
+        if (!ocn_requires_of(s->require, x->name, traj)) {
             /* check's required set is the optimized path's whole output by design (docs/checks.md) */
             if (!y) {
                 if (s->require != OCN_REQUIRE_OPTIMIZED)
@@ -155,8 +169,7 @@ int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err)
     /* §10: "a v1 fixture, or one without cond, gets c re-measured by the reference" */
     ocn_arrayset *run = ocn_arrayset_new();
     ocn_ref_opts o = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS};
-    int rc = run ? ocn_ref_run(f->game, &f->game->opt, f->arrays, &o, run, err)
-                 : ocn_fail(err, OCN_ENOMEM, "out of memory");
+    int rc = run ? ocn_recompute_fixture(f, &o, run, err) : ocn_fail(err, OCN_ENOMEM, "out of memory");
     double d = ocn_tolerance_floor(f->game, &f->game->opt);
     for (int i = 0; !rc && i < (*ref)->count; i++) {
         const ocn_array *m = ocn_arrayset_find(run, (*ref)->a[i].name);

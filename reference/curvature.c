@@ -62,30 +62,26 @@ static void kron_blocks(const ref_curv_in *in, const gsl_matrix *Ai, const gsl_m
     gsl_matrix_scale(Minv, eta);
 }
 
-static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, gsl_matrix *Minv, double *cond,
-                     ocn_error *err)
+/* Pseudo-inverses of the damped factors A + √γI, G + √γI into Ai, Gi
+ * (zero-filled, na x na and ng x ng): coop on the whole embedded factors
+ * (§6), else each player's diagonal blocks (§5). */
+static int kfac_inverses(const ocn_optimizer *opt, const ref_curv_in *in, const gsl_matrix *A, const gsl_matrix *G,
+                         int coop, gsl_matrix *Ai, gsl_matrix *Gi, double *cond, ocn_error *err)
 {
     double sg = sqrt(opt->damping);
-    size_t na = in->A->size1, ng = in->G->size1;
-    gsl_matrix *Ai = ref_matrix_calloc(na, na), *Gi = ref_matrix_calloc(ng, ng);
     int rc = OCN_OK;
     *cond = 1.0;
-    if (!Ai || !Gi) {
-        if (Ai) gsl_matrix_free(Ai);
-        if (Gi) gsl_matrix_free(Gi);
-        return ocn_fail(err, OCN_ENOMEM, "kfac: out of memory allocating the factor inverses (%zu x %zu and %zu x %zu)", na,
-                        na, ng, ng);
-    }
+    gsl_matrix_set_zero(Ai), gsl_matrix_set_zero(Gi);
     if (coop) { /* §6: √γ I added to A_ww and G_ww, factor-wise pinv */
         double ca, cg;
-        rc = damped_pinv(in->A, sg, 1.0, in->pert, Ai, &ca, err);
-        if (!rc) rc = damped_pinv(in->G, sg, 1.0, in->pert, Gi, &cg, err);
+        rc = damped_pinv(A, sg, 1.0, in->pert, Ai, &ca, err);
+        if (!rc) rc = damped_pinv(G, sg, 1.0, in->pert, Gi, &cg, err);
         *cond = ca * cg;
     } else { /* §5: each player's own factors (A_u + √γ I) ⊗ (G_u + √γ I) */
         for (int u = 0; u < in->np && !rc; u++) {
             size_t au = (size_t)(in->aoff[u + 1] - in->aoff[u]), gu = (size_t)(in->goff[u + 1] - in->goff[u]);
-            gsl_matrix_const_view a = gsl_matrix_const_submatrix(in->A, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
-            gsl_matrix_const_view g = gsl_matrix_const_submatrix(in->G, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
+            gsl_matrix_const_view a = gsl_matrix_const_submatrix(A, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
+            gsl_matrix_const_view g = gsl_matrix_const_submatrix(G, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
             gsl_matrix_view ai = gsl_matrix_submatrix(Ai, (size_t)in->aoff[u], (size_t)in->aoff[u], au, au);
             gsl_matrix_view gi = gsl_matrix_submatrix(Gi, (size_t)in->goff[u], (size_t)in->goff[u], gu, gu);
             double ca, cg;
@@ -94,9 +90,68 @@ static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, 
             *cond = fmax(*cond, ca * cg);
         }
     }
+    return rc;
+}
+
+/* §13 exponential moving average, before damping: S = ρ S_prev + (1 − ρ) Ŝ
+ * (S = Ŝ at the state's first step: no bias correction).  The decay-drop
+ * fault leaves out the (1 − ρ), a state bug the trajectory checks must catch. */
+static void ema(const ref_curv_in *in, double rho, int init, double *S, const double *Shat, size_t n)
+{
+    double w = in->traj && in->traj->fault == OCN_FAULT_DECAY_DROP ? 1.0 : 1.0 - rho;
+    for (size_t i = 0; i < n; i++) S[i] = init ? rho * S[i] + w * Shat[i] : Shat[i];
+}
+
+static int state_nomem(ocn_error *err)
+{
+    return ocn_fail(err, OCN_ENOMEM, "out of memory allocating the §13 optimizer state");
+}
+
+static int kfac_pinv(const ocn_optimizer *opt, const ref_curv_in *in, int coop, gsl_matrix *Minv, double *cond,
+                     ocn_error *err)
+{
+    size_t na = in->A->size1, ng = in->G->size1;
+    ref_curv_state *st = in->st;
+    int rc = OCN_OK;
+    *cond = 1.0;
+    if (st) { /* §13: average the factors; refresh the pseudo-inverses at s ≡ 0 (mod T_r) */
+        if (!st->A) {
+            st->A = ref_matrix_calloc(na, na), st->G = ref_matrix_calloc(ng, ng);
+            st->Ai = ref_matrix_calloc(na, na), st->Gi = ref_matrix_calloc(ng, ng);
+            if (!st->A || !st->G || !st->Ai || !st->Gi) return state_nomem(err);
+        }
+        st->coop = coop;
+        for (int u = 0; u <= in->np; u++) st->aoff[u] = in->aoff[u], st->goff[u] = in->goff[u];
+        ema(in, opt->stat_decay, st->init, st->A->data, in->A->data, na * na); /* tda = size2: contiguous */
+        ema(in, opt->stat_decay, st->init, st->G->data, in->G->data, ng * ng);
+        int T = opt->refresh_every, s = in->traj->step;
+        int phase = in->traj->fault == OCN_FAULT_REFRESH_SHIFT ? 1 % T : 0;
+        if (!st->init || s % T == phase) rc = kfac_inverses(opt, in, st->A, st->G, coop, st->Ai, st->Gi, cond, err);
+        st->init = 1;
+        if (!rc) kron_blocks(in, st->Ai, st->Gi, !coop, opt->lr, Minv);
+        return rc;
+    }
+    gsl_matrix *Ai = ref_matrix_calloc(na, na), *Gi = ref_matrix_calloc(ng, ng);
+    if (!Ai || !Gi) {
+        if (Ai) gsl_matrix_free(Ai);
+        if (Gi) gsl_matrix_free(Gi);
+        return ocn_fail(err, OCN_ENOMEM, "kfac: out of memory allocating the factor inverses (%zu x %zu and %zu x %zu)", na,
+                        na, ng, ng);
+    }
+    rc = kfac_inverses(opt, in, in->A, in->G, coop, Ai, Gi, cond, err);
     if (!rc) kron_blocks(in, Ai, Gi, !coop, opt->lr, Minv);
     gsl_matrix_free(Ai), gsl_matrix_free(Gi);
     return rc;
+}
+
+void ref_curv_state_free(ref_curv_state *s)
+{
+    if (!s) return;
+    gsl_matrix_free(s->A), gsl_matrix_free(s->G), gsl_matrix_free(s->Ai), gsl_matrix_free(s->Gi);
+    gsl_vector_free(s->v);
+    s->A = s->G = s->Ai = s->Gi = NULL;
+    s->v = NULL;
+    s->init = 0;
 }
 
 int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matrix *Minv, double *cond,
@@ -126,11 +181,21 @@ int ref_curvature_pinv(const ocn_optimizer *opt, const ref_curv_in *in, gsl_matr
         rc = damped_pinv(C, gamma, eta, in->pert, Minv, cond, err);
         break;
     case OCN_CURV_RMSPROP: /* diag(sqrt(mean_i Q_θ^(i) ⊙ Q_θ^(i)) + ε), no γ */
+        if (in->st && !in->st->v && !(in->st->v = ref_vector_calloc(m))) {
+            rc = state_nomem(err);
+            break;
+        }
         for (size_t j = 0; j < m; j++) {
             double s = 0;
             for (size_t i = 0; i < B; i++) s += gsl_matrix_get(in->Qthi, i, j) * gsl_matrix_get(in->Qthi, i, j);
-            gsl_matrix_set(C, j, j, sqrt(s / (double)B) + opt->eps);
+            double vhat = s / (double)B;
+            if (in->st) { /* §13: the square root and ε are applied to the average, as in RMSprop */
+                ema(in, opt->stat_decay, in->st->init, gsl_vector_ptr(in->st->v, j), &vhat, 1);
+                vhat = gsl_vector_get(in->st->v, j);
+            }
+            gsl_matrix_set(C, j, j, sqrt(vhat) + opt->eps);
         }
+        if (in->st) in->st->init = 1;
         ocn_perturb_sym(in->pert, C->data, m, C->tda); /* §10: the diagonal before its inverse (zeros stay zero) */
         { /* a diagonal C: its pseudo-inverse is elementwise, same §5 rcond rule */
             double mx = 0, mn = INFINITY;

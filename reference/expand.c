@@ -349,7 +349,13 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
                 }
         if (opt->curvature == OCN_CURV_KFAC || opt->curvature == OCN_CURV_COOP_KFAC)
             if ((rc = kfac_factors(m, t, o->p, np, X, vnext, aoff, goff, &A, &G, err))) goto done;
-        ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff, m->pert};
+        ref_curv_in ci = {o->Qthth, o->Qthi, np, o->moff, mdim, A, G, aoff, goff, m->pert, NULL, m->traj};
+        if (m->traj) { /* §13: the state of this expansion (FNE: the lane's player; GR: the stage's joint θ) */
+            ci.st = &m->traj->st[t][opt->game == OCN_GAME_GR ? 0 : g->stages[t].players[o->p[0]].lane];
+            ci.st->np = np;
+            for (int u = 0; u < np; u++) ci.st->p[u] = o->p[u], ci.st->moff[u] = o->moff[u];
+            ci.st->moff[np] = o->m;
+        }
         ocn_optimizer fo = *opt;
         if (fault == OCN_FAULT_PUV_DROP && opt->game == OCN_GAME_GR) fo.zero |= OCN_ZERO_PUV_CURVATURE_ONLY;
         if ((rc = ref_curvature_pinv(&fo, &ci, Minv, &o->cond, err))) goto done;

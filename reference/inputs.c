@@ -8,6 +8,7 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 static int expect_finite(const ocn_arrayset *in, const char *where, const char *name, int ndim, size_t d0,
                          size_t d1, const ocn_array **a, ocn_error *err)
@@ -57,6 +58,26 @@ int ocn_ref_check_inputs(const ocn_game *g, const ocn_arrayset *in, const char *
 
 /* §12: W ~ N(0, 1/in), b ~ N(0, 0.01), x0 ~ N(0, 1), mse targets N(0, 1),
  * labels uniform; stage, lane, W-then-b order, then x0, then y. */
+/* x0 ~ N(0, 1), then y (§12): ce labels uniform, mse targets N(0, 1) */
+static int draw_batch(const ocn_game *g, gsl_rng *r, ocn_arrayset *in, const char *xn, const char *yn, ocn_error *err)
+{
+    /* x0 is filled before y is added (that add may move x0); only its NULL-ness is read after */
+    ocn_array *x0 = ocn_arrayset_add2(in, xn, 2, (size_t)g->batch, (size_t)g->n[0], 0);
+    ocn_array *y = NULL;
+    if (x0) {
+        for (size_t i = 0; i < x0->size; i++) x0->data[i] = gsl_ran_gaussian(r, 1.0);
+        if (g->loss == OCN_LOSS_CE) {
+            y = ocn_arrayset_add2(in, yn, 1, (size_t)g->batch, 0, 0);
+            for (size_t i = 0; y && i < y->size; i++) y->data[i] = (double)gsl_rng_uniform_int(r, (unsigned long)g->classes);
+        } else {
+            y = ocn_arrayset_add2(in, yn, 2, (size_t)g->batch, (size_t)g->out_dim, 0);
+            for (size_t i = 0; y && i < y->size; i++) y->data[i] = gsl_ran_gaussian(r, 1.0);
+        }
+    }
+    if (!x0 || !y) return ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s", !x0 ? xn : yn);
+    return OCN_OK;
+}
+
 int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
 {
     /* issue 10: inputs that cannot fit the machine are refused before drawing */
@@ -116,20 +137,29 @@ int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *in, ocn_error *err)
             }
         }
     }
-    /* x0 is filled before y is added (that add may move x0); only its NULL-ness is read after */
-    ocn_array *x0 = rc ? NULL : ocn_arrayset_add2(in, "x0", 2, (size_t)g->batch, (size_t)g->n[0], 0);
-    ocn_array *y = NULL;
-    if (x0) {
-        for (size_t i = 0; i < x0->size; i++) x0->data[i] = gsl_ran_gaussian(r, 1.0);
-        if (g->loss == OCN_LOSS_CE) {
-            y = ocn_arrayset_add2(in, "y", 1, (size_t)g->batch, 0, 0);
-            for (size_t i = 0; y && i < y->size; i++) y->data[i] = (double)gsl_rng_uniform_int(r, (unsigned long)g->classes);
-        } else {
-            y = ocn_arrayset_add2(in, "y", 2, (size_t)g->batch, (size_t)g->out_dim, 0);
-            for (size_t i = 0; y && i < y->size; i++) y->data[i] = gsl_ran_gaussian(r, 1.0);
-        }
+    if (!rc) rc = draw_batch(g, r, in, "x0", "y", err);
+    /* §13 stream: step 0 uses the §12 batch; each later step draws x0, then y,
+     * after everything drawn before, in step order */
+    int stream = g->opt.data_stream && g->opt.steps > 1;
+    for (int s = 0; stream && !rc && s < g->opt.steps; s++) {
+        char xn[32], yn[32];
+        snprintf(xn, sizeof xn, "x0_s%d", s);
+        snprintf(yn, sizeof yn, "y_s%d", s);
+        if (s == 0) {
+            /* copies of x0, y (an add may move every array: shapes copied first, sources found after) */
+            const char *src[2] = {"x0", "y"}, *dst[2] = {xn, yn};
+            for (int k = 0; k < 2 && !rc; k++) {
+                const ocn_array *a = ocn_arrayset_find(in, src[k]);
+                size_t shape[OCN_MAX_NDIM];
+                int nd = a->ndim;
+                memcpy(shape, a->shape, sizeof shape);
+                ocn_array *c = ocn_arrayset_add(in, dst[k], nd, shape);
+                if (!c) rc = ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s", dst[k]);
+                else memcpy(c->data, ocn_arrayset_find(in, src[k])->data, c->size * sizeof(double));
+            }
+        } else
+            rc = draw_batch(g, r, in, xn, yn, err);
     }
-    if (!rc && (!x0 || !y)) rc = ocn_fail(err, OCN_ENOMEM, "out of memory allocating %s", !x0 ? "x0" : "y");
     gsl_rng_free(r);
     return rc;
 }

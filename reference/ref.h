@@ -8,6 +8,28 @@
 
 /* Parameters and data of one step, borrowed from the inputs arrayset
  * (theta copied: the update pass writes new ones). */
+/* §13 carried optimizer state of one expansion (FNE: a lane's player; GR:
+ * the stage's joint parameter), kept between the steps of a trajectory
+ * (reference/trajectory.c).  Allocated on first use (`init` = 0 before). */
+typedef struct {
+    int init;                  /* the averages hold a step's statistics */
+    int np, coop;              /* players; coop: joint A_ww, G_ww of §6 are averaged */
+    int p[OCN_MAX_PLAYERS], moff[OCN_MAX_PLAYERS + 1], aoff[OCN_MAX_PLAYERS + 1], goff[OCN_MAX_PLAYERS + 1];
+    gsl_matrix *A, *G;         /* kfac/coop-kfac: EMA of the embedded factors (undamped) */
+    gsl_matrix *Ai, *Gi;       /* pseudo-inverses of the damped averages at the last refresh */
+    gsl_vector *v;             /* rmsprop: EMA of mean_i Q_θ^(i) ⊙ Q_θ^(i) (m) */
+} ref_curv_state;
+
+/* §13 trajectory context of one step: state per stage and expansion index
+ * (FNE lane, GR 0), the step number and the optimizer's §13 fields. */
+typedef struct {
+    ref_curv_state **st;       /* st[t][n] */
+    int step;                  /* s */
+    int fault;                 /* ocn_fault of the run (decay-drop, refresh-shift) */
+} ref_traj;
+
+void ref_curv_state_free(ref_curv_state *s);
+
 typedef struct {
     const ocn_game *g;
     int B;
@@ -16,6 +38,7 @@ typedef struct {
     const double *x0;      /* B x n_0 */
     const double *y;       /* ce: B labels; mse: B x out_dim */
     ocn_perturb *pert;     /* §10 perturbation run, NULL on the nominal run */
+    const ref_traj *traj;  /* §13 state of a trajectory step, NULL: one step (§1–§8) */
     /* Scratch of the leaf kernels below (issue 10: they allocate nothing, so
      * they cannot fail): ws holds 4·nmax doubles, iws 2·nmax ints, nmax the
      * largest state dimension.  Region 0 (ws[0, nmax)) and 1 are used by
@@ -78,6 +101,8 @@ typedef struct {
     const gsl_matrix *A, *G;
     const int *aoff, *goff;   /* np + 1 entries */
     ocn_perturb *pert;        /* §10: perturbs each matrix as handed to the pseudo-inverse */
+    ref_curv_state *st;       /* §13: carried state (NULL: the batch statistics of this step only) */
+    const ref_traj *traj;     /* §13: step and fault, with st */
 } ref_curv_in;
 /* Fault-injection bit (never parsed from a game): drop P_uv in the curvature only. */
 #define OCN_ZERO_PUV_CURVATURE_ONLY 0x100
@@ -115,6 +140,14 @@ double ref_dot(const gsl_vector *x, const gsl_vector *y);
  * the inputs' bytes alone. */
 double ref_estimate(const ocn_game *g, const ocn_optimizer *opt, int runs, char *dominant, size_t n);
 double ref_inputs_bytes(const ocn_game *g);
+
+/* One step (§1–§8) of run.c on `inputs`; `pert` (NULL: nominal) perturbs
+ * as §10 says; `traj` (NULL: one step) carries §13 state across the steps of
+ * a trajectory.  Every §11 output array is added to `out`. */
+int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
+                 ocn_perturb *pert, const ref_traj *traj, ocn_arrayset *out, ocn_error *err);
+/* §10 input perturbation (run.c): theta_…, Wfix_…, x0, mse y. */
+void ref_perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p);
 
 /* Error-handler guard: GSL's default handler aborts; the reference never lets it. */
 void ref_gsl_quiet(void);

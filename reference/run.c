@@ -14,8 +14,14 @@
 #include <string.h>
 
 static const char *const FAULT_NAMES[] = {"none", "K-sign", "feedback-drop", "K-perturb", "k-perturb", "Puv-drop"};
+static const char *const TRAJ_FAULT_NAMES[] = {"decay-drop", "refresh-shift"}; /* §13, from OCN_FAULT_DECAY_DROP */
 
-const char *ocn_fault_name(ocn_fault f) { return (unsigned)f < OCN_FAULT_COUNT ? FAULT_NAMES[f] : "?"; }
+const char *ocn_fault_name(ocn_fault f)
+{
+    if ((unsigned)f < OCN_FAULT_COUNT) return FAULT_NAMES[f];
+    if (f >= OCN_FAULT_DECAY_DROP && f < OCN_FAULT_TRAJ_END) return TRAJ_FAULT_NAMES[f - OCN_FAULT_DECAY_DROP];
+    return "?";
+}
 
 /* What each fault breaks (`ocn --help` prints this table with the names). */
 static const char *const FAULT_WHAT[] = {"no fault", "K := -K (every feedback gain)",
@@ -23,7 +29,15 @@ static const char *const FAULT_WHAT[] = {"no fault", "K := -K (every feedback ga
                                          "K := K (1 + 1e-6)", "k := k (1 + 1e-6)",
                                          "GR, exact curvature: cross-player blocks P_uv left out of M"};
 
-const char *ocn_fault_description(ocn_fault f) { return (unsigned)f < OCN_FAULT_COUNT ? FAULT_WHAT[f] : "?"; }
+static const char *const TRAJ_FAULT_WHAT[] = {"§13 trajectories: moving averages without the (1 - rho)",
+                                              "§13 trajectories: kfac inverses refreshed at s = 1 (mod T_r), off by one"};
+
+const char *ocn_fault_description(ocn_fault f)
+{
+    if ((unsigned)f < OCN_FAULT_COUNT) return FAULT_WHAT[f];
+    if (f >= OCN_FAULT_DECAY_DROP && f < OCN_FAULT_TRAJ_END) return TRAJ_FAULT_WHAT[f - OCN_FAULT_DECAY_DROP];
+    return "?";
+}
 
 /* A fault whose kernel never runs, or changes nothing, on this game would
  * pass silently and look like a harness that cannot fail (issue 15). */
@@ -52,6 +66,17 @@ int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n)
         if (k_zero) no = "K is zero in this game (zero: Qthx / Pux)";
         else if (f == OCN_FAULT_FEEDBACK_DROP && g->T < 2) no = "with one stage dx_0 = 0, so K dx contributes nothing";
         break;
+    case OCN_FAULT_DECAY_DROP: /* §13: only a carried average with ρ > 0 over two or more steps sees it */
+    case OCN_FAULT_REFRESH_SHIFT: {
+        int kfac = o->curvature == OCN_CURV_KFAC || o->curvature == OCN_CURV_COOP_KFAC;
+        int state = (kfac || o->curvature == OCN_CURV_RMSPROP) && !(o->zero & OCN_ZERO_MID);
+        if (o->steps < 2) no = "a §13 fault needs a trajectory of two or more steps";
+        else if (!state) no = "this curvature carries no §13 state (exact, gn-outer, sgd, zero: Mid)";
+        else if (f == OCN_FAULT_DECAY_DROP && o->stat_decay == 0) no = "with stat_decay 0 the (1 - rho) is 1";
+        else if (f == OCN_FAULT_REFRESH_SHIFT && (!kfac || o->refresh_every < 2))
+            no = "only kfac/coop-kfac with refresh_every >= 2 refresh their inverses between steps";
+        break;
+    }
     default: break;
     }
     if (why && n) snprintf(why, n, "%s", no ? no : "");
@@ -60,8 +85,8 @@ int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n)
 
 int ocn_fault_parse(const char *s, ocn_fault *out)
 {
-    for (int f = 0; f < OCN_FAULT_COUNT; f++)
-        if (!strcmp(s, FAULT_NAMES[f])) {
+    for (int f = 0; f < OCN_FAULT_TRAJ_END; f++)
+        if ((f < OCN_FAULT_COUNT || f >= OCN_FAULT_DECAY_DROP) && !strcmp(s, ocn_fault_name((ocn_fault)f))) {
             *out = (ocn_fault)f;
             return OCN_OK;
         }
@@ -184,8 +209,8 @@ static int step_nomem(ocn_error *err, const char *what, double doubles)
  * a pseudo-inverse and every stage's expansion terms (§10 rev. 2).  Issue 10:
  * every allocation is checked; on failure OCN_ENOMEM names the stage and the
  * array, everything allocated here is freed (what was stored stays in `out`). */
-static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
-                    ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
+int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
+                 ocn_perturb *pert, const ref_traj *traj, ocn_arrayset *out, ocn_error *err)
 {
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
@@ -194,6 +219,7 @@ static int ref_step(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
         return rc;
     }
     m.pert = pert;
+    m.traj = traj;
     int B = g->batch, T = g->T, aug = opt->value == OCN_VALUE_AUGMENTED, gr = opt->game == OCN_GAME_GR;
     int N = gr ? 1 : g->nlanes; /* value functions: one per lane (FNE) or the joint W (GR) */
     store s = {out, 0, "", 0};
@@ -381,7 +407,7 @@ done:
 
 /* §10: inputs are perturbed once, before the step: theta_… in stage and lane
  * order, then Wfix_…, x0 and the mse targets. */
-static void perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p)
+void ref_perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p)
 {
     static const char *const kinds[] = {"theta", "Wfix"};
     char nm[64];
@@ -411,8 +437,8 @@ static int perturbed_step(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_erro
     const step_ctx *c = ctx;
     ocn_arrayset *in = ocn_arrayset_copy(c->inputs);
     if (!in) return ocn_fail(err, OCN_ENOMEM, "out of memory copying inputs");
-    perturb_inputs(c->g, in, p);
-    int rc = ref_step(c->g, c->opt, in, c->fault, p, out, err);
+    ref_perturb_inputs(c->g, in, p);
+    int rc = ref_step_run(c->g, c->opt, in, c->fault, p, NULL, out, err);
     ocn_arrayset_free(in);
     return rc;
 }
@@ -435,7 +461,7 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                         ocn_format_bytes((double)limit, lim, sizeof lim),
                         o && o->max_memory ? "max_memory" : "the machine's physical memory", dom);
     step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE};
-    int rc = ref_step(g, opt, inputs, c.fault, NULL, out, err);
+    int rc = ref_step_run(g, opt, inputs, c.fault, NULL, NULL, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_step, &c, out, err);
     return rc;
 }

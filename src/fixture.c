@@ -46,8 +46,76 @@ static char *strip_slashes(const char *dir)
 
 int ocn_array_is_input(const char *name)
 {
+    /* §13: the initial parameters theta_s0_… and a stream's batches x0_s…, y_s… are inputs wherever they appear */
     return !strcmp(name, "x0") || !strcmp(name, "y") || !strncmp(name, "theta_t", 7) ||
-           !strncmp(name, "Wfix_", 5);
+           !strncmp(name, "Wfix_", 5) || !strncmp(name, "theta_s0_", 9) || !strncmp(name, "x0_s", 4) ||
+           !strncmp(name, "y_s", 3);
+}
+
+int ocn_array_is_input_of(const char *name, int trajectory)
+{
+    /* §13: in a trajectory theta_t… (the last step's parameters) are computed by the steps before it */
+    return ocn_array_is_input(name) && !(trajectory && !strncmp(name, "theta_t", 7));
+}
+
+int ocn_traj_inputs(const ocn_game *g, const ocn_arrayset *stored, const char *where, ocn_arrayset **in, ocn_error *err)
+{
+    *in = ocn_arrayset_new();
+    if (!*in) return ocn_fail(err, OCN_ENOMEM, "out of memory");
+    for (int i = 0; i < stored->count; i++) {
+        const ocn_array *a = &stored->a[i];
+        if (!ocn_array_is_input_of(a->name, 1)) continue;
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s", a->name);
+        if (!strncmp(nm, "theta_s0_", 9)) snprintf(nm, sizeof nm, "theta_%s", a->name + 9); /* the initial θ */
+        ocn_array *c = ocn_arrayset_add(*in, nm, a->ndim, a->shape);
+        if (!c) {
+            ocn_arrayset_free(*in);
+            *in = NULL;
+            return ocn_fail(err, OCN_ENOMEM, "out of memory");
+        }
+        memcpy(c->data, a->data, a->size * sizeof(double));
+    }
+    for (int t = 0; t < g->T; t++) /* §13: the initial parameters are theta_s0_… */
+        for (int p = 0; p < g->stages[t].nplayers; p++)
+            if (g->stages[t].players[p].m) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "theta_t%d_n%d", t, g->stages[t].players[p].lane);
+                if (!ocn_arrayset_find(*in, nm)) {
+                    ocn_arrayset_free(*in);
+                    *in = NULL;
+                    return ocn_fail(err, OCN_EINVAL, "%s: trajectory fixture without its initial parameters 'theta_s0_%s' "
+                                    "(SPEC §13)", where, nm + 6);
+                }
+            }
+    return OCN_OK;
+}
+
+int ocn_array_is_derived(const char *name) { return !strncmp(name, "dtheta_s", 8); }
+
+int ocn_traj_add_derived(const ocn_game *g, ocn_arrayset *s, ocn_error *err)
+{
+    char a0[64], a1[64], dn[64];
+    for (int st = 0; st < g->opt.steps; st++)
+        for (int t = 0; t < g->T; t++)
+            for (int p = 0; p < g->stages[t].nplayers; p++) {
+                const ocn_player *pl = &g->stages[t].players[p];
+                if (!pl->m) continue;
+                snprintf(a0, sizeof a0, "theta_s%d_t%d_n%d", st, t, pl->lane);
+                snprintf(a1, sizeof a1, "theta_s%d_t%d_n%d", st + 1, t, pl->lane);
+                snprintf(dn, sizeof dn, "dtheta_s%d_t%d_n%d", st, t, pl->lane);
+                const ocn_array *x0 = ocn_arrayset_find(s, a0), *x1 = ocn_arrayset_find(s, a1);
+                if (!x0 || !x1 || x0->size != (size_t)pl->m || x1->size != (size_t)pl->m) continue; /* absent: listed as missing */
+                double keep = 0;
+                const ocn_array *old = ocn_arrayset_find(s, dn);
+                if (old) keep = old->cond;
+                ocn_array *d = ocn_arrayset_add2(s, dn, 1, (size_t)pl->m, 0, 0);
+                if (!d) return ocn_fail(err, OCN_ENOMEM, "out of memory forming %s", dn);
+                x0 = ocn_arrayset_find(s, a0), x1 = ocn_arrayset_find(s, a1); /* the add may move them */
+                for (int j = 0; j < pl->m; j++) d->data[j] = x1->data[j] - x0->data[j];
+                d->cond = keep;
+            }
+    return OCN_OK;
 }
 
 const char *ocn_array_meaning(const char *n)
@@ -56,6 +124,14 @@ const char *ocn_array_meaning(const char *n)
         {"x0", "batch inputs (B, n_0)"},
         {"y", "targets: ce labels (B,) or mse targets (B, n_out)"},
         {"theta_new_", "parameters after the SPEC §8 update pass"},
+        {"theta_s", "parameters before step s of the trajectory (s = n_s: the result) (SPEC §13)"},
+        {"dtheta_s", "step s of the trajectory, theta_s{s+1} - theta_s{s} (SPEC §13)"},
+        {"loss_s", "the SPEC §1 objective on step s's batch before step s (1,) (SPEC §13)"},
+        {"x0_s", "batch inputs of step s (B, n_0) (SPEC §13 data: stream)"},
+        {"y_s", "targets of step s (SPEC §13 data: stream)"},
+        {"A_t", "SPEC §13 state after the last step: moving average of the KFAC factor A (undamped)"},
+        {"G_t", "SPEC §13 state after the last step: moving average of the KFAC factor G (undamped)"},
+        {"v_t", "SPEC §13 state after the last step: rmsprop moving average of mean_i Qthi^2 (m,)"},
         {"theta_", "parameters before the step, vec([W b]) column-major (SPEC §2)"},
         {"Wfix_", "fixed W of a bias player (out, in)"},
         {"x_", "nominal state (B, n_t)"},
@@ -223,7 +299,22 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
         rc = ocn_fail(err, OCN_EINVAL, "%s: kind must be \"step\" or \"trajectory\"", mpath);
         goto done;
     }
+    if (f->trajectory != ocn_game_is_trajectory(f->game) && (kind || f->version >= 2)) {
+        /* §11 v2: "trajectory" whenever steps > 1 or a §13 field is off its default (§13) */
+        rc = ocn_fail(err, OCN_EINVAL, "%s: kind is \"%s\" but the game %s a trajectory (SPEC §13: steps, data, stat_decay, "
+                      "refresh_every)", mpath, f->trajectory ? "trajectory" : "step", f->trajectory ? "is not" : "is");
+        goto done;
+    }
     rc = read_arrays(f, dfd, shown, json_object_get(m, "arrays"), err);
+    if (!rc && f->trajectory) { /* §13: the tools form the steps Δ_s; c from the "derived" table */
+        rc = ocn_traj_add_derived(f->game, f->arrays, err);
+        json_t *der = json_object_get(m, "derived");
+        for (int i = 0; !rc && i < f->arrays->count; i++) {
+            ocn_array *a = &f->arrays->a[i];
+            json_t *c = json_object_get(json_object_get(der, a->name), "cond");
+            if (ocn_array_is_derived(a->name) && json_is_number(c)) a->cond = json_number_value(c);
+        }
+    }
     if (!rc && !f->c_measured)
         for (int i = 0; i < f->arrays->count; i++) f->arrays->a[i].cond = 0; /* not a rev.-2 c */
 done:
@@ -249,8 +340,8 @@ void ocn_fixture_free(ocn_fixture *f)
 
 static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_producer *p)
 {
-    json_t *m = json_object(), *arr = json_object(), *prod = json_object();
-    int ngv = 0, nweak = 0;
+    json_t *m = json_object(), *arr = json_object(), *prod = json_object(), *der = json_object();
+    int ngv = 0, nweak = 0, traj = ocn_game_is_trajectory(g);
     double power = 0, u = p->precision && !strcmp(p->precision, "f32") ? OCN_U32 : OCN_U64; /* c's unit (§10) */
     json_object_set_new(m, "format", json_string("ocnopt-fixture"));
     json_object_set_new(m, "version", json_integer(2));
@@ -280,11 +371,11 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
         char fn[80];
         snprintf(fn, sizeof fn, "%s.npy", a->name);
         for (int d = 0; d < a->ndim; d++) json_array_append_new(sh, json_integer((json_int_t)a->shape[d]));
-        json_object_set_new(e, "file", json_string(fn));
+        if (!ocn_array_is_derived(a->name)) json_object_set_new(e, "file", json_string(fn));
         json_object_set_new(e, "dtype", json_string("<f8"));
         json_object_set_new(e, "shape", sh);
         json_object_set_new(e, "meaning", json_string(ocn_array_meaning(a->name)));
-        if (!ocn_array_is_input(a->name)) {
+        if (!ocn_array_is_input_of(a->name, traj)) {
             json_object_set_new(e, "metric", json_string("ratio_u"));
             json_object_set_new(e, "threshold", json_integer(30));
             if (a->cond > 0 && p->measure_runs > 0) {
@@ -299,9 +390,11 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
                     power = fmax(power, OCN_FAIL_RATIO * u * a->cond);
             }
         }
-        json_object_set_new(arr, a->name, e);
+        json_object_set_new(ocn_array_is_derived(a->name) ? der : arr, a->name, e); /* §13: Δ_s are formed, not stored */
     }
     json_object_set_new(m, "arrays", arr);
+    if (json_object_size(der)) json_object_set_new(m, "derived", der);
+    else json_decref(der);
     if (p->measure_runs > 0) {
         /* §10: more than half of the gain/value arrays weak → not fit for ports */
         if (2 * nweak > ngv) json_object_set_new(m, "fit_for_ports", json_false());
@@ -716,6 +809,7 @@ int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *ar
     }
     char where[1024];
     for (int i = 0; i < arrays->count && !rc; i++) {
+        if (ocn_array_is_derived(arrays->a[i].name)) continue; /* §13: in the manifest's "derived" table only */
         char fn[80];
         snprintf(fn, sizeof fn, "%s.npy", arrays->a[i].name);
         snprintf(where, sizeof where, "%s/%s", d.shown, fn); /* messages name the user's path */

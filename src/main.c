@@ -51,8 +51,9 @@ static const char USAGE[] =
 
 static void print_faults(FILE *f)
 {
-    for (int i = 1; i < OCN_FAULT_COUNT; i++)
-        fprintf(f, "                     %-14s %s\n", ocn_fault_name((ocn_fault)i), ocn_fault_description((ocn_fault)i));
+    for (int i = 1; i < OCN_FAULT_TRAJ_END; i++) /* one-step faults, then the §13 trajectory ones */
+        if (i < OCN_FAULT_COUNT || i >= OCN_FAULT_DECAY_DROP)
+            fprintf(f, "                     %-14s %s\n", ocn_fault_name((ocn_fault)i), ocn_fault_description((ocn_fault)i));
 }
 
 /* USAGE, its fault list from the table the code parses (reference/run.c:
@@ -235,11 +236,14 @@ static int cmd_gen(int argc, char **argv)
     ocn_opt_config cfg = {.backend = backend, .precision = !strcmp(prec, "f32") ? 32 : 64, .form_limit = 1 << 20,
                           .measure_runs = OCN_MEASURE_RUNS}; /* its own measured c (§10) */
     ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS, .max_memory = max_memory}; /* §10 rev. 2: c measured by 8 perturbation runs */
-    if (!rc && ocn_game_is_trajectory(g))
-        rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: trajectories (SPEC §13: steps, data, stat_decay, refresh_every) are not "
-                      "implemented yet", game);
+    int traj = !rc && ocn_game_is_trajectory(g); /* §13: a trajectory fixture */
+    if (traj && optimized)
+        rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: the optimized producer writes no trajectory fixtures (SPEC §13); "
+                      "use the reference", game);
     if (!rc) {
-        rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e) : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
+        rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e)
+             : traj    ? ocn_ref_run_trajectory(g, &g->opt, in, &ro, out, &e)
+                       : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
         if (rc == OCN_ENUMERIC) { /* a legal game float64 cannot compute (NaN/Inf, a failed factorisation): refused, named */
             ocn_error_prefix(&e, "%s", game);
             e.code = OCN_EUNSUPPORTED;
@@ -255,6 +259,7 @@ static int cmd_gen(int argc, char **argv)
                 ocn_arrayset_remove(out, n);
         }
         for (int i = 0; i < in->count; i++) {
+            if (ocn_arrayset_find(out, in->a[i].name)) continue; /* a trajectory stores its last step's x0, y, theta_t */
             ocn_array *a = ocn_arrayset_add(out, in->a[i].name, in->a[i].ndim, in->a[i].shape);
             if (a) memcpy(a->data, in->a[i].data, a->size * sizeof(double));
         }

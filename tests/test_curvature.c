@@ -46,7 +46,7 @@ Test(curvature, modes_match_section5)
     gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, A, A, 0.0, A2);
     gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, G, G, 0.0, G2);
     int moff[1] = {0}, mdim[1] = {(int)m}, aoff[2] = {0, (int)na}, goff[2] = {0, (int)ng};
-    ref_curv_in in = {Qthth, Qthi, 1, moff, mdim, A2, G2, aoff, goff, NULL};
+    ref_curv_in in = {Qthth, Qthi, 1, moff, mdim, A2, G2, aoff, goff, NULL, NULL, NULL}; /* no §13 state */
     ocn_optimizer opt = {.game = OCN_GAME_FNE, .lr = 0.7, .damping = 0.05, .eps = 1e-8};
     ocn_error e = {0};
     double cond;

@@ -58,8 +58,23 @@ int ocn_fixture_write(const char *dir, const ocn_game *g, const ocn_arrayset *ar
  * not a directory holding only manifest.json and the files that manifest
  * lists (a user's other file is never deleted).  Writes nothing. */
 int ocn_fixture_check_dest(const char *dir, int force, ocn_error *err);
-/* Inputs of a fixture (x0, y, theta_*, Wfix_*): what a port needs to recompute. */
+/* Inputs of a fixture (x0, y, theta_t*, Wfix_*; §13 also theta_s0_*, x0_s*, y_s*): what a port needs to recompute. */
 int ocn_array_is_input(const char *name);
+/* The same for a fixture of either kind (§13): in a trajectory the inputs are
+ * theta_s0_…, x0, y, x0_s…, y_s…, Wfix_…; theta_t… is the last step's
+ * parameters, an output of the steps before it. */
+int ocn_array_is_input_of(const char *name, int trajectory);
+/* §13: the inputs a trajectory is recomputed from, out of a fixture's
+ * arrays: theta_s0_… renamed theta_t…, Wfix_…, x0, y and (stream) x0_s…,
+ * y_s… — what ocn_ref_run_trajectory takes.  A missing initial θ is
+ * OCN_EINVAL naming `where` and the array. */
+int ocn_traj_inputs(const ocn_game *g, const ocn_arrayset *stored, const char *where, ocn_arrayset **in, ocn_error *err);
+/* §13 derived arrays (dtheta_s{s}_t{t}_n{n}): formed by the tools, their c
+ * stored in the manifest's "derived" table, never as files. */
+int ocn_array_is_derived(const char *name);
+/* Adds dtheta_s{s}_t{t}_n{n} = theta_s{s+1}_… − theta_s{s}_… to s for every
+ * step whose two parameter arrays s holds (keeping a cond already there). */
+int ocn_traj_add_derived(const ocn_game *g, ocn_arrayset *s, ocn_error *err);
 /* One-line meaning of a §11 array name, for manifests. */
 const char *ocn_array_meaning(const char *name);
 

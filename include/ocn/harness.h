@@ -95,6 +95,11 @@ int ocn_report_compared(const ocn_report *r);
  * optimized path defines (check; table in harness/compare.c and docs/checks.md). */
 typedef enum { OCN_REQUIRE_ALL = 0, OCN_REQUIRE_GAINS, OCN_REQUIRE_OPTIMIZED } ocn_require;
 int ocn_requires(ocn_require req, const char *name);
+/* The same for a fixture of either kind: in a trajectory (§13) theta_t… is an
+ * output (required by ALL and GAINS), and the trajectory's own arrays
+ * (theta_s…, dtheta_s…, loss_s…, the state A_t…, G_t…, v_t…) join the GAINS
+ * (theta_s…, dtheta_s…) and OPTIMIZED sets. */
+int ocn_requires_of(ocn_require req, const char *name, int trajectory);
 
 typedef struct {
     const char *id;          /* row family, e.g. "REPRO", "cpu/f64", "COMPARE" */
@@ -105,7 +110,9 @@ typedef struct {
 } ocn_compare_spec;
 
 /* The one comparison routine (§10) behind verify, check and compare: X* = ref
- * (its ->cond is the measured c, always the reference side's), X = tested.
+ * (its ->cond is the measured c, always the reference side's), X = tested;
+ * ref holding theta_s0_… arrays is a §13 trajectory (its inputs and required
+ * sets: ocn_array_is_input_of, ocn_requires_of).
  * A required array missing or of another shape is FAILED; inputs present on
  * both sides must be identical; arrays on one side only are listed; the
  * fixture's detection power is recorded.  Returns how many output arrays
@@ -117,6 +124,11 @@ void ocn_fixture_info_of(const char *fixture, const ocn_arrayset *ref, ocn_fixtu
  * (§10 rev. 2); a v1 fixture or one without measured c gets c re-measured by
  * the reference (8 runs) on its own inputs. */
 int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err);
+
+/* The reference's recomputation of a fixture from its stored inputs: one
+ * step (ocn_ref_run), or for a §13 trajectory fixture the whole trajectory
+ * (ocn_ref_run_trajectory from theta_s0_… and the stored batches). */
+int ocn_recompute_fixture(const ocn_fixture *f, const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err);
 
 /* Recompute a fixture's stored outputs with the reference from its stored
  * inputs; one row per array (id "REPRO").  Arrays the reference does not

@@ -16,7 +16,11 @@ typedef enum {
     OCN_FAULT_K_PERTURB,    /* K := K (1 + 1e-6) */
     OCN_FAULT_k_PERTURB,    /* k := k (1 + 1e-6) */
     OCN_FAULT_PUV_DROP,     /* GR: cross-player blocks P_uv left out of the exact curvature */
-    OCN_FAULT_COUNT
+    OCN_FAULT_COUNT,        /* the one-step faults are 1 .. OCN_FAULT_COUNT - 1 */
+    /* §13 trajectory faults (no effect on one step; a state bug a port could have) */
+    OCN_FAULT_DECAY_DROP = 16, /* averages ρ·prev + new, the (1 − ρ) missing */
+    OCN_FAULT_REFRESH_SHIFT,   /* pseudo-inverses refreshed at s ≡ 1 (mod T_r), off by one */
+    OCN_FAULT_TRAJ_END
 } ocn_fault;
 
 typedef struct {
@@ -61,12 +65,29 @@ int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n);
 int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
                 const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err);
 
+/* §13: a trajectory of n_s steps of §8 with the optimizer state carried
+ * (reference/trajectory.c).  `inputs`: the initial theta_t{t}_n{n}, Wfix_…,
+ * and x0, y (data fixed) or x0_s{s}, y_s{s} for s = 0 … n_s − 1 (stream).
+ * Adds every array of a §13 trajectory fixture to `out`: the inputs
+ * (theta_s0_…, x0_s…/y_s…, Wfix_…), theta_s{s}_t{t}_n{n} for s = 1 … n_s,
+ * loss_s{s}, the last step's §11 arrays under their one-step names (theta_t…,
+ * x0, y: that step's inputs), the state after the last step (A_t{t}_n{n},
+ * G_t{t}_n{n}, A_t{t}, G_t{t}, v_t{t}_n{n}) and the derived steps
+ * dtheta_s{s}_t{t}_n{n} = θ_{s+1} − θ_s; with o->measure_runs > 0 each
+ * output's ->cond is its §10 measured sensitivity over the whole trajectory
+ * (inputs perturbed once, stage terms every step, factorisations when
+ * refreshed).  On one step with default §13 fields this is ocn_ref_run. */
+int ocn_ref_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
+                           const ocn_ref_opts *o, ocn_arrayset *out, ocn_error *err);
+
 /* Checks that inputs has every array the game needs, with the right shapes,
  * finite, and ce labels integral in [0, classes). */
 int ocn_ref_check_inputs(const ocn_game *g, const ocn_arrayset *inputs, const char *where, ocn_error *err);
 
 /* Draws the inputs of g from gsl_rng_mt19937 seeded with g->seed (SPEC §12
- * initialisation order). */
+ * initialisation order); with §13 `data: stream` and n_s > 1 also the
+ * batches x0_s{s}, y_s{s} (s = 0: copies of x0, y; then each later step's x0,
+ * then y, from the same generator, in step order). */
 int ocn_ref_init_inputs(const ocn_game *g, ocn_arrayset *inputs, ocn_error *err);
 
 /* Moore–Penrose pseudo-inverse by SVD with the SPEC §5 rcond rule
