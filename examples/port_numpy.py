@@ -7,12 +7,15 @@
     python3 examples/port_numpy.py --list-mutants
 
 Reads a fixture's manifest.json (the SPEC §12 game, optimizer included) and
-its INPUT arrays only (x0, y, theta_t*_n*, Wfix_t*_n*), and recomputes the
-whole step from scratch: forward pass (§3), terminal (§1, §5 `terminal`), the
+its INPUT arrays only (x0, y, theta_t*_n*, Wfix_t*_n*; for a §13 trajectory
+theta_s0_*, x0_s*, y_s*), and recomputes the whole step from scratch: forward pass (§3), terminal (§1, §5 `terminal`), the
 backward pass of every stage (§4: FNE per lane or GR jointly; gn or full
 dynamics; augmented, blockdiag or persample value Hessians; `zero` flags),
 the curvature modes of §5/§6 (exact, sgd, rmsprop, gn-outer, kfac, coop-kfac)
-with the §5 pseudo-inverse rule, and the §8 update pass.  None of ocnopt's
+with the §5 pseudo-inverse rule, and the §8 update pass — or, for a §13
+trajectory fixture, n_s such steps with the optimizer state carried (rmsprop
+v, kfac A and G, coop-kfac's joint factors, inverses refreshed every T_r
+steps), the losses and the exported state.  None of ocnopt's
 code is used: this is what a port author writes to prove the format is
 self-describing.
 
@@ -27,8 +30,8 @@ c = max(the fixture's recorded `cond`, the dimension floor d), FAILED at 300.
 ci/port_mutants.sh shows every one is caught by a shipped fixture.
 
 Exit status: 0 done (and, without -o, agreement), 1 disagreement, 2 unreadable
-fixture or bad usage, 3 a game this one-step port does not cover (§13
-trajectories, §14 conv players): skipped, with the reason on stderr.
+fixture or bad usage, 3 a game this port does not cover (§14 conv players):
+skipped, with the reason on stderr.
 """
 import json
 import os
@@ -58,6 +61,8 @@ MUTANTS = {
     "augmented-as-blockdiag": "augmented value mode computed as blockdiag (cross-sample blocks dropped)",
     "full-as-gn": "full dynamics computed as gn (second-order contractions dropped)",
     "update-old-theta": "update pass rolls the state forward with the old parameters",
+    "decay-drop": "§13 moving averages without the (1 - rho): S = rho S_prev + S_new",
+    "refresh-shift": "§13 kfac inverses refreshed at s = 1 (mod T_r) instead of 0: off by one step",
 }
 
 MUTANT = None
@@ -171,11 +176,15 @@ class Game:
         opt = dict(OPT_DEFAULTS)
         opt.update(g["optimizer"])
         self.opt = opt
-        # §13: a trajectory is out of scope for a one-step port
-        if (opt.get("steps", 1) != 1 or opt.get("stat_decay", 0) != 0 or opt.get("refresh_every", 1) != 1
-                or opt.get("data", "fixed") != "fixed"):
-            raise Unsupported("§13 trajectory (steps/data/stat_decay/refresh_every not at their defaults); "
-                              "this port computes one step")
+        # §13 trajectory fields (defaults: one step, no state)
+        self.steps = int(opt.get("steps", 1))
+        self.stream = opt.get("data", "fixed") == "stream" and self.steps > 1
+        self.rho = float(opt.get("stat_decay", 0.0))
+        self.refresh = int(opt.get("refresh_every", 1))
+        self.trajectory = (self.steps != 1 or opt.get("data", "fixed") != "fixed" or self.rho != 0 or self.refresh != 1)
+        self.state = None   # {(t, lane or None): dict} while a trajectory runs
+        self.s = 0          # the trajectory's current step
+        self.key = None     # the expansion being computed: (t, lane or None)
         self.gr = opt["game"] == "gr"
         self.lam = float(g.get("weight_decay", 0.0))
         loss = g["loss"]
@@ -440,8 +449,14 @@ def curvature_pinv(G, Qthth, Qthi, pls, moff, kfac):
         return eta * np.eye(m)
     if mode == "exact":
         return eta * pinv(Qthth + gam * np.eye(m))
+    st = G.state.setdefault(G.key, {}) if G.state is not None else None
     if mode == "rmsprop":
-        d = np.sqrt(np.mean(Qthi * Qthi, axis=0)) + float(opt["eps"])
+        vhat = np.sum(Qthi * Qthi, axis=0) / Qthi.shape[0]
+        if st is not None:  # §13: the square root and eps are applied to the average
+            st["v"] = vhat if "v" not in st else ema(G, st["v"], vhat)
+            st["moff"], st["pls"] = moff, pls
+            vhat = st["v"]
+        d = np.sqrt(vhat) + float(opt["eps"])
         mx = np.abs(d).max()
         keep = np.abs(d) > m * EPS * mx if MUTANT != "no-cutoff" else d != 0
         return eta * np.diag(np.where(keep, 1.0 / np.where(keep, d, 1.0), 0.0))
@@ -459,22 +474,50 @@ def curvature_pinv(G, Qthth, Qthi, pls, moff, kfac):
     Minv = np.zeros((m, m))
     if MUTANT == "kfac-damp-outside":
         sg = 0.0
-    if coop:  # §6: sqrt(gamma) I added to A_ww and G_ww, factor-wise pinv
-        Ai, Gi = pinv(A + sg * np.eye(len(A))), pinv(Gm + sg * np.eye(len(Gm)))
+    if st is not None:  # §13: average the factors, refresh the inverses at s = 0 (mod T_r)
+        first = "A" not in st
+        st["A"] = A if first else ema(G, st["A"], A)
+        st["G"] = Gm if first else ema(G, st["G"], Gm)
+        st.update(ao=ao, go=go, coop=coop, pls=pls)
+        A, Gm = st["A"], st["G"]
+        phase = 1 % G.refresh if MUTANT == "refresh-shift" else 0
+        if first or G.s % G.refresh == phase:
+            st["inv"] = kfac_inverses(A, Gm, ao, go, np_, coop, sg, gam)
+        inv = st["inv"]
+    else:
+        inv = kfac_inverses(A, Gm, ao, go, np_, coop, sg, gam)
     for u in range(np_):
         for w in range(np_):
             if coop:
+                Ai, Gi = inv
                 blk = np.kron(Ai[ao[u]:ao[u + 1], ao[w]:ao[w + 1]], Gi[go[u]:go[u + 1], go[w]:go[w + 1]])
             elif u == w:
-                Au, Gu = A[ao[u]:ao[u + 1], ao[u]:ao[u + 1]], Gm[go[u]:go[u + 1], go[u]:go[u + 1]]
-                if MUTANT == "kfac-damp-outside":
-                    blk = pinv(np.kron(Au, Gu) + gam * np.eye(Au.shape[0] * Gu.shape[0]))
-                else:
-                    blk = np.kron(pinv(Au + sg * np.eye(len(Au))), pinv(Gu + sg * np.eye(len(Gu))))
+                blk = inv[u]
             else:
                 continue
             Minv[moff[u]:moff[u + 1], moff[w]:moff[w + 1]] = blk
     return eta * Minv
+
+
+def kfac_inverses(A, Gm, ao, go, np_, coop, sg, gam):
+    """coop: (pinv(A_ww + sqrt(gamma) I), pinv(G_ww + sqrt(gamma) I)) (§6);
+    else each player's pinv(A_u + sqrt(gamma) I) x pinv(G_u + sqrt(gamma) I) (§5)."""
+    if coop:
+        return pinv(A + sg * np.eye(len(A))), pinv(Gm + sg * np.eye(len(Gm)))
+    out = []
+    for u in range(np_):
+        Au, Gu = A[ao[u]:ao[u + 1], ao[u]:ao[u + 1]], Gm[go[u]:go[u + 1], go[u]:go[u + 1]]
+        if MUTANT == "kfac-damp-outside":
+            out.append(pinv(np.kron(Au, Gu) + gam * np.eye(Au.shape[0] * Gu.shape[0])))
+        else:
+            out.append(np.kron(pinv(Au + sg * np.eye(len(Au))), pinv(Gu + sg * np.eye(len(Gu)))))
+    return out
+
+
+def ema(G, prev, new):
+    """§13: S_s = rho S_{s-1} + (1 - rho) S_hat_s, before damping."""
+    w = 1.0 if MUTANT == "decay-drop" else 1.0 - G.rho
+    return G.rho * prev + w * new
 
 
 # ---------------------------------------------------------------- backward pass (§4)
@@ -590,13 +633,22 @@ def expand(G, t, X, val, pls):
 
 # ---------------------------------------------------------------- the step
 
+def is_input(name, trajectory):
+    """x0, y, theta_t*, Wfix_*; in a §13 trajectory theta_s0_*, x0_s*, y_s* instead
+    of theta_t* (the last step's parameters, an output there)."""
+    if name in ("x0", "y") or name.startswith("Wfix_"):
+        return True
+    if trajectory:
+        return name.startswith("theta_s0_") or name.startswith("x0_s") or name.startswith("y_s")
+    return name.startswith("theta_t")
+
+
 def load_inputs(d, man):
     """The INPUT arrays only (x0, y, theta_*, Wfix_*): outputs are never read."""
     arrays = {}
+    traj = man.get("kind") == "trajectory"
     for name, e in man["arrays"].items():
-        if not (name in ("x0", "y") or name.startswith("theta_t") or name.startswith("Wfix_")):
-            continue
-        if name.startswith("theta_new") or name.startswith("theta_s"):
+        if not is_input(name, traj):
             continue
         path = os.path.join(d, e["file"])
         try:
@@ -672,6 +724,7 @@ def step(G, inp):
         new = {}
         for lane in lanes:
             pls = G.expansion_players(t, lane)
+            G.key = (t, lane)  # §13: whose state the curvature uses
             o, nv = expand(G, t, X[t], vals[lane], pls)
             new[lane] = nv
             P = G.gr
@@ -721,6 +774,81 @@ def step(G, inp):
     return out
 
 
+def phi(G, XT, y):
+    """The network loss per sample (§1): phi, or sum_n phi_n on a separable game."""
+    tot = np.zeros(XT.shape[0])
+    for lane in (range(G.N) if G.separable else [0]):
+        idx, yi = [], []
+        for b in G.lane_outputs[lane]:
+            ypos = 0
+            for ob in G.outputs:
+                if ob == b:
+                    break
+                ypos += G.dims[G.T][ob]
+            o = G.off(G.T, b)
+            idx += list(range(o, o + G.dims[G.T][b]))
+            yi += list(range(ypos, ypos + G.dims[G.T][b]))
+        o = XT[:, idx]
+        if G.loss == "ce":
+            mx = o.max(axis=1)
+            lse = mx + np.log(np.exp(o - mx[:, None]).sum(axis=1))
+            tot += lse - o[np.arange(o.shape[0]), y.astype(int)]
+        else:
+            tot += 0.5 * ((o - y[:, yi]) ** 2).sum(axis=1)
+    return tot
+
+
+def loss_of(G, inp):
+    """§1 objective: mean_i phi + sum (lambda/2)|theta|^2, at inp's parameters and batch."""
+    X = inp["x0"]
+    for t, (pls, _) in enumerate(G.stages):
+        for p in pls:
+            p.set_params(inp[f"theta_t{t}_n{p.lane}"] if p.m else None,
+                         inp[f"Wfix_t{t}_n{p.lane}"] if p.kind == "bias" else None)
+        X = forward(G, t, X)
+    wd = sum(0.5 * G.lam * float(inp[f"theta_t{t}_n{p.lane}"] @ inp[f"theta_t{t}_n{p.lane}"])
+             for t, (pls, _) in enumerate(G.stages) for p in pls if p.m)
+    return float(phi(G, X, inp["y"]).mean()) + wd
+
+
+def trajectory(G, inp):
+    """§13: n_s steps of step() with the optimizer state carried in G.state;
+    returns (inputs as stored, outputs) under the fixture's names."""
+    params = [(t, p.lane) for t, (pls, _) in enumerate(G.stages) for p in pls if p.m]
+    theta = {k: need(inp, "theta_s0_t%d_n%d" % k, (G.lane_player(*k).m,)) for k in params}
+    G.state, out = {}, {}
+    for k in params:
+        out["theta_s0_t%d_n%d" % k] = theta[k]
+    for s in range(G.steps):
+        G.s = s
+        one = {n: a for n, a in inp.items() if n.startswith("Wfix_")}
+        one["x0"] = inp[f"x0_s{s}"] if G.stream else inp["x0"]
+        one["y"] = inp[f"y_s{s}"] if G.stream else inp["y"]
+        for k in params:
+            one["theta_t%d_n%d" % k] = theta[k]
+        out[f"loss_s{s}"] = np.array([loss_of(G, one)])
+        res = step(G, one)
+        for k in params:
+            theta[k] = res["theta_new_t%d_n%d" % k]
+            out["theta_s%d_t%d_n%d" % ((s + 1,) + k)] = theta[k]
+        if s == G.steps - 1:  # the last step's §11 arrays under their one-step names
+            out.update(res)
+            out.update({n: a for n, a in one.items() if n.startswith("theta_t")})
+    for (t, lane), st in G.state.items():  # the state after the last step
+        if "v" in st:
+            for u, p in enumerate(st["pls"]):
+                out[f"v_t{t}_n{p.lane}"] = st["v"][st["moff"][u]:st["moff"][u + 1]]
+        if "A" in st and st["coop"]:
+            out[f"A_t{t}"], out[f"G_t{t}"] = st["A"], st["G"]
+        elif "A" in st:
+            for u, p in enumerate(st["pls"]):
+                ao, go = st["ao"], st["go"]
+                out[f"A_t{t}_n{p.lane}"] = st["A"][ao[u]:ao[u + 1], ao[u]:ao[u + 1]]
+                out[f"G_t{t}_n{p.lane}"] = st["G"][go[u]:go[u + 1], go[u]:go[u + 1]]
+    G.state = None
+    return out
+
+
 def store_value(out, G, t, lane, v, Vd, VXX):
     scale = 1.0 / G.B if MUTANT == "persample-unscaled" else 1.0
     if G.gr:
@@ -750,7 +878,7 @@ def write_fixture(outdir, man, inp, out, force):
         a = np.ascontiguousarray(allarr[name], dtype="<f8")
         np.save(os.path.join(tmp, name + ".npy"), a, allow_pickle=False)
         arrays[name] = {"file": name + ".npy", "dtype": "<f8", "shape": list(a.shape)}
-    m = {"format": "ocnopt-fixture", "version": man["version"], "game": man["game"],
+    m = {"format": "ocnopt-fixture", "version": man["version"], "kind": man.get("kind", "step"), "game": man["game"],
          "producer": {"name": "port_numpy", "backend": "numpy", "precision": "f64"}, "arrays": arrays}
     if MUTANT:
         m["producer"]["mutant"] = MUTANT
@@ -803,8 +931,7 @@ def self_compare(G, man, d, out):
 
 
 def load_names(man):
-    return [n for n in man["arrays"] if n in ("x0", "y") or
-            (n.startswith("theta_t") and not n.startswith("theta_new")) or n.startswith("Wfix_")]
+    return [n for n in man["arrays"] if is_input(n, man.get("kind") == "trajectory")]
 
 
 def run_one(d, outdir, force):
@@ -818,7 +945,7 @@ def run_one(d, outdir, force):
         fail(f"{d}/manifest.json: bad game description: {e!r}")
     inp = load_inputs(d, man)
     try:
-        out = step(G, inp)
+        out = trajectory(G, inp) if G.trajectory else step(G, inp)
     except Unsupported as e:
         fail(f"{d}: skipped, unsupported: {e}", 3)
     except np.linalg.LinAlgError as e:
