@@ -299,7 +299,8 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
         rc = ocn_fail(err, OCN_EINVAL, "%s: kind must be \"step\" or \"trajectory\"", mpath);
         goto done;
     }
-    if (f->trajectory != ocn_game_is_trajectory(f->game) && (kind || f->version >= 2)) {
+    if (!kind) f->trajectory = ocn_game_is_trajectory(f->game); /* v1, or a writer without "kind" */
+    if (f->trajectory != ocn_game_is_trajectory(f->game)) {
         /* §11 v2: "trajectory" whenever steps > 1 or a §13 field is off its default (§13) */
         rc = ocn_fail(err, OCN_EINVAL, "%s: kind is \"%s\" but the game %s a trajectory (SPEC §13: steps, data, stat_decay, "
                       "refresh_every)", mpath, f->trajectory ? "trajectory" : "step", f->trajectory ? "is not" : "is");
