@@ -106,14 +106,14 @@ int ocn_traj_add_derived(const ocn_game *g, ocn_arrayset *s, ocn_error *err)
                 snprintf(dn, sizeof dn, "dtheta_s%d_t%d_n%d", st, t, pl->lane);
                 const ocn_array *x0 = ocn_arrayset_find(s, a0), *x1 = ocn_arrayset_find(s, a1);
                 if (!x0 || !x1 || x0->size != (size_t)pl->m || x1->size != (size_t)pl->m) continue; /* absent: listed as missing */
-                double keep = 0;
+                double keep = 0, keepz = 0;
                 const ocn_array *old = ocn_arrayset_find(s, dn);
-                if (old) keep = old->cond;
+                if (old) keep = old->cond, keepz = old->zero_scale;
                 ocn_array *d = ocn_arrayset_add2(s, dn, 1, (size_t)pl->m, 0, 0);
                 if (!d) return ocn_fail(err, OCN_ENOMEM, "out of memory forming %s", dn);
                 x0 = ocn_arrayset_find(s, a0), x1 = ocn_arrayset_find(s, a1); /* the add may move them */
                 for (int j = 0; j < pl->m; j++) d->data[j] = x1->data[j] - x0->data[j];
-                d->cond = keep;
+                d->cond = keep, d->zero_scale = keepz;
             }
     return OCN_OK;
 }
@@ -313,7 +313,10 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
         for (int i = 0; !rc && i < f->arrays->count; i++) {
             ocn_array *a = &f->arrays->a[i];
             json_t *c = json_object_get(json_object_get(der, a->name), "cond");
+            json_t *zs = json_object_get(json_object_get(der, a->name), "zero_scale");
             if (ocn_array_is_derived(a->name) && json_is_number(c)) a->cond = json_number_value(c);
+            if (ocn_array_is_derived(a->name) && json_is_number(zs) && json_number_value(zs) > 0)
+                a->zero_scale = json_number_value(zs);
         }
     }
     if (!rc && !f->c_measured)
