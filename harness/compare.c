@@ -56,7 +56,7 @@ static const char *const OPTIMIZED_DEFINES[] = {"x_t", "dx_t", "Qx_t", "Px_t", "
 static const char *const GAIN_ARRAYS[] = {"k_t", "K_t", "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "dx_t", "theta_new_t", NULL};
 
 /* §13: a trajectory's own arrays, required beside the one-step sets */
-static const char *const TRAJ_DEFINES[] = {"theta_s", "dtheta_s", "loss_s", "A_t", "G_t", "v_t", NULL};
+static const char *const TRAJ_DEFINES[] = {"theta_s", "dtheta_s", "loss_s", "theta_t", "A_t", "G_t", "v_t", NULL};
 static const char *const TRAJ_GAINS[] = {"theta_s", "dtheta_s", "theta_t", NULL};
 
 int ocn_requires_of(ocn_require req, const char *name, int trajectory)

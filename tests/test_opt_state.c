@@ -462,7 +462,7 @@ Test(opt_state, refusals_and_missing_inputs)
     ocn_error e = {0};
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     cr_assert_eq(ocn_ref_init_inputs(g, in, &e), OCN_OK, "%s", e.msg);
-    ocn_arrayset_remove(in, "x0_s1"); /* ocn_ref_init_inputs draws the stream's batches (§13): drop one */
+    ocn_arrayset_remove(in, "x0_s0"); /* ocn_ref_init_inputs draws the stream's batches (§13): drop one */
     ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
     cr_expect_eq(ocn_opt_run_trajectory(g, &g->opt, in, &cfg, out, &e), OCN_EINVAL);
     cr_expect(strstr(e.msg, "x0_s0") != NULL, "stream needs every step's batch: %s", e.msg);
