@@ -57,13 +57,16 @@ def port_outputs(tmp_path_factory, ocn):
     root = tmp_path_factory.mktemp("port")
     mutants = subprocess.run([sys.executable, PORT, "--list-mutants"], stdout=subprocess.PIPE, text=True,
                              check=True).stdout.split("\n")
-    mutants = [m.split()[0] for m in mutants if m.strip()]
+    # §13 state mutants change trajectory fixtures only, which ocnopt.compare does not compare yet
+    mutants = [m.split()[0] for m in mutants if m.strip() and "§13" not in m]
     runs = [("clean", None)] + [(f"m{i}", m) for i, m in enumerate(mutants)]
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         list(ex.map(lambda r: port(root / r[0], r[1]), runs))
     out = []
     for key, m in runs:
         for d in FIXTURES:
+            if json.load(open(os.path.join(d, "manifest.json"))).get("kind") == "trajectory":
+                continue  # ocnopt.compare raises Unsupported for trajectories (ocn compare handles them)
             o = root / key / os.path.basename(d)
             if not o.is_dir():
                 continue
