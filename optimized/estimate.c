@@ -93,6 +93,11 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
             if (o->curvature == OCN_CURV_KFAC || o->curvature == OCN_CURV_COOP_KFAC)
                 add(&e, 1, 3 * (na * na + out * out), w, "stage %d player %d: the KFAC factors (%.0f² and %.0f²)", t, p, na,
                     out);
+            if ((o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER) && L > 1)
+                /* §14 conv: the Gram's location products A Aᵀ over B·P rows and G_L G_Rᵀ over B·r·P rows */
+                add(&e, 4, (B * L) * (B * L) + (B * r * L) * (B * r * L), w,
+                    "stage %d player %d: the conv Woodbury Gram's location products ((%.0f)² and (%.0f)²)", t, p, B * L,
+                    B * r * L);
             if (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER)
                 add(&e, 4, B * r * L * out, w, "stage %d player %d: the Woodbury factor U (%.0f x %.0f)", t, p, B * r * L, out);
             /* the feedback stays in its rank-B factored form (§7); K itself is
