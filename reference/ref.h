@@ -141,11 +141,23 @@ double ref_dot(const gsl_vector *x, const gsl_vector *y);
 double ref_estimate(const ocn_game *g, const ocn_optimizer *opt, int runs, char *dominant, size_t n);
 double ref_inputs_bytes(const ocn_game *g);
 
+/* Issue 10: a run's progress reporter (ocn_ref_opts.progress); fn NULL: none. */
+typedef struct {
+    void (*fn)(void *ctx, const ocn_ref_progress *p);
+    void *ctx;
+    ocn_ref_progress p;
+} ref_progress;
+static inline void ref_progress_report(ref_progress *pr)
+{
+    if (pr && pr->fn) pr->fn(pr->ctx, &pr->p);
+}
+
 /* One step (§1–§8) of run.c on `inputs`; `pert` (NULL: nominal) perturbs
  * as §10 says; `traj` (NULL: one step) carries §13 state across the steps of
- * a trajectory.  Every §11 output array is added to `out`. */
+ * a trajectory; `prog` (may be NULL) hears of every backward stage done.
+ * Every §11 output array is added to `out`. */
 int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
-                 ocn_perturb *pert, const ref_traj *traj, ocn_arrayset *out, ocn_error *err);
+                 ocn_perturb *pert, const ref_traj *traj, ref_progress *prog, ocn_arrayset *out, ocn_error *err);
 /* §10 input perturbation (run.c): theta_…, Wfix_…, x0, mse y. */
 void ref_perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p);
 

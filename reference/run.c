@@ -210,7 +210,7 @@ static int step_nomem(ocn_error *err, const char *what, double doubles)
  * every allocation is checked; on failure OCN_ENOMEM names the stage and the
  * array, everything allocated here is freed (what was stored stays in `out`). */
 int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
-                 ocn_perturb *pert, const ref_traj *traj, ocn_arrayset *out, ocn_error *err)
+                 ocn_perturb *pert, const ref_traj *traj, ref_progress *prog, ocn_arrayset *out, ocn_error *err)
 {
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
@@ -278,7 +278,9 @@ int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset
     H = NULL;
 
     /* backward (§4) — keep gains per player for the update pass */
+    if (prog) prog->p.stage = 0, prog->p.stages = T;
     for (int t = T - 1; t >= 0 && !rc; t--) {
+        if (prog) prog->p.stage = T - 1 - t, ref_progress_report(prog); /* issue 10: stages done so far */
         k[t] = calloc((size_t)g->stages[t].nplayers, sizeof **k);
         K[t] = calloc((size_t)g->stages[t].nplayers, sizeof **K);
         if (!k[t] || !K[t]) {
@@ -327,6 +329,7 @@ int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset
     }
     if (rc) goto done;
 
+    if (prog && !rc) prog->p.stage = T, ref_progress_report(prog);
     /* update pass (§8) */
     for (int t = 0; t < T && !s.fail; t++) {
         if (!(thn[t] = calloc((size_t)g->stages[t].nplayers, sizeof **thn))) {
@@ -430,6 +433,7 @@ typedef struct {
     const ocn_optimizer *opt;
     const ocn_arrayset *inputs;
     ocn_fault fault;
+    ref_progress *prog;
 } step_ctx;
 
 static int perturbed_step(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
@@ -438,7 +442,8 @@ static int perturbed_step(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_erro
     ocn_arrayset *in = ocn_arrayset_copy(c->inputs);
     if (!in) return ocn_fail(err, OCN_ENOMEM, "out of memory copying inputs");
     ref_perturb_inputs(c->g, in, p);
-    int rc = ref_step_run(c->g, c->opt, in, c->fault, p, NULL, out, err);
+    if (c->prog) c->prog->p.run++;
+    int rc = ref_step_run(c->g, c->opt, in, c->fault, p, NULL, c->prog, out, err);
     ocn_arrayset_free(in);
     return rc;
 }
@@ -460,8 +465,9 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                         runs > 0 ? "with the §10 perturbation runs" : "one step",
                         ocn_format_bytes((double)limit, lim, sizeof lim),
                         o && o->max_memory ? "max_memory" : "the machine's physical memory", dom);
-    step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE};
-    int rc = ref_step_run(g, opt, inputs, c.fault, NULL, NULL, out, err);
+    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
+    step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
+    int rc = ref_step_run(g, opt, inputs, c.fault, NULL, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_step, &c, out, err);
     return rc;
 }

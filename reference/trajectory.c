@@ -21,6 +21,7 @@ typedef struct {
     const ocn_optimizer *opt;
     const ocn_arrayset *inputs;
     ocn_fault fault;
+    ref_progress *prog;
 } traj_ctx;
 
 static int nomem(ocn_error *err, const char *what)
@@ -151,7 +152,7 @@ static int copy_thetas(const ocn_game *g, const ocn_arrayset *from, int from_new
 }
 
 static int traj_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs, ocn_fault fault,
-                    ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
+                    ocn_perturb *pert, ref_progress *prog, ocn_arrayset *out, ocn_error *err)
 {
     int ns = opt->steps, T = g->T, N = opt->game == OCN_GAME_GR ? 1 : g->nlanes, rc = OCN_OK;
     ocn_arrayset *in = ocn_arrayset_copy(inputs), *so = NULL;
@@ -201,7 +202,8 @@ static int traj_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
             goto done;
         }
         ref_traj tr = {st, s, (int)fault};
-        if ((rc = ref_step_run(g, opt, in, fault, pert, &tr, so, err))) goto step_fail;
+        if (prog) prog->p.step = s, prog->p.steps = ns;
+        if ((rc = ref_step_run(g, opt, in, fault, pert, &tr, prog, so, err))) goto step_fail;
         snprintf(nm, sizeof nm, "s%d_", s + 1);
         if ((rc = copy_thetas(g, so, 1, out, nm, err))) goto done;
         if (s == ns - 1) { /* the last step's §11 arrays and inputs under their one-step names */
@@ -251,7 +253,8 @@ done:
 static int perturbed_traj(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
     const traj_ctx *c = ctx;
-    return traj_run(c->g, c->opt, c->inputs, c->fault, p, out, err);
+    if (c->prog) c->prog->p.run++;
+    return traj_run(c->g, c->opt, c->inputs, c->fault, p, c->prog, out, err);
 }
 
 int ocn_ref_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *inputs,
@@ -271,8 +274,9 @@ int ocn_ref_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
     int rc = ocn_ref_check_inputs(g, inputs, "inputs", err);
     if (!rc) rc = check_batches(g, opt, inputs, err);
     if (rc) return rc;
-    traj_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE};
-    rc = traj_run(g, opt, inputs, c.fault, NULL, out, err);
+    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
+    traj_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
+    rc = traj_run(g, opt, inputs, c.fault, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_traj, &c, out, err);
     if (!rc) /* NaN/Inf where inputs were finite is a numerical failure, never silent */
         for (int i = 0; i < out->count; i++)

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef OCN_COMMIT
 #define OCN_COMMIT "unknown"
@@ -203,6 +205,39 @@ static int fixture_error(ocn_report *rep, const char *id, const char *dir, const
 
 static int worse(int a, int b) { return a > b ? a : b; }
 
+/* Issue 10: `ocn gen` reports progress on a terminal (stderr) once a run has
+ * taken longer than OCN_PROGRESS_AFTER seconds (default 2), at most twice a
+ * second: the run, the trajectory step, the stage, the time elapsed and an
+ * estimate of the time left (from the fraction of stages done). */
+typedef struct {
+    double t0, last, after;
+    int shown;
+} gen_progress;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void gen_progress_cb(void *ctx, const ocn_ref_progress *p)
+{
+    gen_progress *gp = ctx;
+    double t = mono_s() - gp->t0;
+    if (t < gp->after || (gp->shown && t - gp->last < 0.5)) return;
+    gp->last = t;
+    double steps = p->steps > 0 ? p->steps : 1, stages = p->stages > 0 ? p->stages : 1, runs = p->runs > 0 ? p->runs : 1;
+    double done = (p->run + (p->step + p->stage / stages) / steps) / runs;
+    char step[48] = "", left[48] = "";
+    if (p->steps > 1) snprintf(step, sizeof step, ", step %d/%d", p->step + 1, p->steps);
+    if (done > 0.01) snprintf(left, sizeof left, ", about %.0f s left", t * (1 - done) / done);
+    fprintf(stderr, "\r\033[Kocn gen: run %d/%d (%s)%s, stage %d/%d, %.1f s elapsed%s", p->run + 1, p->runs,
+            p->run ? "§10 perturbation" : "nominal", step, p->stage, p->stages, t, left);
+    fflush(stderr);
+    gp->shown = 1;
+}
+
 static int cmd_gen(int argc, char **argv)
 {
     const char *game = NULL, *dir = NULL, *backend = "reference", *prec = "f64";
@@ -234,8 +269,11 @@ static int cmd_gen(int argc, char **argv)
     int rc = ocn_game_load_file(game, &g, &e);
     if (!rc) rc = ocn_ref_init_inputs(g, in, &e);
     ocn_opt_config cfg = {.backend = backend, .precision = !strcmp(prec, "f32") ? 32 : 64, .form_limit = 1 << 20,
-                          .measure_runs = OCN_MEASURE_RUNS}; /* its own measured c (§10) */
+                          .measure_runs = OCN_MEASURE_RUNS, .max_memory = max_memory}; /* its own measured c (§10) */
     ocn_ref_opts ro = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS, .max_memory = max_memory}; /* §10 rev. 2: c measured by 8 perturbation runs */
+    const char *after = getenv("OCN_PROGRESS_AFTER");
+    gen_progress gp = {mono_s(), 0, after && *after ? atof(after) : 2.0, 0};
+    if (isatty(STDERR_FILENO)) ro.progress = gen_progress_cb, ro.progress_ctx = &gp;
     int traj = !rc && ocn_game_is_trajectory(g); /* §13: a trajectory fixture */
     if (traj && optimized)
         rc = ocn_fail(&e, OCN_EUNSUPPORTED, "%s: the optimized producer writes no trajectory fixtures (SPEC §13); "
@@ -244,6 +282,7 @@ static int cmd_gen(int argc, char **argv)
         rc = optimized ? ocn_opt_run(g, &g->opt, in, &cfg, out, &e)
              : traj    ? ocn_ref_run_trajectory(g, &g->opt, in, &ro, out, &e)
                        : ocn_ref_run(g, &g->opt, in, &ro, out, &e);
+        if (gp.shown) fprintf(stderr, "\r\033[K"); /* the progress line leaves no trace */
         if (rc == OCN_ENUMERIC) { /* a legal game float64 cannot compute (NaN/Inf, a failed factorisation): refused, named */
             ocn_error_prefix(&e, "%s", game);
             e.code = OCN_EUNSUPPORTED;

@@ -255,3 +255,23 @@ Test(cli, make_deps_never_escalates_on_its_own)
     cr_assert(strstr(out, "apt-get install -y ocn-no-such-package") && strstr(out, "SUDO=sudo"), "%s", out);
     cr_assert(strstr(out, "installing") == NULL, "%s", out);
 }
+
+/* Issue 10: `ocn gen` reports progress (run, step, stage, elapsed, estimate)
+ * on a terminal only; OCN_PROGRESS_AFTER=0 shows it at once (the default
+ * waits 2 s).  `script` gives the command a pseudo-terminal. */
+Test(cli, gen_progress_on_a_terminal_only)
+{
+    char dir[256], out[16384];
+    if (tu_sh(NULL, 0, "command -v script >/dev/null 2>&1")) cr_skip_test("script(1) not installed (bsdutils)");
+    tu_tmpdir(dir, sizeof dir);
+    int rc = tu_sh(out, sizeof out,
+                   "OCN_PROGRESS_AFTER=0 script -qec '%s gen games/traj-fne-kfac-stream.json -o %s/a' /dev/null", OCN_BIN,
+                   dir);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "ocn gen: run 1/9 (nominal), step 1/7, stage 0/3") && strstr(out, "s elapsed"), "%s", out);
+    rc = tu_sh(out, sizeof out, "OCN_PROGRESS_AFTER=0 %s gen games/traj-fne-kfac-stream.json -o %s/b 2>&1", OCN_BIN, dir);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "elapsed") == NULL, "no progress without a terminal: %s", out);
+    cr_expect_eq(tu_sh(NULL, 0, "cmp -s %s/a/manifest.json %s/b/manifest.json", dir, dir), 0, "same fixture either way");
+    tu_rm_rf(dir);
+}

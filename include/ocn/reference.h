@@ -23,6 +23,13 @@ typedef enum {
     OCN_FAULT_TRAJ_END
 } ocn_fault;
 
+/* Where a reference run is (ocn_ref_opts.progress). */
+typedef struct ocn_ref_progress {
+    int run, runs;     /* 0: the nominal run; 1 … runs − 1: the §10 perturbation runs */
+    int step, steps;   /* §13 trajectory step (0 of 1 for one step) */
+    int stage, stages; /* backward-pass stages done in this step */
+} ocn_ref_progress;
+
 typedef struct {
     ocn_fault fault;
     int measure_runs;   /* §10 rev. 2 perturbation runs (8 for fixtures, 2 for checks); 0: c = the floor d */
@@ -31,7 +38,13 @@ typedef struct {
      * (ocn_ref_estimate_memory, with this run's perturbation runs) exceeds
      * it.  0: the machine's physical memory (ocn_memory_limit, ocn/memory.h). */
     size_t max_memory;
+    /* Issue 10: progress of a long run (`ocn gen` prints it on a terminal);
+     * NULL: none.  Called after every backward-pass stage of every run; it
+     * only reports (it cannot stop the run). */
+    void (*progress)(void *ctx, const ocn_ref_progress *p);
+    void *progress_ctx;
 } ocn_ref_opts;
+
 
 /* Issue 10: the reference's estimated peak memory on game g with optimizer
  * settings opt, as `ocn gen` runs it (the §10 perturbation runs hold the
