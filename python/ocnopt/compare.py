@@ -12,7 +12,12 @@
 u is the unit roundoff of the lower precision of the two producers.  The
 required set is every output of the reference (require="all") or its gains
 (require="gains": k, K, Vx, Vxx, Wx, Wxx, dx, theta_new); other outputs
-present on both sides with the same shape are compared too.  A comparison
+present on both sides with the same shape are compared too.  A SPEC §13
+trajectory (a reference holding theta_s0_…) is compared as `ocn compare`
+does: theta_t… are outputs there, theta_s0_…, x0_s…, y_s… inputs, and the
+steps dtheta_s{s}_t{t}_n{n} = theta_s{s+1} − theta_s{s} are formed on both
+sides (never read), with c and zero_scale from the manifest's "derived"
+table; require="gains" adds theta_s…, dtheta_s…, theta_t….  A comparison
 that compared nothing does not pass.  python/tests/test_parity.py holds
 these verdicts to `ocn compare`'s on the port-mutant outputs.
 """
@@ -25,7 +30,7 @@ import numpy as np
 
 from . import binary
 from .errors import BinaryNotFound, GameMismatch, Unsupported
-from .fixture import Fixture, is_input, load_fixture
+from .fixture import Fixture, is_input, is_input_of, load_fixture, traj_derived
 
 U64 = 2.0 ** -53
 U32 = 2.0 ** -24
@@ -37,6 +42,8 @@ DBL_MIN = sys.float_info.min
 
 GAIN_ARRAYS = ("k_t", "K_t", "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "dx_t", "theta_new_t")
 GAIN_OR_VALUE = ("k_", "K_", "Vx_", "Vxx_", "Wx_", "Wxx_")
+# §13: a trajectory's own arrays, required beside the one-step sets (harness/compare.c)
+TRAJ_GAINS = ("theta_s", "dtheta_s", "theta_t")
 
 
 def unit_roundoff(precision):
@@ -49,12 +56,59 @@ def informative(c, u):
     return FAIL_RATIO * u * c < tau
 
 
-def requires(require, name):
-    if is_input(name):
+def requires(require, name, trajectory=False):
+    """ocn_requires_of: is `name` in the required set?"""
+    if is_input_of(name, trajectory):
         return False
     if require == "gains":
-        return name.startswith(GAIN_ARRAYS)
+        return name.startswith(GAIN_ARRAYS) or (trajectory and name.startswith(TRAJ_GAINS))
     return True
+
+
+class _TrajRef(collections.abc.Mapping):
+    """A §13 trajectory reference as the C reader holds it (src/fixture.c):
+    the stored arrays, then the steps dtheta_s{s}_t{t}_n{n} formed from its
+    theta_s (ocn_traj_add_derived), their c and zero_scale from the
+    manifest's "derived" table (c only where the manifest's c is measured)."""
+
+    def __init__(self, fx):
+        self.fx, self.dir, self.manifest, self.name = fx, fx.dir, fx.manifest, fx.name
+        self.precision, self.c_measured, self.game, self.version, self.kind = (fx.precision, fx.c_measured, fx.game,
+                                                                               fx.version, fx.kind)
+        self.derived = traj_derived(list(fx), fx.__getitem__)
+        self._names = list(fx) + [n for n in self.derived if n not in fx.manifest["arrays"]]
+
+    def _entry(self, name):
+        e = self.fx.derived.get(name)
+        return e if isinstance(e, dict) else {}
+
+    def __getitem__(self, name):
+        return self.derived[name] if name in self.derived else self.fx[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def shape(self, name):
+        return tuple(self.derived[name].shape) if name in self.derived else self.fx.shape(name)
+
+    def cond(self, name):
+        if name not in self.derived:
+            return self.fx.cond(name)
+        c = self._entry(name).get("cond")
+        if not self.c_measured or isinstance(c, bool) or not isinstance(c, (int, float)):
+            return 0.0
+        return float(c)
+
+    def zero_scale(self, name):
+        if name not in self.derived:
+            return self.fx.zero_scale(name)
+        z = self._entry(name).get("zero_scale")
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not z > 0:
+            return 0.0
+        return float(z)
 
 
 def rel_err(x, ref):
@@ -243,22 +297,20 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
 
     precision: the test side's ("f64"/"f32"); default its producer's, or
     "f64" for a mapping.  Raises GameMismatch when the fixtures describe
-    different games, Unsupported for a trajectory fixture (SPEC §13: not
-    compared by this package yet) or a reference without measured c (v1:
+    different games, Unsupported for a reference without measured c (v1:
     `ocn compare` re-measures it with the C reference)."""
     if require not in ("all", "gains"):
         raise ValueError(f"require must be 'all' or 'gains', not {require!r} (§10: narrowed to the gains, never to nothing)")
     ref = _fixture(ref)
-    if ref.kind == "trajectory":
-        raise Unsupported(f"{ref.dir}: a trajectory fixture (SPEC §13, kind \"trajectory\"); ocnopt.compare does not "
-                          "compare trajectories yet (their steps Δθ and the derived table): use `ocn compare`")
+    # §13: a trajectory is recognised by its initial parameters, as ocn_compare_sets does
+    traj = any(n.startswith("theta_s0_") for n in ref)
+    if traj:
+        ref = _TrajRef(ref)
     if not ref.c_measured:
         raise Unsupported(f"{ref.dir}: no SPEC §10 rev. 2 measured c (format v{ref.version}); the C reference "
                           "re-measures it: use `ocn compare`, or regenerate the fixture with `ocn gen`")
     if isinstance(test, (str, os.PathLike, Fixture)):
         test = _fixture(test)
-        if test.kind == "trajectory":
-            raise Unsupported(f"{test.dir}: a trajectory fixture (SPEC §13); not compared by ocnopt.compare yet")
         if check_game:
             diff = same_game(ref.game, test.game, ocn)
             if diff is not None:
@@ -273,6 +325,10 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
         tget = lambda n: np.asarray(test[n], dtype=np.float64)  # noqa: E731
     else:
         raise TypeError("test must be a fixture directory, a Fixture or a mapping name -> array")
+    if traj:  # §13: the tested side's steps are formed from its theta_s as well, never read
+        tder = traj_derived(tnames, tget, {n: int(np.prod(ref.shape(n))) for n in ref.derived})
+        tnames = tnames + [n for n in tder if n not in set(tnames)]
+        tget = (lambda g: lambda n: tder[n] if n in tder else g(n))(tget)
     u = max(unit_roundoff(ref.precision), unit_roundoff(tprec))
     tset = set(tnames)
     rows, one_side = [], []
@@ -280,7 +336,7 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
         x_shape = ref.shape(name)
         c = ref.cond(name)
         have = name in tset
-        if is_input(name):
+        if is_input_of(name, traj):
             # the same inputs, bit for bit, or the comparison means nothing
             if have:
                 y = tget(name)
@@ -288,7 +344,7 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
                 if tuple(y.shape) != x_shape or not np.array_equal(x.view(np.uint64), np.ascontiguousarray(y).view(np.uint64)):
                     rows.append(Row(name, f"{name} (input differs)", math.inf, u, c, x_shape, tuple(y.shape), True))
             continue
-        if not requires(require, name):
+        if not requires(require, name, traj):
             if not have:
                 one_side.append((name, "reference only, not required"))
             else:
@@ -306,7 +362,7 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
             continue
         rows.append(Row(name, name, array_err(y, ref[name], ref.zero_scale(name)), u, c, x_shape, x_shape, True))
     for name in tnames:
-        if name not in ref.manifest["arrays"]:
+        if name not in ref:
             one_side.append((name, "only in B"))
     return Result(ref.name, u, rows, one_side, fixture_info(ref), ref, tget)
 

@@ -37,8 +37,55 @@ MAX_NDIM = 8  # OCN_MAX_NDIM (include/ocn/arrays.h)
 
 
 def is_input(name):
-    """§11: the inputs a port reads (all others are outputs it computes)."""
-    return name in ("x0", "y") or name.startswith("theta_t") or name.startswith("Wfix_")
+    """§11: the inputs a port reads (all others are outputs it computes);
+    §13: also a trajectory's initial parameters theta_s0_… and a stream's
+    batches x0_s…, y_s… (ocn_array_is_input, src/fixture.c)."""
+    return name in ("x0", "y") or name.startswith(("theta_t", "Wfix_", "theta_s0_", "x0_s", "y_s"))
+
+
+def is_input_of(name, trajectory):
+    """is_input for a fixture of either kind (ocn_array_is_input_of): in a §13
+    trajectory theta_t… (the last step's parameters) are computed by the steps
+    before it, so they are outputs there."""
+    return is_input(name) and not (trajectory and name.startswith("theta_t"))
+
+
+def is_derived(name):
+    """§13 derived arrays dtheta_s{s}_t{t}_n{n} (ocn_array_is_derived): formed
+    by the tools, never stored as files; their c in the manifest's "derived"."""
+    return name.startswith("dtheta_s")
+
+
+_THETA_S = re.compile(r"^theta_s(\d+)_(t\d+_n\d+)$")
+
+
+def traj_derived(names, get, steps=None):
+    """The §13 steps Δ_s = theta_s{s+1} − theta_s{s} of the arrays `names`
+    (ocn_traj_add_derived): name -> float64 array, for every pair stored on
+    this side.  `steps` (the reference's pairs, name -> size m) restricts
+    the steps formed to those and skips a side whose θ has another size, as
+    the C tools do (the row is then reported as missing)."""
+    have = set(names)
+    out = {}
+    if steps is None:
+        steps = {}
+        for n in names:
+            mt = _THETA_S.match(n)
+            if mt and f"theta_s{int(mt.group(1)) + 1}_{mt.group(2)}" in have:
+                steps[f"dtheta_s{mt.group(1)}_{mt.group(2)}"] = None
+    for dn, m in steps.items():
+        mt = re.match(r"^dtheta_s(\d+)_(t\d+_n\d+)$", dn)
+        a0, a1 = f"theta_s{mt.group(1)}_{mt.group(2)}", f"theta_s{int(mt.group(1)) + 1}_{mt.group(2)}"
+        if a0 not in have or a1 not in have:
+            continue  # absent: listed as missing
+        x0 = np.asarray(get(a0), dtype=np.float64).ravel()
+        x1 = np.asarray(get(a1), dtype=np.float64).ravel()
+        if m is not None and (x0.size != m or x1.size != m):
+            continue
+        if x0.size != x1.size:
+            continue
+        out[dn] = x1 - x0
+    return out
 
 
 class Fixture(collections.abc.Mapping):
@@ -127,11 +174,11 @@ class Fixture(collections.abc.Mapping):
 
     @property
     def inputs(self):
-        return [n for n in self.manifest["arrays"] if is_input(n)]
+        return [n for n in self.manifest["arrays"] if is_input_of(n, self.kind == "trajectory")]
 
     @property
     def outputs(self):
-        return [n for n in self.manifest["arrays"] if not is_input(n)]
+        return [n for n in self.manifest["arrays"] if not is_input_of(n, self.kind == "trajectory")]
 
     # -- arrays (lazy) ----------------------------------------------------
     def __getitem__(self, name):

@@ -109,22 +109,13 @@ def test_write_normalises_through_ocn(ocn, tmp_path):
         ocnopt.write_fixture(tmp_path / "h", bad, {})
 
 
-def trajectory_copy(copy_fixture):
-    """A shipped fixture relabelled as a §13 trajectory with a derived table
-    (helper "traj" is adding real ones): the loader must read it."""
-    d = copy_fixture("mlp-tanh-ce", "traj")
-    m = json.loads((d / "manifest.json").read_text())
-    m["kind"] = "trajectory"
-    m["game"]["optimizer"]["steps"] = 2
-    m["derived"] = {"dtheta_s0_t0_n0": {"shape": [42], "cond": 12.0, "informative": True}}
-    (d / "manifest.json").write_text(json.dumps(m))
-    return d
-
-
-def test_trajectory_fixture_loads_and_compare_says_unsupported(copy_fixture):
-    d = trajectory_copy(copy_fixture)
+def test_shipped_trajectory_compares_with_itself_and_forms_its_steps():
+    """§13: the steps Δ_s are formed from theta_s (not read) with the derived
+    table's c; theta_t are outputs and theta_s0_/x0_s… inputs."""
+    d = os.path.join(REPO, "fixtures", "traj-rho0-kfac")
     fx = ocnopt.load_fixture(d)
-    assert fx.kind == "trajectory" and fx.derived["dtheta_s0_t0_n0"]["cond"] == 12.0
-    assert fx["k_t0_n0"].shape == fx.shape("k_t0_n0")
-    with pytest.raises(ocnopt.Unsupported, match="trajectory .*does not compare trajectories yet"):
-        ocnopt.compare(d, d)
+    assert "theta_t0_n0" in fx.outputs and "theta_s0_t0_n0" in fx.inputs and "x0_s1" in fx.inputs
+    res = ocnopt.compare(d, d)
+    r = res["dtheta_s1_t0_n0"]
+    assert r.err == 0 and r.c == fx.derived["dtheta_s1_t0_n0"]["cond"] and res.passed
+    assert "theta_t0_n0" in res.verdicts() and "theta_s0_t0_n0" not in res.verdicts()

@@ -7,9 +7,11 @@ import concurrent.futures
 import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import ocnopt
@@ -57,16 +59,14 @@ def port_outputs(tmp_path_factory, ocn):
     root = tmp_path_factory.mktemp("port")
     mutants = subprocess.run([sys.executable, PORT, "--list-mutants"], stdout=subprocess.PIPE, text=True,
                              check=True).stdout.split("\n")
-    # §13 state mutants change trajectory fixtures only, which ocnopt.compare does not compare yet
-    mutants = [m.split()[0] for m in mutants if m.strip() and "§13" not in m]
+    mutants = [m.split()[0] for m in mutants if m.strip()]
+    assert {"decay-drop", "refresh-shift"} <= set(mutants)  # the §13 state mutants, caught on trajectories only
     runs = [("clean", None)] + [(f"m{i}", m) for i, m in enumerate(mutants)]
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         list(ex.map(lambda r: port(root / r[0], r[1]), runs))
     out = []
     for key, m in runs:
         for d in FIXTURES:
-            if json.load(open(os.path.join(d, "manifest.json"))).get("kind") == "trajectory":
-                continue  # ocnopt.compare raises Unsupported for trajectories (ocn compare handles them)
             o = root / key / os.path.basename(d)
             if not o.is_dir():
                 continue
@@ -100,4 +100,36 @@ def test_python_verdicts_equal_ocn_compare_on_port_mutants(port_outputs):
     assert "clean" not in caught_c                 # the clean port passes everywhere, on both sides
     assert caught_py == caught_c == set(mutants)   # every planted bug caught by both
     assert failed > 0 and rows > 1000
-    print(f"parity: {len(outs)} port outputs, {rows} rows, {failed} FAILED, verdicts identical")
+    traj = [(m, d) for m, d, o in outs if os.path.basename(d).startswith("traj-")]
+    assert {os.path.basename(d) for m, d in traj if m == "clean"} == \
+        {os.path.basename(d) for d in FIXTURES if os.path.basename(d).startswith("traj-")}
+    for m in ("decay-drop", "refresh-shift"):  # §13 state bugs: caught on trajectory fixtures by both
+        assert any(mm == m for mm, d in traj), m
+    print(f"parity: {len(outs)} port outputs ({len(traj)} trajectories), {rows} rows, {failed} FAILED, "
+          "verdicts identical")
+
+
+@pytest.mark.parametrize("target", ["theta_s1_t0_n0", "theta_t1_n0"])
+def test_tampered_trajectory_fails_in_both(port_outputs, tmp_path, target):
+    """One stored θ of the clean port's trajectory output moved by 1e-9
+    relative: far above 300·u·c, so FAILED (the θ row and, for theta_s, the
+    two steps Δ formed from it) — the same rows, the same exit, in C and here."""
+    _, outs = port_outputs
+    done = 0
+    for m, d, o in outs:
+        if m != "clean" or not os.path.basename(d).startswith("traj-"):
+            continue
+        t = tmp_path / os.path.basename(d)
+        shutil.copytree(o, t)
+        if not os.path.exists(t / f"{target}.npy"):
+            continue
+        a = np.load(t / f"{target}.npy")
+        a[0] += 1e-9 * np.linalg.norm(a)
+        np.save(t / f"{target}.npy", a)
+        cv, pv = c_side(d, t), py_side(d, t)
+        assert cv == pv
+        assert cv[0] == 1 and cv[1][target] == "FAILED"
+        if target.startswith("theta_s"):
+            assert cv[1]["dtheta_s0_t0_n0"] == cv[1]["dtheta_s1_t0_n0"] == "FAILED"
+        done += 1
+    assert done >= 3
