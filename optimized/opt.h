@@ -83,4 +83,15 @@ int ocn_opt_run_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_array
 int ocn_opt_run_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                     ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 
+/* What one producer run (a step in run.c, a trajectory in state.c) needs:
+ * the closure handed to ocn_measure_sensitivity for its §10 runs. */
+typedef struct {
+    const ocn_game *g;
+    const ocn_optimizer *opt;
+    const ocn_arrayset *in;
+    const ocn_opt_config *cfg;
+    ocn_backend *bk;
+    int prec;
+} ocn_opt_run_ctx;
+
 #endif

@@ -32,14 +32,6 @@ const char *ocn_opt_unsupported(const ocn_game *g, const ocn_optimizer *o)
     return NULL;
 }
 
-typedef struct {
-    const ocn_game *g;
-    const ocn_optimizer *opt;
-    const ocn_arrayset *in;
-    const ocn_opt_config *cfg;
-    ocn_backend *bk;
-    int prec;
-} run_ctx;
 
 int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, ocn_error *err)
 {
@@ -59,7 +51,7 @@ int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, o
  * optimized path never hands back a NaN/Inf array. */
 static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
-    const run_ctx *c = ctx;
+    const ocn_opt_run_ctx *c = ctx;
     int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err)
                            : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err);
     rc = ocn_opt_backend_status(c->bk, rc, err);
@@ -131,7 +123,7 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
     if (rc) return rc;
     int runs = cfg ? cfg->measure_runs : 0;
-    run_ctx c = {g, opt, in, cfg, bk, prec};
+    ocn_opt_run_ctx c = {g, opt, in, cfg, bk, prec};
     /* computed aside and handed over whole: a refusal part-way adds nothing to `out` */
     ocn_arrayset *tmp = ocn_arrayset_new();
     if (!tmp) {

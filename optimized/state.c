@@ -86,18 +86,27 @@ static int step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     return rc ? rc : ocn_opt_check_finite(g, prec, out, err);
 }
 
+/* ocn_opt_resolve plus the §13 fields; on failure nothing is left open */
+static int resolve_traj(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_backend **bk,
+                        int *prec, ocn_error *err)
+{
+    int rc = ocn_opt_resolve(g, opt, cfg, bk, prec, err);
+    if (!rc) rc = check_traj_fields(g, opt, err);
+    if (rc) {
+        ocn_backend_close(*bk);
+        *bk = NULL;
+    }
+    return rc;
+}
+
 int ocn_opt_state_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_opt_state **out,
                       ocn_error *err)
 {
     *out = NULL;
     ocn_backend *bk = NULL;
     int prec = 64;
-    int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
-    if (!rc) rc = check_traj_fields(g, opt, err);
-    if (rc) {
-        ocn_backend_close(bk);
-        return rc;
-    }
+    int rc = resolve_traj(g, opt, cfg, &bk, &prec, err);
+    if (rc) return rc;
     ocn_opt_state *st = calloc(1, sizeof *st);
     if (!st || !(st->ss = ocn_opt_sstate_new(g, opt))) {
         free(st);
@@ -185,14 +194,6 @@ int ocn_opt_is_derived(const char *name) { return !strncmp(name, "dtheta_s", 8);
 
 /* ---- whole trajectories ---- */
 
-typedef struct {
-    const ocn_game *g;
-    const ocn_optimizer *opt;
-    const ocn_arrayset *in;
-    const ocn_opt_config *cfg;
-    ocn_backend *bk;
-    int prec;
-} traj_ctx;
 
 /* §10: an input perturbed once, at the run's precision (float32 inputs are
  * rounded first, as the step would, so the perturbation is the one the step
@@ -226,7 +227,7 @@ static int for_params(const ocn_game *g, int t, int p) { return g->stages[t].pla
 
 static int traj_once(void *vctx, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
-    const traj_ctx *c = vctx;
+    const ocn_opt_run_ctx *c = vctx;
     const ocn_game *g = c->g;
     const ocn_optimizer *opt = c->opt;
     int ns = steps_of(opt), rc = OCN_OK;
@@ -357,15 +358,11 @@ int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
 {
     ocn_backend *bk = NULL;
     int prec = 64;
-    int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
-    if (!rc) rc = check_traj_fields(g, opt, err);
-    if (rc) {
-        ocn_backend_close(bk);
-        return rc;
-    }
+    int rc = resolve_traj(g, opt, cfg, &bk, &prec, err);
+    if (rc) return rc;
     ocn_opt_config c2 = {0};
     if (cfg) c2 = *cfg;
-    traj_ctx c = {g, opt, in, &c2, bk, prec};
+    ocn_opt_run_ctx c = {g, opt, in, &c2, bk, prec};
     ocn_arrayset *tmp = ocn_arrayset_new();
     if (!tmp) {
         ocn_backend_close(bk);
