@@ -213,11 +213,15 @@ static void perturb_input(ocn_perturb *p, int prec, double *x, size_t n)
     }
 }
 
+/* `src` may be an element of `dst` itself (theta_t… from theta_s…): the add
+ * may move it (realloc), so its fields are read first; its data buffer does
+ * not move.  `name` must differ from src's. */
 static int copy_into(ocn_arrayset *dst, const char *name, const ocn_array *src, ocn_array **res, ocn_error *err)
 {
-    ocn_array *a = ocn_arrayset_add(dst, name, src->ndim, src->shape);
+    const ocn_array s = *src;
+    ocn_array *a = ocn_arrayset_add(dst, name, s.ndim, s.shape);
     if (!a) return ocn_fail(err, OCN_ENOMEM, "out of memory (trajectory)");
-    memcpy(a->data, src->data, src->size * sizeof(double));
+    memcpy(a->data, s.data, s.size * sizeof(double));
     if (res) *res = a;
     return OCN_OK;
 }
