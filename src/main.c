@@ -31,6 +31,7 @@ static const char USAGE[] =
     "       ocn normalise GAME.json      print the SPEC §11 v2 normalised game (every default filled in)\n"
     "       ocn detect DIR... [--max-power P] [--max-weak FRACTION]\n"
     "                                    §10 detection power per fixture and of the set (exit 1 over a limit)\n"
+    "       ocn train GAME.json DATA_DIR [options]   train a §12 network on a data set (ocn train --help)\n"
     "       ocn --version | --help | CMD --help\n"
     "report options:\n"
     "  --verbose        print every row (default: one line per fixture x check family, and every row not ok)\n"

@@ -119,6 +119,12 @@ Test(cli, help_and_version_exit_0_to_stdout)
     char out[16384];
     cr_assert_eq(tu_sh(out, sizeof out, "%s --help 2>/dev/null", OCN_BIN), 0);
     cr_assert(strstr(out, "usage: ocn gen") && strstr(out, "exit status:"), "%s", out);
+    static const char *const every[] = {"gen", "verify", "theorems", "check", "compare", "normalise", "detect", "train"};
+    for (size_t i = 0; i < sizeof every / sizeof *every; i++) { /* every command in the overview */
+        char want[32];
+        snprintf(want, sizeof want, "ocn %s ", every[i]);
+        cr_assert(strstr(out, want) != NULL, "ocn --help does not list '%s': %s", every[i], out);
+    }
     cr_assert_eq(tu_sh(out, sizeof out, "%s --help 2>&1 >/dev/null", OCN_BIN), 0);
     cr_assert_eq(out[0], 0, "--help wrote to stderr: %s", out);
     static const char *const cmds[] = {"gen", "verify", "theorems", "check", "compare", "detect", "normalise"};
