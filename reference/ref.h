@@ -152,6 +152,16 @@ static inline void ref_progress_report(ref_progress *pr)
     if (pr && pr->fn) pr->fn(pr->ctx, &pr->p);
 }
 
+/* What one reference run (a step in run.c, a trajectory in trajectory.c)
+ * needs: the closure handed to ocn_measure_sensitivity for its §10 runs. */
+typedef struct {
+    const ocn_game *g;
+    const ocn_optimizer *opt;
+    const ocn_arrayset *inputs;
+    ocn_fault fault;
+    ref_progress *prog;
+} ref_run_ctx;
+
 /* One step (§1–§8) of run.c on `inputs`; `pert` (NULL: nominal) perturbs
  * as §10 says; `traj` (NULL: one step) carries §13 state across the steps of
  * a trajectory; `prog` (may be NULL) hears of every backward stage done.

@@ -428,17 +428,10 @@ void ref_perturb_inputs(const ocn_game *g, ocn_arrayset *in, ocn_perturb *p)
     if (y && g->loss == OCN_LOSS_MSE) ocn_perturb_vec(p, y->data, y->size);
 }
 
-typedef struct {
-    const ocn_game *g;
-    const ocn_optimizer *opt;
-    const ocn_arrayset *inputs;
-    ocn_fault fault;
-    ref_progress *prog;
-} step_ctx;
 
 static int perturbed_step(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
-    const step_ctx *c = ctx;
+    const ref_run_ctx *c = ctx;
     ocn_arrayset *in = ocn_arrayset_copy(c->inputs);
     if (!in) return ocn_fail(err, OCN_ENOMEM, "out of memory copying inputs");
     ref_perturb_inputs(c->g, in, p);
@@ -466,7 +459,7 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                         ocn_format_bytes((double)limit, lim, sizeof lim),
                         o && o->max_memory ? "max_memory" : "the machine's physical memory", dom);
     ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
-    step_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
+    ref_run_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
     int rc = ref_step_run(g, opt, inputs, c.fault, NULL, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_step, &c, out, err);
     return rc;

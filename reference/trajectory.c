@@ -16,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const ocn_game *g;
-    const ocn_optimizer *opt;
-    const ocn_arrayset *inputs;
-    ocn_fault fault;
-    ref_progress *prog;
-} traj_ctx;
 
 static int nomem(ocn_error *err, const char *what)
 {
@@ -252,7 +245,7 @@ done:
 
 static int perturbed_traj(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
-    const traj_ctx *c = ctx;
+    const ref_run_ctx *c = ctx;
     if (c->prog) c->prog->p.run++;
     return traj_run(c->g, c->opt, c->inputs, c->fault, p, c->prog, out, err);
 }
@@ -275,7 +268,7 @@ int ocn_ref_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
     if (!rc) rc = check_batches(g, opt, inputs, err);
     if (rc) return rc;
     ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
-    traj_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
+    ref_run_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
     rc = traj_run(g, opt, inputs, c.fault, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_traj, &c, out, err);
     if (!rc) /* NaN/Inf where inputs were finite is a numerical failure, never silent */

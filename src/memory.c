@@ -37,8 +37,7 @@ const char *ocn_format_bytes(double bytes, char *buf, size_t n)
     return buf;
 }
 
-/* bytes mapped by this process now (/proc/self/statm's first field), 0 if unknown */
-static size_t mapped_now(void)
+size_t ocn_mapped_memory(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long pages = 0;
@@ -72,6 +71,6 @@ int ocn_blas_headroom(const char *who, ocn_error *err)
                     "work buffers (%s for %d thread%s), and OpenBLAS would wait for them forever instead of "
                     "failing: refused; raise the limit or set OPENBLAS_NUM_THREADS=1",
                     who, ocn_format_bytes((double)rl.rlim_cur, lim, sizeof lim),
-                    ocn_format_bytes((double)mapped_now(), used, sizeof used), ocn_format_bytes((double)need, want, sizeof want),
+                    ocn_format_bytes((double)ocn_mapped_memory(), used, sizeof used), ocn_format_bytes((double)need, want, sizeof want),
                     threads, threads == 1 ? "" : "s");
 }

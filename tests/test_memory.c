@@ -210,16 +210,7 @@ Test(memory, blockdiag_estimate_is_linear_in_the_batch)
  * the moderate game and its inputs, limits the address space to what it
  * uses plus extra_kb, runs the reference, prints its message and exits with
  * its status. */
-static size_t vm_now(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0;
-    if (f) {
-        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-        fclose(f);
-    }
-    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
-}
+static size_t vm_now(void) { return ocn_mapped_memory(); }
 
 __attribute__((constructor)) static void tm_child(void)
 {

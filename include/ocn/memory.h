@@ -14,6 +14,10 @@ size_t ocn_phys_memory(void);
  * memory (SIZE_MAX when that is unknown). */
 size_t ocn_memory_limit(size_t max_memory);
 
+/* Bytes of address space this process has mapped now (/proc/self/statm's
+ * first field times the page size); 0 when the system does not say. */
+size_t ocn_mapped_memory(void);
+
 /* Issue 10: under an address-space limit (RLIMIT_AS, `ulimit -v`) OpenBLAS
  * retries the mmap of its work buffer (about 128 MB per thread) forever
  * instead of failing: every command hung.  This checks, before a run, that
