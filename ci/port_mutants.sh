@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The numpy port as the proof of the fixture format (issue 9 item 5).
 #
-#   ci/port_mutants.sh [-v] [FIXTURE_DIR...]        (default: fixtures/*/)
+#   ci/port_mutants.sh [-v] [--allow-skip] [FIXTURE_DIR...]   (default: fixtures/*/)
 #
 # 1. examples/port_numpy.py recomputes every shipped fixture's whole step from
 #    its manifest and input arrays alone and writes it as a fixture; `ocn
 #    compare FIXTURE OUT` (the fixture is the reference side) must exit 0 for
 #    every one:          port_numpy: N fixtures recomputed, all agree
+#    A fixture the port skips as unsupported (its exit 3) is a failure: the
+#    port covers every shipped fixture (SPEC §14 conv included).  Only
+#    --allow-skip (for fixtures of your own, never in make test) lets it pass,
+#    listing the skipped ones.
 # 2. each planted port bug (`port_numpy.py --list-mutants`) must make `ocn
 #    compare` exit 1 on at least one fixture:
 #                        port mutant NAME: caught by N fixtures
@@ -50,8 +54,16 @@ if [ "${1:-}" = "--one" ]; then
     exit 0
 fi
 
-verbose=0
-if [ "${1:-}" = "-v" ]; then verbose=1; shift; fi
+verbose=0 allow_skip=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        -v) verbose=1; shift ;;
+        --allow-skip) allow_skip=1; shift ;;
+        --) shift; break ;;
+        -*) echo "port_mutants: unknown option $1 (usage: ci/port_mutants.sh [-v] [--allow-skip] [FIXTURE_DIR...])" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
 [ -x "$OCN" ] || { echo "port_mutants: $OCN is not built (run make all)" >&2; exit 2; }
 "$PYTHON" -c "import numpy" 2>/dev/null || { echo "port_mutants: $PYTHON has no numpy" >&2; exit 2; }
 if [ $# -gt 0 ]; then
@@ -72,9 +84,12 @@ for d in "${fixtures[@]}"; do
     d=${d%/}
     n=$(basename "$d")
     if [ ! -d "$work/clean/$n" ]; then
-        if grep -q "^port_numpy: $d: skipped, unsupported" "$work/clean.log"; then
+        if grep -qF "port_numpy: $d: skipped, unsupported" "$work/clean.log"; then
             skipped+=("$n")
-            grep "^port_numpy: $d: skipped" "$work/clean.log"
+            grep -F "port_numpy: $d: skipped" "$work/clean.log"
+            [ $allow_skip -eq 1 ] && continue
+            echo "port_numpy: $n: skipped by the port: a failure (every fixture must be covered; --allow-skip for fixtures of your own)"
+            bad=$((bad + 1))
             continue
         fi
         echo "port_numpy: $n: the port wrote nothing"
@@ -91,7 +106,7 @@ for d in "${fixtures[@]}"; do
     fi
 done
 if [ $bad -gt 0 ]; then
-    echo "port_numpy: $bad of ${#fixtures[@]} fixtures disagree"
+    echo "port_numpy: $bad of ${#fixtures[@]} fixtures disagree or were skipped"
     exit 1
 fi
 note=""

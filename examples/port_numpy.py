@@ -11,7 +11,8 @@ its INPUT arrays only (x0, y, theta_t*_n*, Wfix_t*_n*; for a §13 trajectory
 theta_s0_*, x0_s*, y_s*), and recomputes the whole step from scratch: forward pass (§3), terminal (§1, §5 `terminal`), the
 backward pass of every stage (§4: FNE per lane or GR jointly; gn or full
 dynamics; augmented, blockdiag or persample value Hessians; `zero` flags),
-the curvature modes of §5/§6 (exact, sgd, rmsprop, gn-outer, kfac, coop-kfac)
+the curvature modes of §5/§6 (exact, sgd, rmsprop, gn-outer, kfac, coop-kfac;
+§14's KFC factors for conv players)
 with the §5 pseudo-inverse rule, and the §8 update pass — or, for a §13
 trajectory fixture, n_s such steps with the optimizer state carried (rmsprop
 v, kfac A and G, coop-kfac's joint factors, inverses refreshed every T_r
@@ -30,8 +31,9 @@ c = max(the fixture's recorded `cond`, the dimension floor d), FAILED at 300.
 ci/port_mutants.sh shows every one is caught by a shipped fixture.
 
 Exit status: 0 done (and, without -o, agreement), 1 disagreement, 2 unreadable
-fixture or bad usage, 3 a game this port does not cover (§14 conv players):
-skipped, with the reason on stderr.
+fixture, bad game or bad usage, 3 a game this port does not cover (a player
+kind, activation or loss it does not know): skipped, with the reason on stderr.
+Every shipped fixture is covered, §14 conv players included.
 """
 import json
 import os
@@ -63,6 +65,13 @@ MUTANTS = {
     "update-old-theta": "update pass rolls the state forward with the old parameters",
     "decay-drop": "§13 moving averages without the (1 - rho): S = rho S_prev + S_new",
     "refresh-shift": "§13 kfac inverses refreshed at s = 1 (mod T_r) instead of 0: off by one step",
+    "conv-kernel-flip": "§14 conv computed as a true convolution (kernel flipped), not cross-correlation",
+    "conv-stride-vjp": "§14 conv Jacobian F_x (the transpose, col2im) built with the stride ignored",
+    "conv-nhwc": "§14 images read and written channel-last (y, x, c) instead of channel-major (c, y, x)",
+    "conv-patch-ijc": "§14 patch columns in (i, j, c) order instead of (c, i, j): W's columns permuted",
+    "same-pad-tf": "§14 'same' padding as TensorFlow's SAME (the odd total split smaller half first)",
+    "kfc-A-mean": "§14 KFC factor A averaged over the output locations instead of summed (an extra 1/P)",
+    "kfc-G-sum": "§14 KFC factor G summed over the output locations without the 1/P",
 }
 
 MUTANT = None
@@ -150,22 +159,151 @@ class Player:
         elif self.kind == "bias":
             self.out = spec["out_dim"]
             self.m = self.out
+        elif self.kind == "conv":
+            conv_geometry(self, spec, t, din)  # sets out, m, src, oidx, ... (§14)
         else:
             raise Unsupported(f"player kind '{self.kind}' (stage {t} lane {self.lane})")
         self.W = self.b = self.th = None
+        self.J = None  # conv: dh/dz, formed once per parameter set
 
     def set_params(self, th, wfix):
         """theta = vec([W b]) column-major (§2): theta[c*out + r] = W[r, c], bias last."""
-        self.th = th
-        if self.kind == "dense":
-            n = self.out * self.din
+        self.th, self.J = th, None
+        if self.kind in ("dense", "conv"):
+            # §14: a conv's W is (C_o, C k^2) in exactly the dense layout
+            rows, cols = (self.out, self.din) if self.kind == "dense" else (self.Co, self.ncol)
+            n = rows * cols
             if MUTANT == "theta-row-major":
-                self.W = th[:n].reshape(self.out, self.din)
+                self.W = th[:n].reshape(rows, cols)
             else:
-                self.W = th[:n].reshape(self.din, self.out).T
+                self.W = th[:n].reshape(cols, rows).T
             self.b = th[n:]
         elif self.kind == "bias":
             self.W, self.b = wfix, th
+
+
+# ---------------------------------------------------------------- conv players (§14)
+#
+# Written from SPEC §14 alone.  An image block of C*H*W entries holds element
+# (c, y, x) at (c*H + y)*W + x; the output block holds (o, y, x) at
+# (o*H_o + y)*W_o + x, i.e. o*P + p with p = y*W_o + x the output location.
+# Everything is expressed through two integer tables built once per player:
+#   src[p, col]  the input entry that patch column col = (c*k + i)*k + j reads
+#                at location p, z_pad[c, y*s + i, x*s + j]; -1 on zero padding
+#   oidx[o, p]   the output entry of channel o at location p (o*P + p)
+# so im2col is a gather (z[:, src], padding reading an appended zero) and the
+# bias enters as a constant last patch column, exactly the dense a = [z; 1].
+
+def conv_geometry(p, spec, t, din):
+    where = f"stage {t} lane {p.lane} (conv, SPEC §14)"
+    try:
+        C, H, Wd = (int(v) for v in spec["in_shape"])
+        Co, k = int(spec["out_channels"]), int(spec["kernel"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: needs in_shape [C, H, W], out_channels and kernel")
+    s = int(spec.get("stride", 1))
+    padding = spec.get("padding", "same")
+    if min(C, H, Wd, Co, k, s) < 1:
+        raise ValueError(f"{where}: in_shape, out_channels, kernel and stride must be positive")
+    if C * H * Wd != din:
+        raise ValueError(f"{where}: in_shape {C}x{H}x{Wd} = {C * H * Wd} entries, its input block '{p.inb}' has {din}")
+    if padding == "same":
+        if k % 2 == 0:
+            raise ValueError(f"{where}: 'same' padding needs an odd kernel, got {k}")
+        pad = (k - 1) // 2
+    elif padding == "valid":
+        pad = 0
+    else:
+        raise ValueError(f"{where}: padding '{padding}' (same or valid)")
+    if k > H + 2 * pad or k > Wd + 2 * pad:
+        raise ValueError(f"{where}: kernel {k} larger than the padded input {H + 2 * pad}x{Wd + 2 * pad}")
+    Ho, Wo = (H + 2 * pad - k) // s + 1, (Wd + 2 * pad - k) // s + 1
+    out = Co * Ho * Wo
+    if spec.get("out_dim") is not None and int(spec["out_dim"]) != out:
+        raise ValueError(f"{where}: out_dim {spec['out_dim']} differs from C_o*H_o*W_o = {out}")
+    p.C, p.H, p.Wd, p.Co, p.k, p.s, p.pad, p.Ho, p.Wo = C, H, Wd, Co, k, s, pad, Ho, Wo
+    p.P, p.ncol = Ho * Wo, C * k * k
+    p.out, p.m = out, Co * (p.ncol + 1)
+    p.src = conv_src(p, s)
+    # the transpose (F_x) of a port that forgot the stride there
+    p.src_x = conv_src(p, 1) if MUTANT == "conv-stride-vjp" else p.src
+    o, q = np.meshgrid(np.arange(Co), np.arange(p.P), indexing="ij")
+    p.oidx = q * Co + o if MUTANT == "conv-nhwc" else o * p.P + q
+
+
+def conv_src(p, s):
+    """src[p, col]: which input entry patch column col reads at location p (-1: padding)."""
+    C, H, Wd, k = p.C, p.H, p.Wd, p.k
+    pt = pl = p.pad
+    if MUTANT == "same-pad-tf" and p.spec.get("padding", "same") == "same":
+        # TensorFlow's SAME: total padding split with the smaller half on top/left
+        pt = max((p.Ho - 1) * s + k - H, 0) // 2
+        pl = max((p.Wo - 1) * s + k - Wd, 0) // 2
+    src = np.full((p.Ho * p.Wo, p.ncol), -1, dtype=np.int64)
+    for y in range(p.Ho):
+        for x in range(p.Wo):
+            for c in range(C):
+                for i in range(k):
+                    for j in range(k):
+                        ti, tj = (k - 1 - i, k - 1 - j) if MUTANT == "conv-kernel-flip" else (i, j)
+                        yy, xx = y * s + ti - pt, x * s + tj - pl
+                        if 0 <= yy < H and 0 <= xx < Wd:
+                            col = ((i * k + j) * C + c) if MUTANT == "conv-patch-ijc" else (c * k + i) * k + j
+                            e = ((yy * Wd + xx) * C + c) if MUTANT == "conv-nhwc" else (c * H + yy) * Wd + xx
+                            src[y * p.Wo + x, col] = e
+    return src
+
+
+def conv_patches(p, z, src=None):
+    """im2col: (B, P, C k^2), z_pad's patch at every location in (c, i, j) order."""
+    zz = np.concatenate([z, np.zeros((z.shape[0], 1))], axis=1)  # src = -1 reads this 0
+    return zz[:, p.src if src is None else src]
+
+
+def conv_forward(p, z):
+    """h (B, C_o H_o W_o): b[o] + sum_col W[o, col] patch_p[col] (cross-correlation, §14)."""
+    hop = np.einsum("oc,bpc->bop", p.W, conv_patches(p, z)) + p.b[None, :, None]
+    h = np.zeros((z.shape[0], p.out))
+    h[:, p.oidx] = hop
+    return h
+
+
+def conv_lin(p):
+    """dh/dz (out, din): the tap W[o, col] at (oidx[o, p], src_x[p, col]), 0 from padding."""
+    if p.J is None:
+        J = np.zeros((p.out, p.din + 1))
+        rows = np.broadcast_to(p.oidx[:, :, None], (p.Co, p.P, p.ncol))
+        cols = np.broadcast_to(p.src_x[None, :, :], (p.Co, p.P, p.ncol))
+        vals = np.broadcast_to(p.W[:, None, :], (p.Co, p.P, p.ncol))
+        np.add.at(J, (rows, cols), vals)  # padding lands in the extra column, dropped
+        p.J = J[:, :p.din]
+    return p.J
+
+
+def conv_dh_dtheta(p, z):
+    """h_theta (B, out, m): dh[o, p] / dtheta[col*C_o + o'] = a_p[col] delta_oo' (§2/§14 vec order)."""
+    B = z.shape[0]
+    a = np.concatenate([conv_patches(p, z), np.ones((B, p.P, 1))], axis=2)  # (B, P, ncol+1)
+    H4 = np.einsum("bpc,os->bopcs", a, np.eye(p.Co)).reshape(B, p.Co * p.P, p.m)
+    H = np.zeros((B, p.out, p.m))
+    H[:, p.oidx.ravel(), :] = H4
+    return H
+
+
+def conv_kfc(p, z, g):
+    """KFC factors (§14, Grosse & Martens 2016): A = (1/B) sum_i sum_p a_p a_p^T over
+    the patches a_p = [patch; 1]; G = (1/B) sum_i (1/P) sum_p g_p g_p^T, g_p the C_o
+    entries of §5's g at location p.  At P = 1 this is §5's dense kfac."""
+    B = z.shape[0]
+    a = np.concatenate([conv_patches(p, z), np.ones((B, p.P, 1))], axis=2)
+    gp = g[:, p.oidx]  # (B, C_o, P)
+    A = np.einsum("bpc,bpd->cd", a, a) / B
+    Gm = np.einsum("bop,bqp->oq", gp, gp) / (B * p.P)
+    if MUTANT == "kfc-A-mean":
+        A = A / p.P
+    if MUTANT == "kfc-G-sum":
+        Gm = Gm * p.P
+    return A, Gm
 
 
 class Game:
@@ -216,6 +354,12 @@ class Game:
             dims.append(nxt)
             self.stages.append((pls, st.get("carries", [])))
         self.dims = dims
+        if opt["curvature"] == "coop-kfac":  # §14: not defined on a stage with a conv player
+            for t, (pls, _) in enumerate(self.stages):
+                for p in pls:
+                    if p.kind == "conv":
+                        raise ValueError(f"coop-kfac is not defined on a stage with a conv player "
+                                         f"(SPEC §14): stage {t} lane {p.lane}")
         self.T = len(self.stages)
         self.n = [sum(d.values()) for d in dims]
         self.N = 1 + max(p.lane for pls, _ in self.stages for p in pls)
@@ -262,7 +406,16 @@ def pre(G, t, p, X):
     z = z_of(G, t, p, X)
     if p.kind == "act":
         return z, z.copy()
+    if p.kind == "conv":
+        return z, conv_forward(p, z)
     return z, z @ p.W.T + p.b
+
+
+def lin(p):
+    """The linear map dh/dz of player p (out, din)."""
+    if p.kind == "act":
+        return np.eye(p.out)
+    return conv_lin(p) if p.kind == "conv" else p.W
 
 
 def forward(G, t, X):
@@ -292,7 +445,7 @@ def jac_x(G, t, X):
             idx = np.arange(p.out)
             F[:, r0 + idx, c0 + idx] += d1
         else:
-            F[:, r0:r0 + p.out, c0:c0 + p.din] += d1[:, :, None] * p.W[None]
+            F[:, r0:r0 + p.out, c0:c0 + p.din] += d1[:, :, None] * lin(p)[None]
     for c in carries:
         d = G.dims[t][c["from"]]
         r0, c0 = G.off(t + 1, c["to"]), G.off(t, c["from"])
@@ -304,6 +457,8 @@ def jac_x(G, t, X):
 def dh_dtheta(p, z):
     """h_theta per sample (B, out, m) in the §2 vec order theta[c*out + r]."""
     B = z.shape[0]
+    if p.kind == "conv":
+        return conv_dh_dtheta(p, z)
     if p.kind == "bias":
         return np.broadcast_to(np.eye(p.out), (B, p.out, p.out)).copy()
     a = np.hstack([z, np.ones((B, 1))])  # (B, din+1)
@@ -336,7 +491,7 @@ def second_order(G, t, X, v, pls):
         vo = v[:, o1:o1 + p.out]
         w = vo * d2  # (B, out)
         c0 = G.off(t, p.inb)
-        Wz = np.eye(p.out) if p.kind == "act" else p.W
+        Wz = lin(p)
         Hxx[:, c0:c0 + p.din, c0:c0 + p.din] += np.einsum("ra,br,rc->bac", Wz, w, Wz)
         for k, q in enumerate(pls):
             if q is not p:
@@ -347,6 +502,14 @@ def second_order(G, t, X, v, pls):
                 vh = vo * d1
                 for c in range(p.din):
                     Hthx[k][:, c * p.out:(c + 1) * p.out, c0 + c] += vh
+            if p.kind == "conv":  # d2 h[o, q] / dW[o, col] dz[src[q, col]] = 1
+                vh = vo * d1
+                rows = np.arange(p.Co)
+                for q in range(p.P):
+                    for col in range(p.ncol):
+                        e = p.src[q, col]
+                        if e >= 0:
+                            Hthx[k][:, col * p.Co + rows, c0 + e] += vh[:, p.oidx[:, q]]
             Hthth[k] += np.einsum("brj,br,brl->bjl", ht, w, ht)
     return Hxx, Hthx, Hthth
 
@@ -423,18 +586,33 @@ def terminal(G, lane, XT, y):
 def kfac_factors(G, t, X, v, pls):
     """A_ww = mean a a^T, a = [a_1; ...], a_u = [z_u; 1] ([1] for bias); G_ww
     likewise, g_u = sigma'(h_u) * v'[out_u] (§5, §6 embedded parameter)."""
-    a_parts, g_parts = [], []
+    a_parts, g_parts, kfc = [], [], []
     for p in pls:
         z, h = pre(G, t, p, X)
         d1 = act(p.act, h)[1]
-        a_parts.append(np.hstack([z, np.ones((X.shape[0], 1))]) if p.kind == "dense" else np.ones((X.shape[0], 1)))
         o = G.off(t + 1, p.outb)
-        g_parts.append(d1 * v[:, o:o + p.out])
+        g = d1 * v[:, o:o + p.out]
+        if p.kind == "conv":  # §14 KFC: sums over the output locations
+            kfc.append(conv_kfc(p, z, g))
+            a_parts.append(np.zeros((X.shape[0], p.ncol + 1)))
+            g_parts.append(np.zeros((X.shape[0], p.Co)))
+            continue
+        kfc.append(None)
+        a_parts.append(np.hstack([z, np.ones((X.shape[0], 1))]) if p.kind == "dense" else np.ones((X.shape[0], 1)))
+        g_parts.append(g)
     a, g = np.hstack(a_parts), np.hstack(g_parts)
     B = X.shape[0]
     A, Gm = a.T @ a / B, g.T @ g / B
     ao = np.concatenate([[0], np.cumsum([x.shape[1] for x in a_parts])]).astype(int)
     go = np.concatenate([[0], np.cumsum([x.shape[1] for x in g_parts])]).astype(int)
+    if any(f is not None for f in kfc):
+        # a conv player's factors are its own; it has no cross-player blocks (those are
+        # read only by coop-kfac, which §14 refuses on a stage with a conv player)
+        A, Gm = zero_cross_blocks(A, ao), zero_cross_blocks(Gm, go)
+        for u, f in enumerate(kfc):
+            if f is not None:
+                A[ao[u]:ao[u + 1], ao[u]:ao[u + 1]] = f[0]
+                Gm[go[u]:go[u + 1], go[u]:go[u + 1]] = f[1]
     return A, Gm, ao, go
 
 
@@ -752,7 +930,7 @@ def step(G, inp):
         if t == T:
             break
         pls, _ = G.stages[t]
-        old = [(p, p.th, p.W, p.b) for p in pls]
+        old = [(p, p.th, p.W, p.b, p.J) for p in pls]
         for p in pls:
             if not p.m:
                 continue
@@ -764,8 +942,8 @@ def step(G, inp):
             if MUTANT != "update-old-theta":
                 p.set_params(tn, p.W if p.kind == "bias" else None)
         Xh = forward(G, t, Xh)
-        for p, th, W, b in old:
-            p.th, p.W, p.b = th, W, b
+        for p, th, W, b, J in old:
+            p.th, p.W, p.b, p.J = th, W, b, J
 
     # §11: large shapes omit the m x m and per-sample m x n arrays (> 1 MiB)
     for name in list(out):
