@@ -120,7 +120,7 @@ int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_array
         if (ocn_array_is_input_of(x->name, traj)) { /* the same inputs, bit for bit, or the comparison means nothing */
             if (y && (!same_shape(x, y) || memcmp(x->data, y->data, x->size * sizeof *x->data))) {
                 snprintf(q, sizeof q, "%s (input differs)", x->name);
-                ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+                ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, ocn_cond_at(x, s->u));
             }
             continue;
         }
@@ -130,26 +130,26 @@ int ocn_compare_sets(ocn_report *rep, const ocn_compare_spec *s, const ocn_array
                 if (s->require != OCN_REQUIRE_OPTIMIZED)
                     ocn_report_one_side(rep, s->fixture, x->name, "reference only, not required");
             } else if (same_shape(x, y)) { /* compared, but not part of the required set */
-                ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, x->cond);
+                ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, ocn_cond_at(x, s->u));
                 compared++;
             }
             continue;
         }
         if (!y) { /* §10: a required array that is missing is FAILED */
             snprintf(q, sizeof q, "%s (missing)", x->name);
-            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, ocn_cond_at(x, s->u));
             continue;
         }
         if (!same_shape(x, y)) {
             snprintf(q, sizeof q, "%s (shape differs)", x->name);
-            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, x->cond);
+            ocn_report_add_c(rep, s->id, s->fixture, q, INFINITY, s->u, ocn_cond_at(x, s->u));
             char sx[64], sy[64]; /* both shapes on the row's reason line (issue 15) */
             if (rep->count && !strcmp(rep->rows[rep->count - 1].quantity, q))
                 snprintf(rep->rows[rep->count - 1].reason, sizeof rep->rows[0].reason, "shape %s, reference %s",
                          shape_str(sy, sizeof sy, y), shape_str(sx, sizeof sx, x));
             continue;
         }
-        ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, x->cond);
+        ocn_report_add_c(rep, s->id, s->fixture, x->name, ocn_array_err(y->data, x), s->u, ocn_cond_at(x, s->u));
         compared++;
     }
     for (int i = 0; i < tested->count; i++)
@@ -168,13 +168,14 @@ int ocn_reference_side(const ocn_fixture *f, ocn_arrayset **ref, ocn_error *err)
     if (f->c_measured) return OCN_OK;
     /* §10: "a v1 fixture, or one without cond, gets c re-measured by the reference" */
     ocn_arrayset *run = ocn_arrayset_new();
-    ocn_ref_opts o = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS};
+    ocn_ref_opts o = {.fault = OCN_FAULT_NONE, .measure_runs = OCN_MEASURE_RUNS, .measure_f32 = 1};
     int rc = run ? ocn_recompute_fixture(f, &o, run, err) : ocn_fail(err, OCN_ENOMEM, "out of memory");
     double d = ocn_tolerance_floor(f->game, &f->game->opt);
     for (int i = 0; !rc && i < (*ref)->count; i++) {
         const ocn_array *m = ocn_arrayset_find(run, (*ref)->a[i].name);
         (*ref)->a[i].cond = m ? m->cond : d;
         (*ref)->a[i].zero_scale = m ? m->zero_scale : 0;
+        (*ref)->a[i].cond_f32 = m ? m->cond_f32 : 0;
     }
     ocn_arrayset_free(run);
     if (rc) {

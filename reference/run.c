@@ -458,9 +458,10 @@ int ocn_ref_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
                         runs > 0 ? "with the §10 perturbation runs" : "one step",
                         ocn_format_bytes((double)limit, lim, sizeof lim),
                         o && o->max_memory ? "max_memory" : "the machine's physical memory", dom);
-    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
+    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs * (o && o->measure_f32 ? 2 : 1) + 1, 0, 1, 0, g->T}};
     ref_run_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
     int rc = ref_step_run(g, opt, inputs, c.fault, NULL, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_step, &c, out, err);
+    if (!rc && o && o->measure_f32) rc = ocn_measure_sensitivity_f32(g, runs, perturbed_step, &c, out, err);
     return rc;
 }

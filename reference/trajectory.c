@@ -267,10 +267,11 @@ int ocn_ref_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
     int rc = ocn_ref_check_inputs(g, inputs, "inputs", err);
     if (!rc) rc = check_batches(g, opt, inputs, err);
     if (rc) return rc;
-    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs + 1, 0, 1, 0, g->T}};
+    ref_progress pr = {o ? o->progress : NULL, o ? o->progress_ctx : NULL, {0, runs * (o && o->measure_f32 ? 2 : 1) + 1, 0, 1, 0, g->T}};
     ref_run_ctx c = {g, opt, inputs, o ? o->fault : OCN_FAULT_NONE, &pr};
     rc = traj_run(g, opt, inputs, c.fault, NULL, &pr, out, err);
     if (!rc) rc = ocn_measure_sensitivity(g, opt, runs, OCN_U64, perturbed_traj, &c, out, err);
+    if (!rc && o && o->measure_f32) rc = ocn_measure_sensitivity_f32(g, runs, perturbed_traj, &c, out, err);
     if (!rc) /* NaN/Inf where inputs were finite is a numerical failure, never silent */
         for (int i = 0; i < out->count; i++)
             for (size_t j = 0; j < out->a[i].size; j++)

@@ -30,6 +30,11 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
                 ref_gemv(0, -1.0 / B, K[t][p][i], &dxi.vector, 1.0, &tv.vector);
             }
         }
+        /* §10 amendment (same decision): θ_new is perturbed as formed, before it
+         * drives the second forward pass, so c of δx also sees an update below the
+         * resolution of θ (x̂ − x ≈ J (θ_new − θ) then carries u·|θ|/|k|). */
+        for (int p = 0; p < st->nplayers; p++)
+            if (st->players[p].m) ocn_perturb_vec(m->pert, theta_new[t][p], (size_t)st->players[p].m);
         gsl_matrix *Xn = ref_matrix_alloc((size_t)B, (size_t)g->n[t + 1]);
         if (!Xn) {
             gsl_matrix_free(Xh);
@@ -37,6 +42,11 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
         }
         for (int i = 0; i < B; i++)
             ref_stage_forward(m, t, theta_new[t], gsl_matrix_const_ptr(Xh, (size_t)i, 0), gsl_matrix_ptr(Xn, (size_t)i, 0));
+        /* §10 rev. 2 amendment (docs/decisions.md "x̂ perturbed as formed"): the
+         * second forward pass's states are perturbed as formed, so c of δx = x̂ − x
+         * sees the cancellation of a small update against a large state.  x̂_0 = x_0
+         * is not formed (δx_0 is a structural zero) and stays unperturbed. */
+        ocn_perturb_mat(m->pert, Xn->data, Xn->size1, Xn->size2, Xn->tda);
         gsl_matrix_free(Xh);
         Xh = Xn;
     }

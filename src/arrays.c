@@ -218,6 +218,7 @@ ocn_arrayset *ocn_arrayset_copy(const ocn_arrayset *s)
         memcpy(a->data, s->a[i].data, a->size * sizeof *a->data);
         a->cond = s->a[i].cond;
         a->zero_scale = s->a[i].zero_scale;
+        a->cond_f32 = s->a[i].cond_f32;
     }
     return c;
 }

@@ -106,14 +106,14 @@ int ocn_traj_add_derived(const ocn_game *g, ocn_arrayset *s, ocn_error *err)
                 snprintf(dn, sizeof dn, "dtheta_s%d_t%d_n%d", st, t, pl->lane);
                 const ocn_array *x0 = ocn_arrayset_find(s, a0), *x1 = ocn_arrayset_find(s, a1);
                 if (!x0 || !x1 || x0->size != (size_t)pl->m || x1->size != (size_t)pl->m) continue; /* absent: listed as missing */
-                double keep = 0, keepz = 0;
+                double keep = 0, keepz = 0, keep32 = 0;
                 const ocn_array *old = ocn_arrayset_find(s, dn);
-                if (old) keep = old->cond, keepz = old->zero_scale;
+                if (old) keep = old->cond, keepz = old->zero_scale, keep32 = old->cond_f32;
                 ocn_array *d = ocn_arrayset_add2(s, dn, 1, (size_t)pl->m, 0, 0);
                 if (!d) return ocn_fail(err, OCN_ENOMEM, "out of memory forming %s", dn);
                 x0 = ocn_arrayset_find(s, a0), x1 = ocn_arrayset_find(s, a1); /* the add may move them */
                 for (int j = 0; j < pl->m; j++) d->data[j] = x1->data[j] - x0->data[j];
-                d->cond = keep, d->zero_scale = keepz;
+                d->cond = keep, d->zero_scale = keepz, d->cond_f32 = keep32;
             }
     return OCN_OK;
 }
@@ -243,6 +243,8 @@ static int read_arrays(ocn_fixture *f, int dfd, const char *shown, json_t *array
         json_t *zs = json_object_get(e, "zero_scale"); /* §10 zero by cancellation (docs/decisions.md) */
         if (json_is_number(zs) && json_number_value(zs) > 0 && isfinite(json_number_value(zs)))
             a->zero_scale = json_number_value(zs);
+        json_t *c32 = json_object_get(e, "cond_f32"); /* §10 c at float32 (docs/decisions.md) */
+        if (json_is_number(c32) && json_number_value(c32) > 0) a->cond_f32 = json_number_value(c32);
     }
     return OCN_OK;
 }
@@ -317,10 +319,13 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
             if (ocn_array_is_derived(a->name) && json_is_number(c)) a->cond = json_number_value(c);
             if (ocn_array_is_derived(a->name) && json_is_number(zs) && json_number_value(zs) > 0)
                 a->zero_scale = json_number_value(zs);
+            json_t *c32 = json_object_get(json_object_get(der, a->name), "cond_f32");
+            if (ocn_array_is_derived(a->name) && json_is_number(c32) && json_number_value(c32) > 0)
+                a->cond_f32 = json_number_value(c32);
         }
     }
     if (!rc && !f->c_measured)
-        for (int i = 0; i < f->arrays->count; i++) f->arrays->a[i].cond = 0; /* not a rev.-2 c */
+        for (int i = 0; i < f->arrays->count; i++) f->arrays->a[i].cond = f->arrays->a[i].cond_f32 = 0; /* not a rev.-2 c */
 done:
     if (dfd >= 0) close(dfd);
     free(text);
@@ -359,6 +364,15 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
         json_object_set_new(tol, "seed_base", json_integer((json_int_t)(1000 * g->seed)));
         json_object_set_new(tol, "floor_d", json_real(ocn_tolerance_floor(g, &g->opt)));
         json_object_set_new(tol, "unit_roundoff", json_real(u));
+        int f32 = 0; /* c also measured at float32 (docs/decisions.md "c measured at the precision compared") */
+        for (int i = 0; i < s->count && !f32; i++) f32 = s->a[i].cond_f32 > 0;
+        if (f32) {
+            json_t *t32 = json_object();
+            json_object_set_new(t32, "runs", json_integer(p->measure_runs));
+            json_object_set_new(t32, "seed_base", json_integer((json_int_t)(1000 * g->seed + OCN_F32_RUN_BASE)));
+            json_object_set_new(t32, "unit_roundoff", json_real(OCN_U32));
+            json_object_set_new(tol, "f32", t32);
+        }
         json_object_set_new(m, "tolerance", tol);
     }
     json_object_set_new(prod, "name", json_string(p->name ? p->name : "ocnopt"));
@@ -385,6 +399,7 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
             if (a->cond > 0 && p->measure_runs > 0) {
                 json_object_set_new(e, "cond", json_real(a->cond));
                 if (a->zero_scale > 0) json_object_set_new(e, "zero_scale", json_real(a->zero_scale));
+                if (a->cond_f32 > 0) json_object_set_new(e, "cond_f32", json_real(a->cond_f32));
                 json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, u)));
                 if (ocn_is_gain_or_value(a->name)) {
                     ngv++;

@@ -192,6 +192,41 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
     return rc;
 }
 
+int ocn_measure_sensitivity_f32(const ocn_game *g, int runs, ocn_producer_fn run, void *ctx, ocn_arrayset *nominal,
+                                ocn_error *err)
+{
+    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
+    if (!s) return ocn_fail(err, OCN_ENOMEM, "out of memory measuring float32 sensitivities");
+    int rc = OCN_OK;
+    for (int r = 1; r <= runs && !rc; r++) {
+        ocn_perturb *p = ocn_perturb_new(g->seed, OCN_F32_RUN_BASE + r, OCN_U32);
+        ocn_arrayset *out = ocn_arrayset_new();
+        if (!p || !out) rc = ocn_fail(err, OCN_ENOMEM, "out of memory in float32 perturbation run %d", r);
+        if (!rc) rc = run(ctx, p, out, err);
+        if (rc) ocn_error_prefix(err, "§10 float32 perturbation run %d", r);
+        for (int i = 0; !rc && i < nominal->count; i++) {
+            const ocn_array *x = &nominal->a[i], *y = ocn_arrayset_find(out, x->name);
+            if (!y || y->size != x->size) {
+                rc = ocn_fail(err, OCN_ENUMERIC, "§10 float32 perturbation run %d did not produce '%s'", r, x->name);
+                break;
+            }
+            double nx = norm2(x->data, x->size), e = dist2(y->data, x->data, x->size);
+            if (nx == 0.0) continue; /* zeros: the u₆₄ rule (exact, or zero_scale) */
+            s[i] = isfinite(e) ? fmax(s[i], e / (OCN_U32 * nx)) : INFINITY;
+        }
+        ocn_perturb_free(p);
+        ocn_arrayset_free(out);
+    }
+    for (int i = 0; !rc && i < nominal->count; i++) nominal->a[i].cond_f32 = fmax(nominal->a[i].cond, s[i]);
+    free(s);
+    return rc;
+}
+
+double ocn_cond_at(const ocn_array *a, double u)
+{
+    return u > 1e-10 && a->cond_f32 > 0 ? a->cond_f32 : a->cond;
+}
+
 int ocn_informative(double c, double u)
 {
     double tau = u > 1e-10 ? OCN_TAU_F32 : OCN_TAU_F64;

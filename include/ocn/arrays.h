@@ -19,6 +19,10 @@ typedef struct {
      * cancelled exactly here and need not elsewhere.  The size of those terms,
      * max_r ‖X^(r)‖_F / u; 0 = a structural zero (or not recorded). */
     double zero_scale;
+    /* §10 c at float32 (docs/decisions.md "c measured at the precision compared"):
+     * max(cond, the sensitivity measured with u₃₂-sized perturbations).  Float32
+     * comparisons use it where recorded (> 0), else cond. */
+    double cond_f32;
 } ocn_array;
 
 struct ocn_arrayset_index;

@@ -33,6 +33,7 @@ typedef struct ocn_ref_progress {
 typedef struct {
     ocn_fault fault;
     int measure_runs;   /* §10 rev. 2 perturbation runs (8 for fixtures, 2 for checks); 0: c = the floor d */
+    int measure_f32;    /* also measure cond_f32 with as many u₃₂ runs (ocn_measure_sensitivity_f32) */
     /* Issue 10: the most memory (bytes) a run may need.  ocn_ref_run refuses,
      * before allocating anything, a game whose estimated peak
      * (ocn_ref_estimate_memory, with this run's perturbation runs) exceeds

@@ -53,6 +53,19 @@ typedef int (*ocn_producer_fn)(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn
 int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int runs, double u, ocn_producer_fn run,
                             void *ctx, ocn_arrayset *nominal, ocn_error *err);
 
+/* c at float32 (docs/decisions.md "c measured at the precision compared"):
+ * the same runs with u = u₃₂ and seeds 1000·seed + OCN_F32_RUN_BASE + r;
+ * each nonzero array of `nominal` (whose cond is already measured) gets
+ * cond_f32 = max(cond, max_r ‖X^(r) − X‖_F / (u₃₂·‖X‖_F)); a zero keeps
+ * cond_f32 = cond.  The first-order c of u₆₄ runs does not extrapolate to
+ * float32 where an upstream quantity has lost every f32 digit (a saturated
+ * σ whose argument flips sign, a rank decision): these runs see it. */
+#define OCN_F32_RUN_BASE 500
+int ocn_measure_sensitivity_f32(const ocn_game *g, int runs, ocn_producer_fn run, void *ctx, ocn_arrayset *nominal,
+                                ocn_error *err);
+/* The c a comparison at unit roundoff u uses: cond_f32 at float32 where recorded. */
+double ocn_cond_at(const ocn_array *a, double u);
+
 /* §10: informative at unit roundoff u when 300·u·c < τ (τ by precision). */
 int ocn_informative(double c, double u);
 /* Gain and value arrays (k, K, Vx, Vxx, Wx, Wxx) that decide `fit_for_ports`,

@@ -4,6 +4,7 @@
     err   = ‖X − X*‖_F / max(‖X*‖_F, DBL_MIN)     (sums in long double;
             ‖X‖_F / zero_scale for a zero by cancellation, the manifest's zero_scale)
     ratio = err / (u · max(c, 1))                 c: the REFERENCE side's stored cond
+            (at float32 its cond_f32 where recorded: c measured with u₃₂ runs)
     ok < 30 ≤ marginal < 300 ≤ FAILED;  NaN/Inf in X, a missing required
     array, another shape, an input that is not the same bits: FAILED
     weak: not FAILED and 300·u·c ≥ τ (1e-6 at f64, 1e-2 at f32) — printed,
@@ -101,6 +102,15 @@ class _TrajRef(collections.abc.Mapping):
         if not self.c_measured or isinstance(c, bool) or not isinstance(c, (int, float)):
             return 0.0
         return float(c)
+
+    def cond_at(self, name, u):
+        if name not in self.derived:
+            return self.fx.cond_at(name, u)
+        c32 = self._entry(name).get("cond_f32")
+        if (u > 1e-10 and self.c_measured and not isinstance(c32, bool) and isinstance(c32, (int, float))
+                and c32 > 0):
+            return float(c32)
+        return self.cond(name)
 
     def zero_scale(self, name):
         if name not in self.derived:
@@ -334,7 +344,7 @@ def compare(ref, test, *, require="all", precision=None, check_game=True, ocn=No
     rows, one_side = [], []
     for name in ref:
         x_shape = ref.shape(name)
-        c = ref.cond(name)
+        c = ref.cond_at(name, u)  # float32: cond_f32 where recorded (ocn_cond_at)
         have = name in tset
         if is_input_of(name, traj):
             # the same inputs, bit for bit, or the comparison means nothing

@@ -160,6 +160,16 @@ class Fixture(collections.abc.Mapping):
             return 0.0
         return float(c)
 
+    def cond_at(self, name, u):
+        """The c a comparison at unit roundoff u uses (ocn_cond_at): at float32
+        the manifest's `cond_f32` where recorded (c measured with u₃₂-sized
+        perturbation runs, docs/decisions.md), else `cond`."""
+        c32 = self.entry(name).get("cond_f32")
+        if (u > 1e-10 and self.c_measured and not isinstance(c32, bool) and isinstance(c32, (int, float))
+                and c32 > 0):
+            return float(c32)
+        return self.cond(name)
+
     def zero_scale(self, name):
         """§10 zero by cancellation: an all-zero array whose perturbation runs
         were not zero is compared against the size of the cancelled terms
