@@ -1,6 +1,8 @@
 /* Differential fuzzing of games (issue 10).
  *
- * A generator of random VALID §12 games from a seed (every player kind, lane
+ * A generator of random VALID §12 games from a seed (every player kind — §14
+ * conv players too: random in_shape factorisations, kernels, strides, padding,
+ * residual conv pairs, conv beside dense —, lane
  * layouts with several lanes and lane gaps, cooperative blocks, inception
  * branches, fictitious agents, carries / residual shortcuts, projection
  * shortcuts at every alignment, separable lane_outputs, every optimizer mode
@@ -88,8 +90,8 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 #define MAXC 6    /* carries per stage */
 #define MAXL 64   /* lanes 0..63 */
 static const char *const BN[NN] = {"z", "r", "a", "b", "c", "d", "e", "o0", "o1", "o2", "o3"};
-enum { KD, KB, KA };                 /* dense, bias, act */
-static const char *const KN[] = {"dense", "bias", "act"};
+enum { KD, KB, KA, KC };             /* dense, bias, act, conv (§14) */
+static const char *const KN[] = {"dense", "bias", "act", "conv"};
 static const char *const AN[] = {"identity", "tanh", "relu", "sigmoid"};
 static const char *const GN[] = {"fne", "gr"};
 static const char *const CN[] = {"exact", "sgd", "rmsprop", "gn-outer", "kfac", "coop-kfac"};
@@ -98,7 +100,10 @@ static const char *const VN[] = {"augmented", "blockdiag", "persample"};
 static const char *const TN[] = {"exact", "outer"};
 static const char *const ZN[] = {"Qthx", "Puv", "Pux", "Mid"}; /* bit k = OCN_ZERO_* */
 
-typedef struct { int lane, kind, act, in, out, od, omit_od; } gplayer;
+typedef struct {
+    int lane, kind, act, in, out, od, omit_od;
+    int cc, ch, cw, co, ck, cs, cvalid, omit_cs, omit_pad; /* §14 conv: in_shape [cc, ch, cw], out_channels, kernel, stride */
+} gplayer;
 typedef struct { int np, nc; gplayer p[MAXP]; int cf[MAXC], ct[MAXC]; } gstage;
 
 typedef struct {
@@ -116,6 +121,7 @@ typedef struct {
     int nout, out[NN], omit_outputs;
     int sep, nl, lno[MAXL], lo[MAXL][NN];
     int large;                  /* sizes above the usual small ones */
+    int has_conv;               /* a §14 conv player somewhere (coop-kfac is then refused: not generated) */
     /* optimizer */
     int game, curv, dyn, value, term;
     double lr, damp, eps;
@@ -198,9 +204,58 @@ static int put_player(gmodel *g, int t, int lane, int kind, int act, int in, int
     if (lane < 0) lane = lane_new(g, t);
     if (lane < 0 || lane_taken(s, lane)) return -1;
     gplayer *p = &s->p[s->np];
-    *p = (gplayer){lane, kind, act, in, out, od, kind == KA && chance(g->r, 0.5)};
+    *p = (gplayer){.lane = lane, .kind = kind, .act = act, .in = in, .out = out, .od = od,
+                   .omit_od = kind == KA && chance(g->r, 0.5)};
     g->dim[t + 1][out] = od;
     return s->np++;
+}
+
+/* §14 output size along one axis (0: the kernel does not fit) */
+static int conv_len(int n, int k, int s, int valid)
+{
+    int pad = valid ? 0 : (k - 1) / 2, span = n + 2 * pad - k;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+/* Adds a §14 conv player reading block `in` as an image [C, H, W] with
+ * C·H·W its dimension (a random factorisation), a random kernel (odd for
+ * `same`), stride and channels; `keep`: same padding, stride 1 and C_o = C,
+ * so the output has the input's dimension (residual merges).  Outputs stay
+ * small (≤ 48 entries per sample: the reference's dense Hessians).  Returns
+ * the player's index or -1. */
+static int put_conv(gmodel *g, int t, int lane, int act, int in, int out, int keep)
+{
+    gstage *s = &g->st[t];
+    int din = g->dim[t][in];
+    if (!din || s->np >= MAXP) return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        int cs[3], nc = 0;
+        for (int c = 1; c <= 3; c++)
+            if (din % c == 0) cs[nc++] = c;
+        int C = cs[ri(g->r, 0, nc - 1)], HW = din / C, hs[64], nh = 0;
+        for (int h = 1; h <= HW && nh < 64; h++)
+            if (HW % h == 0) hs[nh++] = h;
+        int H = hs[ri(g->r, 0, nh - 1)], W = HW / H;
+        int valid = !keep && chance(g->r, 0.4), k, st = !keep && chance(g->r, 0.3) ? 2 : 1;
+        if (valid) {
+            int kmax = H < W ? H : W;
+            k = H == W && H <= 4 && chance(g->r, 0.25) ? H : ri(g->r, 1, kmax < 3 ? kmax : 3); /* full cover: CONV-DENSE's case */
+        } else k = chance(g->r, 0.6) ? 3 : 1;
+        int co = keep ? C : ri(g->r, 1, 3);
+        int Ho = conv_len(H, k, st, valid), Wo = conv_len(W, k, st, valid), od = co * Ho * Wo;
+        if (Ho < 1 || Wo < 1 || od > 48) continue;
+        if (g->dim[t + 1][out] && g->dim[t + 1][out] != od) continue;
+        if (lane < 0) lane = lane_new(g, t);
+        if (lane < 0 || lane_taken(s, lane)) return -1;
+        gplayer *p = &s->p[s->np];
+        *p = (gplayer){.lane = lane, .kind = KC, .act = act, .in = in, .out = out, .od = od,
+                       .omit_od = chance(g->r, 0.5), .cc = C, .ch = H, .cw = W, .co = co, .ck = k, .cs = st,
+                       .cvalid = valid, .omit_cs = st == 1 && chance(g->r, 0.3), .omit_pad = !valid && chance(g->r, 0.3)};
+        g->dim[t + 1][out] = od;
+        g->has_conv = 1;
+        return s->np++;
+    }
+    return -1;
 }
 static int put_carry(gmodel *g, int t, int from, int to)
 {
@@ -394,6 +449,10 @@ static void seg_random(gmodel *g)
         if (out < 0) out = in;
         int kind = rkind(g->r);
         int od = g->dim[t + 1][out] ? g->dim[t + 1][out] : rdim(g);
+        if (chance(g->r, 0.1) && put_conv(g, t, -1, ri(g->r, 0, 3), in, out, 0) >= 0) { /* §14 */
+            placed++;
+            continue;
+        }
         placed += put_player(g, t, -1, kind, ri(g->r, 0, 3), in, out, od) >= 0;
     }
     for (int k = ri(g->r, 0, 2); k > 0; k--) {
@@ -567,6 +626,48 @@ static void head(gmodel *g, int want_sep)
     stage_end(g);
 }
 
+/* §14 convolution segments: a conv layer (sometimes beside a dense player
+ * on the same input: inception-style), or a residual pair of shape-keeping
+ * convs with the block carried around them. */
+static void seg_conv(gmodel *g)
+{
+    int b = g->main;
+    if (chance(g->r, 0.3) && g->T + 2 <= MAXT) { /* residual: conv, conv + carry merge */
+        int t = stage_begin(g), r = free_name(g, t);
+        if (r < 0 || put_conv(g, t, -1, ri(g->r, 0, 3), b, b, 1) < 0) {
+            if (r >= 0) put_player(g, t, -1, KD, ri(g->r, 0, 3), b, b, g->dim[t][b]);
+        } else put_carry(g, t, b, r);
+        if (r >= 0 && !g->dim[t + 1][r]) put_carry(g, t, b, r);
+        keep_others(g, t, 1u << b | (r >= 0 ? 1u << r : 0));
+        stage_end(g);
+        t = stage_begin(g);
+        if (t < 0) return fix_main(g);
+        if (put_conv(g, t, -1, ri(g->r, 0, 3), b, b, 1) < 0) put_player(g, t, -1, KD, ri(g->r, 0, 3), b, b, g->dim[t][b]);
+        if (r >= 0 && g->dim[t][r] == g->dim[t + 1][b]) put_carry(g, t, r, b);
+        keep_others(g, t, 1u << b | (r >= 0 ? 1u << r : 0));
+        stage_end(g);
+        g->main = b;
+        return fix_main(g);
+    }
+    int t = stage_begin(g);
+    if (t < 0) return;
+    int out = b, side = -1;
+    if (chance(g->r, 0.2)) {
+        int f = free_name(g, t);
+        if (f >= 0) out = f;
+    }
+    if (put_conv(g, t, -1, ri(g->r, 0, 3), b, out, 0) < 0)
+        put_player(g, t, -1, KD, ri(g->r, 0, 3), b, out, g->dim[t + 1][out] ? g->dim[t + 1][out] : rdim(g));
+    if (chance(g->r, 0.3)) { /* inception-style: a dense player in parallel on the same input */
+        side = free_name(g, t);
+        if (side >= 0 && put_player(g, t, -1, chance(g->r, 0.8) ? KD : KB, ri(g->r, 0, 3), b, side, rdim(g)) < 0) side = -1;
+    }
+    keep_others(g, t, 1u << b | 1u << out | (side >= 0 ? 1u << side : 0));
+    stage_end(g);
+    g->main = out;
+    fix_main(g);
+}
+
 static void gen_optimizer(gmodel *g)
 {
     rng *r = g->r;
@@ -625,7 +726,18 @@ static void gen_game(uint64_t gseed, gmodel *g, rng *r)
         g->shape = "separable";
         if (g->ce) g->classes = ri(r, 2, 4);
         body_separable(g);
-    } else if (u < 0.17) { /* LQR-like: bias players, identity, mse */
+    } else if (u < 0.27) { /* §14: convolutions on a small image, then anything */
+        g->shape = "conv";
+        g->in_dim = ri(r, 1, 2) * ri(r, 2, 4) * ri(r, 2, 4);
+        g->dim[0][0] = g->in_dim;
+        int nseg = ri(r, 1, 3);
+        for (int i = 0; i < nseg && g->T < MAXT - 1; i++) {
+            if (i == 0 || chance(r, 0.6)) seg_conv(g);
+            else if (chance(r, 0.5)) seg_layer(g);
+            else seg_inception(g);
+        }
+        head(g, chance(r, 0.15));
+    } else if (u < 0.32) { /* LQR-like: bias players, identity, mse */
         g->shape = "lqr";
         g->ce = 0;
         int T = ri(r, 1, 3);
@@ -653,6 +765,7 @@ static void gen_game(uint64_t gseed, gmodel *g, rng *r)
         }
         head(g, chance(r, 0.15));
     }
+    if (g->has_conv && g->curv == 5) g->curv = 4; /* §14: coop-kfac is refused on conv stages (an invalid mutant) */
 }
 
 static json_t *block_list(const int *ids, int n)
@@ -689,6 +802,13 @@ static json_t *game_json(const gmodel *g, const char *name)
             json_object_set_new(o, "in", json_string(BN[q->in]));
             json_object_set_new(o, "out", json_string(BN[q->out]));
             if (!q->omit_od) json_object_set_new(o, "out_dim", json_integer(q->od));
+            if (q->kind == KC) { /* §14 */
+                json_object_set_new(o, "in_shape", json_pack("[iii]", q->cc, q->ch, q->cw));
+                json_object_set_new(o, "out_channels", json_integer(q->co));
+                json_object_set_new(o, "kernel", json_integer(q->ck));
+                if (!q->omit_cs) json_object_set_new(o, "stride", json_integer(q->cs));
+                if (!q->omit_pad) json_object_set_new(o, "padding", json_string(q->cvalid ? "valid" : "same"));
+            }
             json_object_set_new(o, "act", json_string(AN[q->act]));
             json_array_append_new(pl, o);
         }
@@ -752,11 +872,16 @@ static char *mutate(const gmodel *g, json_t *valid, rng *r, char *what, size_t n
     int t, p;
     json_t *pl;
     for (int attempt = 0; attempt < 8 && !text; attempt++) {
-        int m = ri(r, 0, 33);
+        int m = ri(r, 0, 35);
         switch (m) {
         case 0: json_object_set_new(j, "colour", json_integer(1)); snprintf(what, nw, "unknown root field 'colour'"); break;
         case 1:
             pl = jpath_player(j, r, &t, &p);
+            if (!strcmp(json_string_value(json_object_get(pl, "kind")), "conv")) { /* stride is a conv field */
+                json_object_set_new(pl, "stride", json_integer(0));
+                snprintf(what, nw, "stride 0 in stage %d player %d (conv)", t, p);
+                break;
+            }
             json_object_set_new(pl, "stride", json_integer(2));
             snprintf(what, nw, "unknown field 'stride' in stage %d player %d", t, p);
             break;
@@ -1058,6 +1183,32 @@ static char *mutate(const gmodel *g, json_t *valid, rng *r, char *what, size_t n
                 snprintf(what, nw, "root is an array (text)");
             }
             free(s);
+            break;
+        }
+        case 34:
+        case 35: { /* §14: a conv player made invalid, or coop-kfac on a game with convs */
+            if (!g->has_conv) continue;
+            json_t *cv = NULL;
+            for (int tries = 0; tries < 32 && !cv; tries++) {
+                pl = jpath_player(j, r, &t, &p);
+                if (!strcmp(json_string_value(json_object_get(pl, "kind")), "conv")) cv = pl;
+            }
+            int k = ri(r, 0, 3);
+            if (!cv || k == 0) {
+                json_object_set_new(opt, "curvature", json_string("coop-kfac"));
+                snprintf(what, nw, "coop-kfac on a game with conv players");
+            } else if (k == 1) {
+                json_t *sh = json_object_get(cv, "in_shape");
+                json_array_set_new(sh, 2, json_integer(json_integer_value(json_array_get(sh, 2)) + 1));
+                snprintf(what, nw, "stage %d player %d: in_shape does not match the input block", t, p);
+            } else if (k == 2) {
+                json_object_set_new(cv, "kernel", json_integer(2));
+                json_object_set_new(cv, "padding", json_string("same"));
+                snprintf(what, nw, "stage %d player %d: even kernel with same padding", t, p);
+            } else {
+                json_object_set_new(cv, "out_dim", json_integer(json_integer_value(json_object_get(cv, "out_channels")) * 1000 + 7));
+                snprintf(what, nw, "stage %d player %d: conv out_dim mismatch", t, p);
+            }
             break;
         }
         default: { /* mse separable: a lane output outside `outputs`; ce: lane dims != classes */
