@@ -24,6 +24,7 @@
 #include "ocn/memory.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,8 +62,8 @@ static int terminal_rank(const ocn_game *g, const ocn_optimizer *o)
     return r > 0 ? r : 1;
 }
 
-double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_config *cfg, char *dom,
-                               size_t ndom)
+/* The model: every part, in bytes. */
+static void model(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_config *cfg, est *ep)
 {
     est e;
     memset(&e, 0, sizeof e);
@@ -72,9 +73,12 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
     double r = terminal_rank(g, o);
     int gr = o->game == OCN_GAME_GR, N = gr ? 1 : g->nlanes;
     int nofb = cfg && cfg->no_feedback;
+    /* the step's tables: one expansion record per stage and lane (step_impl.h), 64-byte alignment */
+    add(&e, 0, (double)g->T * N * (double)ocn_opt_expn_bytes_f64 + 16384, 1, "the step's tables");
     for (int t = 0; t <= g->T; t++) {
         double n = g->n[t];
-        add(&e, 0, 3 * B * n, w, "stage %d: the states (%d x %.0f, x̂ and δx alike)", t, g->batch, n);
+        add(&e, 0, (3 + 2 * N) * B * n + 256, w, "stage %d: the states (%d x %.0f; x̂, δx, Q_x and V_x alike)", t,
+            g->batch, n);
         if (!lean) add(&e, 3, 2 * B * n, 8, "stage %d: x_t and dx_t (%d x %.0f doubles)", t, g->batch, n);
     }
     for (int t = 0; t < g->T; t++) {
@@ -88,8 +92,12 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
             double L = pl->kind == OCN_PLAYER_CONV ? (double)pl->conv.ho * pl->conv.wo : 1;
             if (pl->kind == OCN_PLAYER_CONV) na = ocn_player_na(pl), out = ocn_player_ng(pl);
             sna += na, sout += out;
-            add(&e, 0, 4 * m + 3 * B * L * out + B * L * na, w, "stage %d player %d: θ, k and the per-sample rows (%.0f, %.0f)", t, p,
-                m, B * L * out);
+            /* θ and k kept; Q_θ, λθ in the backward pass, θ_new, its step, K δx and
+             * M^†'s temporary in the update pass: 7 vectors of m; H, a and the g's */
+            add(&e, 0, 7 * m + 3 * B * L * out + B * L * na + (nofb ? 0 : B * r * L * out) + 48 * 64 / w, w,
+                "stage %d player %d: θ, k and the per-sample rows (%.0f, %.0f)", t, p, m, B * L * out);
+            if (L > 1 && !nofb) /* §14: per-sample q's formed for the value quadratic */
+                add(&e, 2, (r + 1) * m, w, "stage %d player %d: the conv per-sample q's (%.0f x %.0f)", t, p, r, m);
             if (o->curvature == OCN_CURV_KFAC || o->curvature == OCN_CURV_COOP_KFAC)
                 add(&e, 1, 3 * (na * na + out * out), w, "stage %d player %d: the KFAC factors (%.0f² and %.0f²)", t, p, na,
                     out);
@@ -102,23 +110,49 @@ double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const 
                 add(&e, 4, B * r * L * out, w, "stage %d player %d: the Woodbury factor U (%.0f x %.0f)", t, p, B * r * L, out);
             /* the feedback stays in its rank-B factored form (§7); K itself is
              * formed only for output, up to form_limit entries */
-            int formk = !nofb && !lean && m * n <= limit;
-            if (formk) add(&e, 2, N * m * n, w, "stage %d player %d: the feedback gain K formed for output (%.0f x %.0f)", t, p, m, n);
-            if (!lean) add(&e, 3, 3 * m + (formk ? N * m * n : 0), 8,
+            int formk = !nofb && !lean && B * m * n <= limit;
+            if (formk) add(&e, 2, B * m * n, w, "stage %d player %d: the feedback gain K formed for output (%d x %.0f x %.0f)", t, p, g->batch, m, n);
+            if (!lean) add(&e, 3, 3 * m + (formk ? B * m * n : 0), 8,
                            "stage %d player %d: θ_new, k, Qθ and K as doubles (%.0f x %.0f)", t, p, m, n);
         }
         if (o->curvature == OCN_CURV_COOP_KFAC && gr)
             add(&e, 1, 3 * (sna * sna + sout * sout), w, "stage %d: the embedded coop-kfac factors (%.0f² and %.0f²)", t, sna,
                 sout);
-        if (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER)
-            add(&e, 4, 3 * (B * r) * (B * r), w, "stage %d: the Woodbury core (%d·r)² with r = %.0f", t, g->batch, r);
+        if (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER) {
+            /* the Gram, its eigenvectors, the core and its inverse, with the factorisations'
+             * temporaries (6 of (B·r)²), and the kept eigenvectors Vr of every group */
+            int groups = (o->zero & OCN_ZERO_PUV) ? st->nplayers : 1;
+            add(&e, 4, (6 + groups) * (B * r) * (B * r), w, "stage %d: the Woodbury core (%d·r)² with r = %.0f", t,
+                g->batch, r);
+        }
         if (!nofb) {
             add(&e, 2, N * (2 * B * r * n + B * r * r), w, "stage %d: the value factors Z, q_x (%.0f x %.0f) and S", t, B * r, n);
-            if (!lean && (B * n * n <= limit))
+            if (!lean && (B * n * n <= limit)) {
+                add(&e, 2, B * n * n, w, "stage %d: Vxx formed for output (%d x %.0f²)", t, g->batch, n);
                 add(&e, 3, 2 * N * B * n * n, 8, "stage %d: Vxx and Qxx as doubles (%d x %.0f²)", t, g->batch, n);
+            }
         }
     }
     if (runs > 0) e.total += e.part[3]; /* §10: the nominal outputs are held during each perturbation run */
+    *ep = e;
+}
+
+/* The step's workspace (workspace.h) holds every part but the float64
+ * copies of the outputs (those are the caller's arrays). */
+size_t ocn_opt_plan_workspace(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_config *cfg)
+{
+    est e;
+    model(g, o, cfg, &e);
+    double b = e.part[0] + e.part[1] + e.part[2] + e.part[4];
+    return b < (double)SIZE_MAX / 2 ? (size_t)b : SIZE_MAX / 2;
+}
+
+double ocn_opt_estimate_memory(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_config *cfg, char *dom,
+                               size_t ndom)
+{
+    est e;
+    model(g, o, cfg, &e);
+    double w = cfg && cfg->precision == 32 ? 4.0 : 8.0;
     if (dom && ndom) {
         int big = 0;
         for (int k = 1; k < 5; k++) big = e.part[k] > e.part[big] ? k : big;

@@ -3,6 +3,7 @@
 #define OCN_OPT_INTERNAL_H
 
 #include "backend.h"
+#include "workspace.h"
 #include "ocn/optimized.h"
 #include "ocn/tolerance.h"
 
@@ -61,7 +62,11 @@ int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_c
 int ocn_opt_backend_status(ocn_backend *bk, int rc, ocn_error *err);
 /* The final check of every optimized run: no NaN/Inf array is handed back. */
 int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, ocn_error *err);
-/* Copies every array of tmp (data and cond) into out. */
+/* The array `name` of `s` with this shape, overwritten in place (cond 0) when
+ * it is there already — a training loop's steps then take no fresh pages —
+ * else added (ocn_arrayset_add2); NULL when out of memory. */
+ocn_array *ocn_opt_array_reuse(ocn_arrayset *s, const char *name, int ndim, const size_t *shape);
+/* Copies every array of tmp (data and cond) into out (reusing out's arrays of the same name and shape). */
 int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err);
 
 /* One step with the §13 state `ss` (NULL: the one-step semantics, no state),
@@ -69,19 +74,19 @@ int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err
  * trajectory perturbs them once itself), `want_loss` = also write "loss"
  * (shape (1,), the §1 objective on this batch before the step). */
 int ocn_opt_step_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                      ocn_arrayset *out, ocn_error *err);
 int ocn_opt_step_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                      ocn_arrayset *out, ocn_error *err);
 
 /* One step in one precision.  `pert` (NULL on the nominal run) is a §10
  * perturbation run: inputs, every matrix handed to a factorisation and every
  * stage term are perturbed as they are formed. */
 int ocn_opt_run_f64(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
+                    ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 int ocn_opt_run_f32(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
+                    ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err);
 
 /* What one producer run (a step in run.c, a trajectory in state.c) needs:
  * the closure handed to ocn_measure_sensitivity for its §10 runs. */
@@ -92,6 +97,16 @@ typedef struct {
     const ocn_opt_config *cfg;
     ocn_backend *bk;
     int prec;
+    ocn_ws *ws;                   /* the step's workspace, reused by every run and step */
 } ocn_opt_run_ctx;
+
+/* The workspace plan (issue 11 item 1): the bytes of one step's buffers, from
+ * the game alone — the same model as ocn_opt_estimate_memory (estimate.c), of
+ * which it is the in-step part, so the two cannot disagree. */
+/* bytes of one stage expansion's record in the step (the same in both precisions) */
+extern const size_t ocn_opt_expn_bytes_f64, ocn_opt_expn_bytes_f32;
+size_t ocn_opt_plan_workspace(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg);
+/* A workspace of that plan (cfg->fail_alloc_at honoured); ENOMEM naming it. */
+int ocn_opt_ws_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_ws **ws, ocn_error *err);
 
 #endif

@@ -52,8 +52,8 @@ int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, o
 static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
     const ocn_opt_run_ctx *c = ctx;
-    int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err)
-                           : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, p, out, err);
+    int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, c->ws, p, out, err)
+                           : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, c->ws, p, out, err);
     rc = ocn_opt_backend_status(c->bk, rc, err);
     return rc ? rc : ocn_opt_check_finite(c->g, c->prec, out, err);
 }
@@ -102,12 +102,22 @@ int ocn_opt_resolve(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_c
     return rc;
 }
 
+ocn_array *ocn_opt_array_reuse(ocn_arrayset *s, const char *name, int ndim, const size_t *shape)
+{
+    ocn_array *a = ocn_arrayset_find(s, name);
+    int same = a && a->ndim == ndim;
+    for (int k = 0; same && k < ndim; k++) same = a->shape[k] == shape[k];
+    if (!same) return ocn_arrayset_add(s, name, ndim, shape);
+    a->cond = 0;
+    return a;
+}
+
 /* Hands the arrays of `tmp` to `out` (a refusal part-way adds nothing). */
 int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err)
 {
     for (int i = 0; i < tmp->count; i++) {
         const ocn_array *a = &tmp->a[i];
-        ocn_array *b = ocn_arrayset_add(out, a->name, a->ndim, a->shape);
+        ocn_array *b = ocn_opt_array_reuse(out, a->name, a->ndim, a->shape);
         if (!b) return ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
         memcpy(b->data, a->data, a->size * sizeof(double));
         b->cond = a->cond;
@@ -123,10 +133,17 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
     int rc = ocn_opt_resolve(g, opt, cfg, &bk, &prec, err);
     if (rc) return rc;
     int runs = cfg ? cfg->measure_runs : 0;
-    ocn_opt_run_ctx c = {g, opt, in, cfg, bk, prec};
+    ocn_ws *ws = NULL; /* planned from the game, allocated and checked once for all the runs below */
+    rc = ocn_opt_ws_new(g, opt, cfg, &ws, err);
+    if (rc) {
+        ocn_backend_close(bk);
+        return rc;
+    }
+    ocn_opt_run_ctx c = {g, opt, in, cfg, bk, prec, ws};
     /* computed aside and handed over whole: a refusal part-way adds nothing to `out` */
     ocn_arrayset *tmp = ocn_arrayset_new();
     if (!tmp) {
+        ocn_ws_free(ws);
         ocn_backend_close(bk);
         return ocn_fail(err, OCN_ENOMEM, "out of memory");
     }
@@ -136,6 +153,14 @@ int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset 
         rc = ocn_measure_sensitivity(g, opt, runs, prec == 32 ? OCN_U32 : OCN_U64, run_once, &c, tmp, err);
     if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     ocn_arrayset_free(tmp);
+    ocn_ws_free(ws);
     ocn_backend_close(bk);
+    return rc;
+}
+
+int ocn_opt_ws_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt_config *cfg, ocn_ws **ws, ocn_error *err)
+{
+    int rc = ocn_ws_new(ocn_opt_plan_workspace(g, opt, cfg), cfg ? cfg->fail_alloc_at : 0, ws, err);
+    if (rc) ocn_error_prefix(err, "%s", g->name);
     return rc;
 }

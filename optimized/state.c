@@ -18,6 +18,8 @@ struct ocn_opt_state {
     ocn_backend *bk;
     int prec;
     ocn_opt_sstate *ss;
+    ocn_ws *ws;         /* the step's workspace: planned once, reused by every step */
+    ocn_arrayset *tmp;  /* a step's outputs before they are handed over (reused: no fresh pages) */
 };
 
 static int steps_of(const ocn_optimizer *opt) { return opt->steps < 1 ? 1 : opt->steps; }
@@ -77,11 +79,11 @@ static int check_traj_fields(const ocn_game *g, const ocn_optimizer *opt, ocn_er
 }
 
 static int step(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                ocn_backend *bk, int prec, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                ocn_backend *bk, ocn_ws *ws, int prec, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
                 ocn_arrayset *out, ocn_error *err)
 {
-    int rc = prec == 64 ? ocn_opt_step_f64(g, opt, in, cfg, bk, pert, pin, ss, want_loss, out, err)
-                        : ocn_opt_step_f32(g, opt, in, cfg, bk, pert, pin, ss, want_loss, out, err);
+    int rc = prec == 64 ? ocn_opt_step_f64(g, opt, in, cfg, bk, ws, pert, pin, ss, want_loss, out, err)
+                        : ocn_opt_step_f32(g, opt, in, cfg, bk, ws, pert, pin, ss, want_loss, out, err);
     rc = ocn_opt_backend_status(bk, rc, err);
     return rc ? rc : ocn_opt_check_finite(g, prec, out, err);
 }
@@ -107,12 +109,20 @@ int ocn_opt_state_new(const ocn_game *g, const ocn_optimizer *opt, const ocn_opt
     int prec = 64;
     int rc = resolve_traj(g, opt, cfg, &bk, &prec, err);
     if (rc) return rc;
-    ocn_opt_state *st = calloc(1, sizeof *st);
-    if (!st || !(st->ss = ocn_opt_sstate_new(g, opt))) {
-        free(st);
+    ocn_ws *ws = NULL;
+    if ((rc = ocn_opt_ws_new(g, opt, cfg, &ws, err))) {
         ocn_backend_close(bk);
-        return ocn_fail(err, OCN_ENOMEM, "out of memory (optimizer state)");
+        return rc;
     }
+    ocn_opt_state *st = ocn_ws_fault(ws) ? NULL : calloc(1, sizeof *st);
+    if (!st || ocn_ws_fault(ws) || !(st->ss = ocn_opt_sstate_new(g, opt)) || !(st->tmp = ocn_arrayset_new())) {
+        if (st) ocn_opt_sstate_free(st->ss);
+        free(st);
+        ocn_ws_free(ws);
+        ocn_backend_close(bk);
+        return ocn_fail(err, OCN_ENOMEM, "%s: out of memory: the optimizer state (SPEC §13)", g->name);
+    }
+    st->ws = ws;
     st->g = g, st->opt = opt, st->bk = bk, st->prec = prec;
     if (cfg) st->cfg = *cfg;
     st->cfg.backend = NULL; /* resolved once: bk */
@@ -125,7 +135,9 @@ void ocn_opt_state_free(ocn_opt_state *st)
 {
     if (!st) return;
     ocn_opt_sstate_free(st->ss);
-    ocn_backend_close(st->bk); /* the context: handles, workspace (persistent across steps) */
+    ocn_arrayset_free(st->tmp);
+    ocn_ws_free(st->ws);
+    ocn_backend_close(st->bk); /* the context: handles (persistent across steps) */
     free(st);
 }
 
@@ -136,13 +148,11 @@ double ocn_opt_state_gemm_flops(const ocn_opt_state *st) { return st ? st->bk->g
 int ocn_opt_step(ocn_opt_state *st, const ocn_arrayset *in, ocn_arrayset *out, ocn_error *err)
 {
     if (!st) return ocn_fail(err, OCN_EINVAL, "ocn_opt_step: no state");
-    ocn_arrayset *tmp = ocn_arrayset_new();
-    if (!tmp) return ocn_fail(err, OCN_ENOMEM, "out of memory");
-    int rc = step(st->g, st->opt, in, &st->cfg, st->bk, st->prec, NULL, 1, st->ss, 0, tmp, err);
+    ocn_arrayset *tmp = st->tmp; /* the same names every step: its arrays are overwritten in place */
+    int rc = step(st->g, st->opt, in, &st->cfg, st->bk, st->ws, st->prec, NULL, 1, st->ss, 0, tmp, err);
     if (rc) ocn_error_prefix(err, "step %d", st->ss->s);
     if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     if (!rc) sstate_commit(st->ss);
-    ocn_arrayset_free(tmp);
     return rc;
 }
 
@@ -313,7 +323,7 @@ static int traj_once(void *vctx, ocn_perturb *pert, ocn_arrayset *out, ocn_error
             rc = ocn_fail(err, OCN_ENOMEM, "out of memory (trajectory)");
             break;
         }
-        rc = step(g, opt, work, c->cfg, c->bk, c->prec, pert, 0, ss, 1, so, err);
+        rc = step(g, opt, work, c->cfg, c->bk, c->ws, c->prec, pert, 0, ss, 1, so, err);
         if (rc) ocn_error_prefix(err, "trajectory step %d", s);
         if (!rc) {
             snprintf(nm, sizeof nm, "loss_s%d", s);
@@ -366,9 +376,15 @@ int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
     if (rc) return rc;
     ocn_opt_config c2 = {0};
     if (cfg) c2 = *cfg;
-    ocn_opt_run_ctx c = {g, opt, in, &c2, bk, prec};
+    ocn_ws *ws = NULL; /* planned once, reused by every step of every run */
+    if ((rc = ocn_opt_ws_new(g, opt, cfg, &ws, err))) {
+        ocn_backend_close(bk);
+        return rc;
+    }
+    ocn_opt_run_ctx c = {g, opt, in, &c2, bk, prec, ws};
     ocn_arrayset *tmp = ocn_arrayset_new();
     if (!tmp) {
+        ocn_ws_free(ws);
         ocn_backend_close(bk);
         return ocn_fail(err, OCN_ENOMEM, "out of memory");
     }
@@ -378,6 +394,7 @@ int ocn_opt_run_trajectory(const ocn_game *g, const ocn_optimizer *opt, const oc
         rc = ocn_measure_sensitivity(g, opt, c2.measure_runs, prec == 32 ? OCN_U32 : OCN_U64, traj_once, &c, tmp, err);
     if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
     ocn_arrayset_free(tmp);
+    ocn_ws_free(ws);
     ocn_backend_close(bk);
     return rc;
 }

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workspace.h"
+
 #define CAT2_(a, b) a##_##b
 #define CAT2(a, b) CAT2_(a, b)
 #define FN(name) CAT2(name, SFX)
@@ -63,7 +65,13 @@ static int FN(spdinv_v)(ocn_backend *bk, int n, REAL *A) { return bk->spdinv(bk,
 
 /* ---- small helpers ---- */
 
-static REAL *FN(zalloc)(size_t n) { return calloc(n ? n : 1, sizeof(REAL)); }
+/* Every buffer of the step comes from its workspace (workspace.h): KEEP for
+ * what lives until the step ends, TMP for a function's temporaries (released
+ * with the mark taken at its entry).  A failure longjmps to the step's entry
+ * (no allocation here returns NULL). */
+#define KEEP(ws, n, what) ((REAL *)ocn_ws_keep((ws), (size_t)(n) * sizeof(REAL), (what)))
+#define TMP(ws, n, what) ((REAL *)ocn_ws_tmp((ws), (size_t)(n) * sizeof(REAL), (what)))
+#define TMPRAW(ws, n, what) ((REAL *)ocn_ws_tmp_raw((ws), (size_t)(n) * sizeof(REAL), (what)))
 
 static REAL FN(dotv)(const REAL *a, const REAL *b, int n)
 {
@@ -105,20 +113,18 @@ static REAL FN(dact)(ocn_act a, REAL h)
 #define OPT_UNRESOLVED 1000
 #define OPT_NONFINITE 1001 /* the matrix holds NaN/Inf: the precision overflowed upstream */
 #endif
-static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
+static int FN(sym_pinv_keep)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, double floor)
 {
-    REAL *V = FN(zalloc)((size_t)n * n), *w = FN(zalloc)((size_t)n);
-    if (!V || !w) {
-        free(V), free(w);
-        return -1;
-    }
+    size_t mk = ocn_ws_mark(ws);
+    REAL *V = TMPRAW(ws, (size_t)n * n, "the eigenvectors of a factor's pseudo-inverse"),
+         *w = TMPRAW(ws, n, "the eigenvalues of a factor's pseudo-inverse");
     /* scaled by a power of two (exact) to entries of order 1 first: a factor
      * of entries ~1e-30 made float32's ssyev fail to converge (fuzzer game
      * ef9f9aaceedcf9a6); (2^-e F)^† = 2^-e F^†, and the §5 rule is relative */
     double amax = 0;
     for (size_t i = 0; i < (size_t)n * n; i++) {
         if (!isfinite(A[i])) {
-            free(V), free(w);
+            ocn_ws_release(ws, mk);
             return OPT_NONFINITE;
         }
         amax = fmax(amax, fabs((double)A[i]));
@@ -135,17 +141,16 @@ static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
         int keep_all = floor > (double)n * DBL_EPSILON * (double)mx;
         for (int k = 0; k < n && keep_all; k++)
             if (!(fabs(w[k]) > tol)) {
-                free(V), free(w);
+                ocn_ws_release(ws, mk);
                 return OPT_UNRESOLVED;
             }
         for (int k = 0; k < n; k++) w[k] = fabs(w[k]) > tol ? 1 / w[k] : 0; /* V diag(1/w) Vᵀ */
-        REAL *T = FN(zalloc)((size_t)n * n);
+        REAL *T = TMPRAW(ws, (size_t)n * n, "a factor's pseudo-inverse");
         for (int i = 0; i < n; i++)
             for (int k = 0; k < n; k++) T[(size_t)i * n + k] = V[(size_t)i * n + k] * w[k];
         GEMM(bk, 0, 1, n, n, n, 1, T, n, V, n, 0, A, n);
-        free(T);
     }
-    free(V), free(w);
+    ocn_ws_release(ws, mk);
     return st;
 }
 
@@ -166,19 +171,20 @@ static int FN(sym_pinv_keep)(ocn_backend *bk, REAL *A, int n, double floor)
 #ifndef OPT_CHOL_MARGIN
 #define OPT_CHOL_MARGIN 16
 #endif
-static int FN(factor_inv)(ocn_backend *bk, REAL *A, int n, REAL sg)
+static int FN(factor_inv)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, REAL sg)
 {
     double tr = 0;
     for (int i = 0; i < n; i++) tr += fabs((double)A[(size_t)i * n + i]);
     if (sg > 0 && (double)sg > OPT_CHOL_MARGIN * (double)n * EPS * tr) {
-        REAL *C = FN(zalloc)((size_t)n * n);
+        size_t mk = ocn_ws_mark(ws);
+        REAL *C = TMPRAW(ws, (size_t)n * n, "a KFAC factor's Cholesky copy");
         memcpy(C, A, (size_t)n * n * sizeof(REAL));
         int st = SPDINV(bk, n, C);
         if (!st) memcpy(A, C, (size_t)n * n * sizeof(REAL));
-        free(C);
+        ocn_ws_release(ws, mk);
         if (!st) return 0;
     }
-    return FN(sym_pinv_keep)(bk, A, n, EPS > 1e-10 ? (double)sg : 0.0);
+    return FN(sym_pinv_keep)(bk, ws, A, n, EPS > 1e-10 ? (double)sg : 0.0);
 }
 
 static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg, int st)
@@ -269,6 +275,7 @@ typedef struct {
     REAL *y;
     ocn_perturb *pert; /* §10 perturbation run (NULL: nominal) */
     ocn_opt_sstate *ss; /* §13 carried state (NULL: one step, no state) */
+    ocn_ws *ws;         /* the step's workspace (every buffer) */
 } FN(omodel);
 
 static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL *X, REAL *Xn, REAL **Hout)
@@ -277,22 +284,23 @@ static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL 
     int B = M->B, n = g->n[t], n1 = g->n[t + 1];
     memset(Xn, 0, (size_t)B * n1 * sizeof(REAL));
     const ocn_stage *st = &g->stages[t];
+    size_t mk = ocn_ws_mark(M->ws);
     for (int p = 0; p < st->nplayers; p++) {
         FN(opl) *P = &M->pl[t][p];
         const ocn_player *pl = P->pl;
         int in = pl->in_dim, out = pl->out_dim, ci = g->block_off[t][pl->in_block], co = g->block_off[t + 1][pl->out_block];
-        REAL *H = Hout ? Hout[p] : FN(zalloc)((size_t)B * out);
+        REAL *H = Hout ? Hout[p] : TMP(M->ws, (size_t)B * out, "pre-activations");
         if (pl->kind == OCN_PLAYER_ACT) {
             for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, X + (size_t)i * n + ci, (size_t)out * sizeof(REAL));
         } else if (pl->kind == OCN_PLAYER_CONV) { /* §14: im2col, one GEMM with Tm = [W b]ᵀ (bias by the trailing 1) */
             int L = P->L, na = P->na, cq = P->out;
-            REAL *Pa = FN(zalloc)((size_t)B * L * na), *Hv = FN(zalloc)((size_t)B * L * cq);
+            REAL *Pa = TMP(M->ws, (size_t)B * L * na, "conv patches (im2col)"),
+                 *Hv = TMP(M->ws, (size_t)B * L * cq, "conv pre-activations");
             FN(im2col)(&pl->conv, X, n, ci, B, Pa);
             GEMM(M->bk, 0, 0, B * L, cq, na, 1, Pa, na, th[p], cq, 0, Hv, cq);
             for (int i = 0; i < B; i++) /* virtual rows (i, p) -> the channel-major block h[o·L + p] */
                 for (int q = 0; q < L; q++)
                     for (int o = 0; o < cq; o++) H[(size_t)i * out + (size_t)o * L + q] = Hv[((size_t)i * L + q) * cq + o];
-            free(Pa), free(Hv);
         } else {
             const REAL *b = pl->kind == OCN_PLAYER_DENSE ? th[p] + (size_t)in * out : th[p];
             for (int i = 0; i < B; i++) memcpy(H + (size_t)i * out, b, (size_t)out * sizeof(REAL));
@@ -303,7 +311,7 @@ static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL 
         }
         for (int i = 0; i < B; i++)
             for (int r = 0; r < out; r++) Xn[(size_t)i * n1 + co + r] += FN(act)(pl->act, H[(size_t)i * out + r]);
-        if (!Hout) free(H);
+        ocn_ws_release(M->ws, mk);
     }
     for (int k = 0; k < st->ncarries; k++) {
         int f = g->block_off[t][st->carries[k].from], to = g->block_off[t + 1][st->carries[k].to];
@@ -337,7 +345,8 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
             /* §14 Jᵀ: G to virtual rows (row, p) of C_o entries (kept in GH[p] in that layout),
              * patch cotangents Gv Wᵀ (one GEMM), col2im scatter-add; no (C_o H_o W_o) x (C H W) matrix */
             int L = P->L, cq = P->out, K = P->na - 1;
-            REAL *Gv = FN(zalloc)((size_t)R * out), *Dp = FN(zalloc)((size_t)R * L * K);
+            size_t mk = ocn_ws_mark(M->ws);
+            REAL *Gv = TMP(M->ws, (size_t)R * out, "conv cotangents"), *Dp = TMP(M->ws, (size_t)R * L * K, "conv patch cotangents");
             for (int row = 0; row < R; row++)
                 for (int q = 0; q < L; q++)
                     for (int o = 0; o < cq; o++) Gv[((size_t)row * L + q) * cq + o] = G[(size_t)row * out + (size_t)o * L + q];
@@ -349,7 +358,7 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
                         if (s >= 0) Xc[(size_t)row * n + ci + s] += Dp[((size_t)row * L + q) * K + col];
                     }
             memcpy(G, Gv, (size_t)R * out * sizeof(REAL));
-            free(Gv), free(Dp);
+            ocn_ws_release(M->ws, mk);
         } else if (pl->kind == OCN_PLAYER_DENSE) { /* G W: W = (Tm rows 0..in-1)ᵀ */
             GEMM(M->bk, 0, 1, R, in, out, 1, G, out, P->th, out, 1, Xc + ci, n);
         } else {
@@ -411,6 +420,7 @@ typedef struct {
     long mg[REF_MAXP];               /* parameters of each group: rk == mg (or rg == mg) means range(U)
                                       * is the whole space and x/μ − correction can be avoided */
     double kap[REF_MAXP];            /* emax/μ of the group's μI + UDUᵀ */
+    ocn_ws *ws;                      /* the step's workspace: its buffers (KEEP) and temporaries */
 } FN(minv);
 
 /* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group (gu: c per sample). */
@@ -423,13 +433,14 @@ static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL 
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
         int L = P->L; /* conv (§14): virtual rows (k, p), summed over p */
-        REAL *Y = FN(zalloc)((size_t)B * L * P->out); /* A_p X_p */
+        size_t mk = ocn_ws_mark(W->ws);
+        REAL *Y = TMPRAW(W->ws, (size_t)B * L * P->out, "A X for U^T x"); /* A_p X_p */
         GEMM(bk, 0, 0, B * L, P->out, P->na, 1, P->A, P->na, X[q], P->out, 0, Y, P->out);
         for (int k = 0; k < B; k++)
             for (int l = 0; l < c; l++)
                 for (int pp = 0; pp < L; pp++)
                     ux[k * c + l] += FN(dotv)(Y + ((size_t)k * L + pp) * P->out, GU[q] + (((size_t)k * c + l) * L + pp) * P->out, P->out);
-        free(Y);
+        ocn_ws_release(W->ws, mk);
     }
 }
 
@@ -447,14 +458,15 @@ static void FN(wood_u_with)(FN(minv) *W, int grp, REAL *const *GU, int c, const 
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
         int L = P->L; /* conv (§14): virtual rows (k, p) */
-        REAL *Cg = FN(zalloc)((size_t)B * L * P->out);
+        size_t mk = ocn_ws_mark(W->ws);
+        REAL *Cg = TMP(W->ws, (size_t)B * L * P->out, "U w's gradient rows");
         for (int k = 0; k < B; k++)
             for (int l = 0; l < c; l++)
                 for (int pp = 0; pp < L; pp++)
                     for (int o = 0; o < P->out; o++)
                         Cg[((size_t)k * L + pp) * P->out + o] += w[k * c + l] * GU[q][(((size_t)k * c + l) * L + pp) * P->out + o];
         GEMM(bk, 1, 0, P->na, P->out, B * L, s, P->A, P->na, Cg, P->out, 1, X[q], P->out);
-        free(Cg);
+        ocn_ws_release(W->ws, mk);
     }
 }
 
@@ -469,13 +481,14 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
 static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *bk)
 {
     int np = W->np;
+    size_t mk = ocn_ws_mark(W->ws);
     if (W->mode == CV_SCALED || W->mode == CV_RMS) {
         for (int q = 0; q < np; q++)
             for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta * X[q][j] * (W->mode == CV_RMS ? W->dinv[q][j] : 1);
     } else if (W->mode == CV_KFAC) { /* η Ai X Gi (Tm form of vec(G^† mat(x) A^†)) */
         for (int q = 0; q < np; q++) {
             FN(opl) *P = W->P[q];
-            REAL *T = FN(zalloc)((size_t)P->m);
+            REAL *T = TMPRAW(W->ws, P->m, "A^+ X of a kfac application");
 #if OCN_MUTANT == MUT_KFAC_TRANSPOSE
             /* mutant: θ read in the wrong vec order, i.e. G ⊗ A instead of A ⊗ G */
             GEMM(bk, 0, 0, P->out, P->na, P->out, 1, W->Gi[q], P->out, X[q], P->na, 0, T, P->na);
@@ -484,7 +497,7 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
             GEMM(bk, 0, 0, P->na, P->out, P->na, 1, W->Ai[q], P->na, X[q], P->out, 0, T, P->out);
             GEMM(bk, 0, 0, P->na, P->out, P->out, W->eta, T, P->out, W->Gi[q], P->out, 0, Y[q], P->out);
 #endif
-            free(T);
+            ocn_ws_release(W->ws, mk);
         }
     } else if (W->mode == CV_COOP) { /* Y_u = η Σ_v Aw[u,v] X_v Gw[v,u] (diagonal blocks of the embedding) */
         int naw = W->ao[np], ngw = W->go[np];
@@ -492,18 +505,19 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
         for (int u = 0; u < np; u++)
             for (int v = 0; v < np; v++) {
                 FN(opl) *Pu = W->P[u], *Pv = W->P[v];
-                REAL *T = FN(zalloc)((size_t)Pu->na * Pv->out);
+                REAL *T = TMPRAW(W->ws, (size_t)Pu->na * Pv->out, "Aw X of a coop-kfac application");
                 GEMM(bk, 0, 0, Pu->na, Pv->out, Pv->na, 1, W->Aw + (size_t)W->ao[u] * naw + W->ao[v], naw, X[v], Pv->out, 0,
                      T, Pv->out);
                 GEMM(bk, 0, 0, Pu->na, Pu->out, Pv->out, W->eta, T, Pv->out, W->Gw + (size_t)W->go[v] * ngw + W->go[u], ngw,
                      1, Y[u], Pu->out);
-                free(T);
+                ocn_ws_release(W->ws, mk);
             }
     } else if (W->GUg[0]) { /* gn-outer, gradient core: η (x − Ug Vg diag(fg) Vgᵀ Ugᵀ x)/μ */
         int B = W->B;
         for (int q = 0; q < np; q++)
             for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta / W->mu * X[q][j];
-        REAL *ux = FN(zalloc)((size_t)B), *t = FN(zalloc)((size_t)B), *z = FN(zalloc)((size_t)B);
+        REAL *ux = TMP(W->ws, B, "gradient-core coefficients"), *t = TMP(W->ws, B, "gradient-core coefficients"),
+             *z = TMP(W->ws, B, "gradient-core coefficients");
         REAL sb = (REAL)(1.0 / sqrt((double)B));
         for (int gr = 0; gr < W->ngroups; gr++) {
             FN(wood_ut_with)(W, gr, W->GUg, 1, X, ux, bk);
@@ -524,12 +538,11 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
                     if (W->grp[q] == gr) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
             FN(wood_u_with)(W, gr, W->GUg, 1, z, full ? W->eta * sb : -W->eta * sb / W->mu, Y, bk);
         }
-        free(ux), free(t), free(z);
     } else { /* low-rank per group: η (x − U D w)/μ, w = Uᵀ M^† x */
         int nc = W->B * W->upr, c = W->upr;
         for (int q = 0; q < np; q++)
             for (int j = 0; j < W->P[q]->m; j++) Y[q][j] = W->eta / W->mu * X[q][j];
-        REAL *w = FN(zalloc)((size_t)nc), *dw = FN(zalloc)((size_t)nc);
+        REAL *w = TMP(W->ws, nc, "low-rank coefficients"), *dw = TMP(W->ws, nc, "low-rank coefficients");
         for (int gr = 0; gr < W->ngroups; gr++) {
             int rk = W->rk[gr];
             double lmx = 0, lmn = INFINITY;
@@ -537,7 +550,8 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
             /* range(U) is the whole space: x = U G⁺Uᵀx, M^† x = U Vr Λ⁻¹ Si Λ⁻¹ Vrᵀ Uᵀx, no 1/μ —
              * when G⁺ amplifies less than 1/μ does (the core's emax/μ) */
             if (rk && rk >= W->mg[gr] && lmx / lmn < W->kap[gr]) {
-                REAL *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk);
+                size_t mk2 = ocn_ws_mark(W->ws);
+                REAL *t = TMP(W->ws, rk, "low-rank coefficients"), *t2 = TMP(W->ws, rk, "low-rank coefficients");
                 FN(wood_ut)(W, gr, X, w, bk);
                 for (int k = 0; k < nc; k++) w[k] *= (REAL)(1.0 / sqrt((double)W->B));
                 GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, w, 1, 0, t, 1);
@@ -548,7 +562,7 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
                 for (int q = 0; q < np; q++)
                     if (W->grp[q] == gr) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
                 FN(wood_u)(W, gr, dw, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
-                free(t), free(t2);
+                ocn_ws_release(W->ws, mk2);
                 continue;
             }
             FN(wood_ut_minv)(W, gr, X, NULL, w, bk); /* η w */
@@ -560,8 +574,8 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
                 }
             FN(wood_u)(W, gr, dw, -(REAL)(1.0 / sqrt((double)W->B)) / W->mu, Y, bk);
         }
-        free(w), free(dw);
     }
+    ocn_ws_release(W->ws, mk);
 }
 
 /* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
@@ -570,13 +584,15 @@ static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, oc
 {
     int nc = W->B * W->upr, rk = W->rk[gr];
     if (!rk) return;
-    REAL *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk), *z = FN(zalloc)((size_t)nc);
+    size_t mk = ocn_ws_mark(W->ws);
+    REAL *t = TMP(W->ws, rk, "low-rank coefficients"), *t2 = TMP(W->ws, rk, "low-rank coefficients"),
+         *z = TMP(W->ws, nc, "low-rank coefficients");
     GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 0, t, 1);
     GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
     for (int k = 0; k < rk; k++) t2[k] /= W->lr[gr][k];
     GEMM(bk, 0, 0, nc, 1, rk, 1, W->Vr[gr], rk, t2, 1, 0, z, 1);
     FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
-    free(t), free(t2), free(z);
+    ocn_ws_release(W->ws, mk);
 }
 
 /* out (B·upr) = Uᵀ M^† (x + U c) for one low-rank group (X or c may be NULL):
@@ -586,7 +602,9 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
     int nc = W->B * W->upr, rk = W->rk[gr];
     memset(out, 0, (size_t)nc * sizeof(REAL));
     if (!rk) return;
-    REAL *ux = FN(zalloc)((size_t)nc), *t = FN(zalloc)((size_t)rk), *t2 = FN(zalloc)((size_t)rk);
+    size_t mk = ocn_ws_mark(W->ws);
+    REAL *ux = TMP(W->ws, nc, "low-rank coefficients"), *t = TMP(W->ws, rk, "low-rank coefficients"),
+         *t2 = TMP(W->ws, rk, "low-rank coefficients");
     if (X) {
         FN(wood_ut)(W, gr, X, ux, bk);
         for (int k = 0; k < nc; k++) ux[k] *= (REAL)(1.0 / sqrt((double)W->B));
@@ -596,7 +614,7 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
     if (c) GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 1, t, 1);
     GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
     GEMM(bk, 0, 0, nc, 1, rk, W->eta, W->Vr[gr], rk, t2, 1, 0, out, 1);
-    free(ux), free(t), free(t2);
+    ocn_ws_release(W->ws, mk);
 }
 
 /* The open gain k = M^† Q_θ.  Low rank: Q_θ = λθ + U c with c the batch
@@ -604,6 +622,7 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
  * through x/μ + correction; other modes apply M^† to Q_θ as formed. */
 static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, ocn_backend *bk)
 {
+    size_t mk = ocn_ws_mark(W->ws);
     if (W->mode == CV_KFAC && !lth) {
         /* rank-aware (issue 12 item 3): without weight decay Q_θ = (1/B) Aᵀ G is rank ≤ B,
          * so k = η A^† Q_θ G^† = (η/B) (A A^†)ᵀ (G G^†) in O(B·(na² + out² + na·out))
@@ -612,10 +631,9 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             FN(opl) *P = W->P[q];
             int B = W->B * P->L, na = P->na, out = P->out; /* rows: samples (conv: virtual rows, §14) */
             double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
-            REAL *AAi = W->GV[q] && rank < full ? FN(zalloc)((size_t)B * na) : NULL;
-            REAL *GGi = AAi ? FN(zalloc)((size_t)B * out) : NULL;
-            if (!AAi || !GGi) { /* the dense form for this player (also when out of memory for the factors) */
-                free(AAi), free(GGi);
+            REAL *AAi = W->GV[q] && rank < full ? TMPRAW(W->ws, (size_t)B * na, "A A^+ of the kfac gain") : NULL;
+            REAL *GGi = AAi ? TMPRAW(W->ws, (size_t)B * out, "G G^+ of the kfac gain") : NULL;
+            if (!AAi || !GGi) { /* the dense form for this player */
                 FN(minv) W1 = *W; /* shallow: player q alone */
                 W1.np = 1, W1.P[0] = P, W1.Ai[0] = W->Ai[q], W1.Gi[0] = W->Gi[q];
                 REAL *X1[1] = {Qth[q]}, *Y1[1] = {K[q]};
@@ -625,7 +643,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             GEMM(bk, 0, 0, B, na, na, 1, P->A, na, W->Ai[q], na, 0, AAi, na);
             GEMM(bk, 0, 0, B, out, out, 1, W->GV[q], out, W->Gi[q], out, 0, GGi, out);
             GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)W->B, AAi, na, GGi, out, 0, K[q], out);
-            free(AAi), free(GGi);
+            ocn_ws_release(W->ws, mk);
         }
         return;
     }
@@ -636,7 +654,8 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
     for (int q = 0; q < W->np; q++) memset(K[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
     if (W->GUg[0]) { /* gn-outer: k = η Ug Vg diag(fg) Vgᵀ c_g, c_g = 1/√B */
         int B = W->B;
-        REAL *t = FN(zalloc)((size_t)B), *z = FN(zalloc)((size_t)B), sb = (REAL)(1.0 / sqrt((double)B));
+        REAL *t = TMP(W->ws, B, "gradient-core coefficients"), *z = TMP(W->ws, B, "gradient-core coefficients"),
+             sb = (REAL)(1.0 / sqrt((double)B));
         for (int gr = 0; gr < W->ngroups; gr++) {
             for (int k = 0; k < B; k++) {
                 REAL a = 0;
@@ -646,42 +665,33 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             for (int i = 0; i < B; i++) z[i] = FN(dotv)(W->Vg[gr] + (size_t)i * B, t, B);
             FN(wood_u_with)(W, gr, W->GUg, 1, z, W->eta * sb, K, bk);
         }
-        free(t), free(z);
+        ocn_ws_release(W->ws, mk);
     } else {
         for (int gr = 0; gr < W->ngroups; gr++) FN(wood_apply_coef)(W, gr, c, K, bk);
     }
     if (!lth) return;
     REAL *Y[REF_MAXP];
-    for (int q = 0; q < W->np; q++) Y[q] = FN(zalloc)((size_t)W->P[q]->m);
+    for (int q = 0; q < W->np; q++) Y[q] = TMP(W->ws, W->P[q]->m, "M^+ of the weight-decay part");
     FN(minv_apply)(W, lth, Y, bk);
-    for (int q = 0; q < W->np; q++) {
+    for (int q = 0; q < W->np; q++)
         for (int j = 0; j < W->P[q]->m; j++) K[q][j] += Y[q][j];
-        free(Y[q]);
-    }
-}
-
-static void FN(minv_free)(FN(minv) *W)
-{
-    for (int q = 0; q < REF_MAXP; q++) {
-        free(W->dinv[q]), free(W->Ai[q]), free(W->Gi[q]), free(W->GU[q]);
-        free(W->Vr[q]), free(W->lr[q]), free(W->Si[q]);
-        free(W->GUg[q]), free(W->Vg[q]), free(W->fg[q]), free(W->sg[q]);
-    }
-    free(W->Aw), free(W->Gw), free(W->D);
+    ocn_ws_release(W->ws, mk);
 }
 
 /* Gram of per-sample gradients of a group: G[(k,l),(k',l')] = Σ_p (a_pk·a_pk')(g_pkl·g_pk'l'). */
-static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const *GR, int cr, ocn_backend *bk)
+static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const *GR, int cr, int keep, ocn_backend *bk)
 {
     int B = W->B;
-    REAL *G = FN(zalloc)((size_t)B * cl * B * cr);
+    REAL *G = keep ? KEEP(W->ws, (size_t)B * cl * B * cr, "the gradient Gram") : TMP(W->ws, (size_t)B * cl * B * cr, "the Gram U^T U");
+    size_t mk = ocn_ws_mark(W->ws);
     for (int q = 0; q < W->np; q++) {
         if (W->grp[q] != grp) continue;
         FN(opl) *P = W->P[q];
         if (P->L > 1) { /* conv (§14): q = Σ_p a_p g_pᵀ, so (q·q') = Σ_{p,p'} (a_p·a'_p')(g_p·g'_p') */
             int L = P->L;
             size_t nl = (size_t)B * cl * L, nr = (size_t)B * cr * L, BL = (size_t)B * L;
-            REAL *AA = FN(zalloc)(BL * BL), *GG = FN(zalloc)(nl * nr);
+            REAL *AA = TMPRAW(W->ws, BL * BL, "the conv Gram's location products A A^T"),
+                 *GG = TMPRAW(W->ws, nl * nr, "the conv Gram's location products G G^T");
             GEMM(bk, 0, 1, (int)BL, (int)BL, P->na, 1, P->A, P->na, P->A, P->na, 0, AA, (int)BL);
             GEMM(bk, 0, 1, (int)nl, (int)nr, P->out, 1, GL[q], P->out, GR[q], P->out, 0, GG, (int)nr);
             for (int i = 0; i < B * cl; i++)
@@ -693,15 +703,15 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
                                    GG[((size_t)i * L + a) * nr + (size_t)j * L + b];
                     G[(size_t)i * B * cr + j] += sum;
                 }
-            free(AA), free(GG);
+            ocn_ws_release(W->ws, mk);
             continue;
         }
-        REAL *AA = FN(zalloc)((size_t)B * B), *GG = FN(zalloc)((size_t)B * cl * B * cr);
+        REAL *AA = TMPRAW(W->ws, (size_t)B * B, "the Gram's A A^T"), *GG = TMPRAW(W->ws, (size_t)B * cl * B * cr, "the Gram's G G^T");
         GEMM(bk, 0, 1, B, B, P->na, 1, P->A, P->na, P->A, P->na, 0, AA, B);
         GEMM(bk, 0, 1, B * cl, B * cr, P->out, 1, GL[q], P->out, GR[q], P->out, 0, GG, B * cr);
         for (int i = 0; i < B * cl; i++)
             for (int j = 0; j < B * cr; j++) G[(size_t)i * B * cr + j] += AA[(i / cl) * B + j / cr] * GG[(size_t)i * B * cr + j];
-        free(AA), free(GG);
+        ocn_ws_release(W->ws, mk);
     }
     return G;
 }
@@ -718,8 +728,9 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
     long mg = 0;
     for (int q = 0; q < W->np; q++)
         if (W->grp[q] == gr) mg += W->P[q]->m;
-    REAL *G = FN(gram)(W, gr, W->GU, c, W->GU, c, bk), *lam = FN(zalloc)((size_t)nc);
-    int *keep = calloc((size_t)nc, sizeof *keep);
+    size_t mk = ocn_ws_mark(W->ws);
+    REAL *G = FN(gram)(W, gr, W->GU, c, W->GU, c, 0, bk), *lam = TMP(W->ws, nc, "the Gram's eigenvalues");
+    int *keep = ocn_ws_tmp(W->ws, (size_t)nc * sizeof *keep, "the Gram's kept directions");
     REAL *Wm = NULL, *DW = NULL, *H = NULL, *h = NULL, *T1 = NULL, *lk = NULL;
     int rc = OCN_OK, rk = 0;
     if (!G || !lam || !keep) {
@@ -745,11 +756,11 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
      * small but real, e.g. nearly collinear inputs in float32; kept, with Λ read
      * off the explicitly formed U v, accurate where the Gram's is not).  Noise is
      * at the rounding level of forming U v: √nc·ε·(largest column norm). */
-    REAL *e = FN(zalloc)((size_t)nc), *Y[REF_MAXP] = {0};
-    lk = FN(zalloc)((size_t)nc);
+    REAL *e = TMP(W->ws, nc, "a Gram eigenvector"), *Y[REF_MAXP] = {0};
+    lk = TMP(W->ws, nc, "the kept eigenvalues");
     int ok = lk && e;
     for (int q = 0; ok && q < W->np; q++)
-        if (W->grp[q] == gr) ok = (Y[q] = FN(zalloc)((size_t)W->P[q]->m)) != NULL;
+        if (W->grp[q] == gr) ok = (Y[q] = TMP(W->ws, W->P[q]->m, "U v of a weak direction")) != NULL;
     double tol = 8 * sqrt((double)nc) * EPS * ucol;
     for (int k = 0; ok && k < nc; k++) {
         REAL l = lam[k];
@@ -768,8 +779,6 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         lk[rk] = l;
         keep[rk++] = k;
     }
-    for (int q = 0; q < W->np; q++) free(Y[q]);
-    free(e);
     if (!ok) {
         rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
         goto done;
@@ -778,16 +787,13 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
     W->mg[gr] = mg;
     double emax = W->mu, hmin = INFINITY;
     if (rk) {
-        Wm = FN(zalloc)((size_t)nc * rk), DW = FN(zalloc)((size_t)nc * rk), H = FN(zalloc)((size_t)rk * rk);
-        h = FN(zalloc)((size_t)rk), T1 = FN(zalloc)((size_t)rk * rk);
-        W->Vr[gr] = FN(zalloc)((size_t)nc * rk), W->lr[gr] = FN(zalloc)((size_t)rk);
-        W->Si[gr] = FN(zalloc)((size_t)rk * rk);
-        int *ipiv = calloc((size_t)rk, sizeof *ipiv);
-        if (!Wm || !DW || !H || !h || !T1 || !W->Vr[gr] || !W->lr[gr] || !W->Si[gr] || !ipiv) {
-            free(ipiv);
-            rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core of rank %d)", who, rk);
-            goto done;
-        }
+        Wm = TMP(W->ws, (size_t)nc * rk, "the low-rank core"), DW = TMP(W->ws, (size_t)nc * rk, "the low-rank core D V");
+        H = TMP(W->ws, (size_t)rk * rk, "the low-rank core H");
+        h = TMP(W->ws, rk, "the low-rank core's eigenvalues"), T1 = TMP(W->ws, (size_t)rk * rk, "the low-rank core S");
+        W->Vr[gr] = KEEP(W->ws, (size_t)nc * rk, "the Gram's kept eigenvectors Vr");
+        W->lr[gr] = KEEP(W->ws, rk, "the Gram's kept eigenvalues");
+        W->Si[gr] = KEEP(W->ws, (size_t)rk * rk, "the low-rank core's inverse");
+        int *ipiv = ocn_ws_tmp(W->ws, (size_t)rk * sizeof *ipiv, "LU pivots");
         for (int k = 0; k < rk; k++) W->lr[gr][k] = lk[k];
         for (int i = 0; i < nc; i++)
             for (int k = 0; k < rk; k++) W->Vr[gr][(size_t)i * rk + k] = G[(size_t)i * nc + keep[k]];
@@ -809,7 +815,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
             for (int j = 0; j < rk; j++)
                 H[(size_t)i * rk + j] = T1[(size_t)i * rk + j] * (REAL)sqrt((double)W->lr[gr][i] * (double)W->lr[gr][j]);
         if (psd) { /* D ⪰ 0: h ≥ 0, so μ + h ≥ μ; ‖H‖ by power iteration (with a 10% margin) */
-            double *x = calloc((size_t)rk, sizeof *x), *y = calloc((size_t)rk, sizeof *y), hn = 0;
+            double *x = ocn_ws_tmp(W->ws, (size_t)rk * sizeof *x, "power iteration"),
+                   *y = ocn_ws_tmp(W->ws, (size_t)rk * sizeof *y, "power iteration"), hn = 0;
             for (int k = 0; x && k < rk; k++) x[k] = 1 + 0.01 * k;
             for (int it = 0; x && y && it < 40; it++) {
                 double nn = 0;
@@ -824,12 +831,10 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
                 if (!(nn > 0)) break;
                 for (int i = 0; i < rk; i++) x[i] = y[i] / sqrt(nn);
             }
-            free(x), free(y);
             emax = (double)W->mu + 1.1 * hn;
             hmin = W->mu;
         } else {
             if (SYEV(bk, rk, H, h)) {
-                free(ipiv);
                 rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d low-rank core failed", who, rk, rk);
                 goto done;
             }
@@ -844,7 +849,6 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         PSYM(M->pert, T1, rk); /* §10: the core as handed to the factorisation */
         for (int k = 0; k < rk; k++) W->Si[gr][(size_t)k * rk + k] = 1;
         int st = GESV(bk, rk, rk, T1, ipiv, W->Si[gr]);
-        free(ipiv);
         if (st) {
             rc = ocn_fail(err, OCN_EUNSUPPORTED, "%s: the %d x %d low-rank core is singular (mu = %g): refused", who, rk,
                           rk, (double)W->mu);
@@ -881,7 +885,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         goto done;
     }
 done:
-    free(G), free(lam), free(keep), free(Wm), free(DW), free(H), free(h), free(T1), free(lk);
+    (void)Wm;
+    ocn_ws_release(W->ws, mk);
     return rc;
 }
 
@@ -889,12 +894,12 @@ done:
 
 /* The buffer a step writes (`nx`) of a factor set, allocated on first use;
  * NULL when out of memory.  `dims` sets the factor dimensions. */
-static ocn_opt_fstate *FN(fs_prepare)(ocn_opt_sstate *ss, ocn_opt_fstate *fs, int na, int out, int m)
+static ocn_opt_fstate *FN(fs_prepare)(ocn_ws *ws, ocn_opt_sstate *ss, ocn_opt_fstate *fs, int na, int out, int m)
 {
     int nx = 1 - ss->cur;
     if (!fs->A[0] && !fs->v[0]) {
         fs->na = na, fs->out = out, fs->m = m;
-        int ok = 1;
+        int ok = !ocn_ws_fault(ws); /* tests: the countdown of workspace.h covers the state's buffers too */
         for (int b = 0; b < 2; b++) {
             if (m) {
                 ok = ok && (fs->v[b] = calloc((size_t)m, sizeof(double)));
@@ -960,7 +965,7 @@ static int FN(kfac_factor)(FN(omodel) *M, ocn_opt_fstate *fs, int which, REAL *F
     }
     for (int i = 0; i < n; i++) F[(size_t)i * n + i] += sg;
     PSYM(M->pert, F, n); /* §10: the damped factor as handed to the inverse */
-    int st = FN(factor_inv)(M->bk, F, n, sg);
+    int st = FN(factor_inv)(M->bk, M->ws, F, n, sg);
     if (!st && inv)
         for (size_t i = 0; i < (size_t)n * n; i++) inv[i] = (double)F[i];
     return st;
@@ -977,7 +982,9 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     ocn_backend *bk = M->bk;
     int B = M->B;
     memset(W, 0, sizeof *W);
+    W->ws = M->ws;
     W->np = np, W->r = r, W->B = B, W->eta = (REAL)o->lr;
+    size_t mk = ocn_ws_mark(M->ws); /* the temporaries of the statistics (W's own buffers are KEEP) */
     for (int q = 0; q < np; q++) W->P[q] = P[q];
     REAL sg = (REAL)sqrt(o->damping);
 #if OCN_MUTANT == MUT_DAMP_TWICE
@@ -992,30 +999,22 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         long mt = 0;
         double mx = 0;
         for (int q = 0; q < np; q++) {
-            REAL *A2 = FN(zalloc)((size_t)B * P[q]->na), *G2 = FN(zalloc)((size_t)B * P[q]->out);
-            W->dinv[q] = FN(zalloc)((size_t)P[q]->m);
-            if (!A2 || !G2 || !W->dinv[q]) {
-                free(A2), free(G2);
-                return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop statistics)", who);
-            }
+            REAL *A2 = TMPRAW(M->ws, (size_t)B * P[q]->na, "rmsprop's a ⊙ a"), *G2 = TMPRAW(M->ws, (size_t)B * P[q]->out, "rmsprop's g ⊙ g");
+            W->dinv[q] = KEEP(M->ws, P[q]->m, "rmsprop's diagonal");
             if (P[q]->L > 1) { /* conv (§14): q_i = Σ_p a_(i,p) g_(i,p)ᵀ is not rank one: formed per sample */
-                REAL *Qi = FN(zalloc)((size_t)P[q]->m);
+                REAL *Qi = TMPRAW(M->ws, P[q]->m, "a conv per-sample gradient");
                 for (int i = 0; i < B; i++) {
                     FN(qexpl)(bk, P[q], GHv[q], i, (size_t)i, Qi);
                     for (int j = 0; j < P[q]->m; j++) W->dinv[q][j] += Qi[j] * Qi[j] / (REAL)B;
                 }
-                free(Qi);
             } else {
                 for (int i = 0; i < B * P[q]->na; i++) A2[i] = P[q]->A[i] * P[q]->A[i];
                 for (int i = 0; i < B * P[q]->out; i++) G2[i] = GHv[q][i] * GHv[q][i];
                 GEMM(bk, 1, 0, P[q]->na, P[q]->out, B, (REAL)(1.0 / B), A2, P[q]->na, G2, P[q]->out, 0, W->dinv[q], P[q]->out);
             }
             if (M->ss) { /* §13: v_s = ρ v_{s−1} + (1 − ρ) v̂_s, before the square root and ε */
-                ocn_opt_fstate *fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], 0, 0, P[q]->m);
-                if (!fs) {
-                    free(A2), free(G2);
-                    return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop state)", who);
-                }
+                ocn_opt_fstate *fs = FN(fs_prepare)(M->ws, M->ss, &M->ss->pl[P[q]->t][P[q]->p], 0, 0, P[q]->m);
+                if (!fs) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (rmsprop state)", who);
                 int cur = M->ss->cur;
                 FN(ema)(W->dinv[q], (size_t)P[q]->m, fs->v[cur], fs->have[cur], M->ss->rho, fs->v[1 - cur]);
                 fs->have[1 - cur] = 1;
@@ -1024,7 +1023,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             PVEC(M->pert, W->dinv[q], P[q]->m); /* §10: the diagonal before its elementwise inverse */
             for (int j = 0; j < P[q]->m; j++) mx = fmax(mx, fabs((double)W->dinv[q][j]));
             mt += P[q]->m;
-            free(A2), free(G2);
+            ocn_ws_release(M->ws, mk);
         }
         /* §5 pseudo-inverse of the diagonal C (joint over the expansion's players):
          * entries at or below m·ε·max|C_jj| are treated as zero (ε of float64: the
@@ -1042,16 +1041,15 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         W->mode = CV_KFAC;
         for (int q = 0; q < np; q++) {
             int na = P[q]->na, out = P[q]->out;
-            W->Ai[q] = FN(zalloc)((size_t)na * na);
-            W->Gi[q] = FN(zalloc)((size_t)out * out);
-            if (!W->Ai[q] || !W->Gi[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac factors)", who);
+            W->Ai[q] = KEEP(M->ws, (size_t)na * na, "a kfac factor A");
+            W->Gi[q] = KEEP(M->ws, (size_t)out * out, "a kfac factor G");
             /* §14 KFC (conv, L locations): A = (1/B) Σ_i Σ_p a_p a_pᵀ, G = (1/B) Σ_i (1/L) Σ_p g_p g_pᵀ
              * over the virtual rows; L = 1 is §5's dense kfac */
             int L = P[q]->L;
             GEMM(bk, 1, 0, na, na, B * L, (REAL)(1.0 / B), P[q]->A, na, P[q]->A, na, 0, W->Ai[q], na);
             GEMM(bk, 1, 0, out, out, B * L, (REAL)(1.0 / ((double)B * L)), GHv[q], out, GHv[q], out, 0, W->Gi[q], out);
             ocn_opt_fstate *fs = NULL; /* §13: per-player averages A_s, G_s */
-            if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
+            if (M->ss && !(fs = FN(fs_prepare)(M->ws, M->ss, &M->ss->pl[P[q]->t][P[q]->p], na, out, 0)))
                 return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (kfac state)", who);
             W->GV[q] = GHv[q];
             int st = FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg);
@@ -1067,13 +1065,9 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         W->ao[0] = W->go[0] = 0;
         for (int q = 0; q < np; q++) W->ao[q + 1] = W->ao[q] + P[q]->na, W->go[q + 1] = W->go[q] + P[q]->out;
         int naw = W->ao[np], ngw = W->go[np];
-        REAL *Aall = FN(zalloc)((size_t)B * naw), *Gall = FN(zalloc)((size_t)B * ngw);
-        W->Aw = FN(zalloc)((size_t)naw * naw);
-        W->Gw = FN(zalloc)((size_t)ngw * ngw);
-        if (!Aall || !Gall || !W->Aw || !W->Gw) {
-            free(Aall), free(Gall);
-            return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (coop-kfac factors)", who);
-        }
+        REAL *Aall = TMP(M->ws, (size_t)B * naw, "coop-kfac's joint a"), *Gall = TMP(M->ws, (size_t)B * ngw, "coop-kfac's joint g");
+        W->Aw = KEEP(M->ws, (size_t)naw * naw, "coop-kfac's joint factor A_ww");
+        W->Gw = KEEP(M->ws, (size_t)ngw * ngw, "coop-kfac's joint factor G_ww");
         for (int i = 0; i < B; i++)
             for (int q = 0; q < np; q++) {
                 memcpy(Aall + (size_t)i * naw + W->ao[q], P[q]->A + (size_t)i * P[q]->na, (size_t)P[q]->na * sizeof(REAL));
@@ -1081,9 +1075,9 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             }
         GEMM(bk, 1, 0, naw, naw, B, (REAL)(1.0 / B), Aall, naw, Aall, naw, 0, W->Aw, naw);
         GEMM(bk, 1, 0, ngw, ngw, B, (REAL)(1.0 / B), Gall, ngw, Gall, ngw, 0, W->Gw, ngw);
-        free(Aall), free(Gall);
+        ocn_ws_release(M->ws, mk);
         ocn_opt_fstate *fs = NULL; /* §13: the stage's embedded joint averages A_ww, G_ww */
-        if (M->ss && !(fs = FN(fs_prepare)(M->ss, &M->ss->joint[P[0]->t], naw, ngw, 0)))
+        if (M->ss && !(fs = FN(fs_prepare)(M->ws, M->ss, &M->ss->joint[P[0]->t], naw, ngw, 0)))
             return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (coop-kfac state)", who);
         /* §10: the damped embedded factors are perturbed as handed to the inverse */
         int st = FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg);
@@ -1108,13 +1102,11 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     for (int q = 0; q < np; q++) { /* owned copies: the update pass applies M^† after the stage's buffers are gone */
         size_t len = (size_t)B * c * P[q]->L * P[q]->out; /* conv: virtual rows (§14) */
         W->grp[q] = puv ? q : 0;
-        W->GU[q] = FN(zalloc)(len);
-        if (!W->GU[q]) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank factors)", who);
+        W->GU[q] = KEEP(M->ws, len, "the low-rank factors U");
         memcpy(W->GU[q], W->qinU ? GHz[q] : GHv[q], len * sizeof(REAL));
     }
     if (W->qinU) { /* owned: the update pass applies M^† after the stage's buffers are gone */
-        W->D = FN(zalloc)((size_t)B * r * r);
-        if (!W->D) return ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
+        W->D = KEEP(M->ws, (size_t)B * r * r, "the low-rank core D");
         for (int i = 0; i < B; i++)
             for (int j = 0; j < r; j++)
                 for (int l = 0; l < r; l++)
@@ -1124,13 +1116,13 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     /* D ⪰ 0 (gn-outer by construction; exact when every S' block passes Cholesky) */
     int psd = !exact || !W->qinU;
     if (!psd) {
-        REAL *blk = FN(zalloc)((size_t)r * r);
-        psd = blk != NULL;
+        REAL *blk = TMP(M->ws, (size_t)r * r, "a block of S'");
+        psd = 1;
         for (int i = 0; psd && i < B; i++) {
             memcpy(blk, W->D + (size_t)i * r * r, (size_t)r * r * sizeof(REAL));
             psd = !SPDINV(bk, r, blk);
         }
-        free(blk);
+        ocn_ws_release(M->ws, mk);
     }
     int rc = OCN_OK;
     for (int gr = 0; gr < W->ngroups && !rc; gr++) {
@@ -1144,11 +1136,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             /* g_i = a_i ⊗ Σ_j cf_ij gz_ij: the gradient in the span of the q's (its
              * rounding stays in range(U) instead of leaking where C + μI is μ) */
             int L = P[q]->L, ou = P[q]->out; /* conv (§14): virtual rows (i, p) */
-            W->GUg[q] = FN(zalloc)((size_t)B * L * ou);
-            if (!W->GUg[q]) {
-                rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who);
-                break;
-            }
+            W->GUg[q] = KEEP(M->ws, (size_t)B * L * ou, "gn-outer's per-sample gradients");
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
                     for (int pp = 0; pp < L; pp++)
@@ -1156,13 +1144,9 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                             W->GUg[q][((size_t)i * L + pp) * ou + y] += cf[(size_t)i * r + j] * GHz[q][(((size_t)i * r + j) * L + pp) * ou + y];
         }
         for (int gr = 0; gr < W->ngroups && !rc; gr++) {
-            REAL *Gg = FN(gram)(W, gr, W->GUg, 1, W->GUg, 1, bk);
-            W->Vg[gr] = Gg, W->fg[gr] = FN(zalloc)((size_t)B), W->sg[gr] = FN(zalloc)((size_t)B);
+            REAL *Gg = FN(gram)(W, gr, W->GUg, 1, W->GUg, 1, 1, bk);
+            W->Vg[gr] = Gg, W->fg[gr] = KEEP(M->ws, B, "the gradient core"), W->sg[gr] = KEEP(M->ws, B, "the gradient core");
             W->rg[gr] = 0;
-            if (!Gg || !W->fg[gr] || !W->sg[gr]) {
-                rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who);
-                break;
-            }
             for (int i = 0; i < B; i++)
                 for (int j = i; j < B; j++) {
                     REAL v = (Gg[(size_t)i * B + j] + Gg[(size_t)j * B + i]) / (REAL)(2 * B);
@@ -1175,10 +1159,10 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                 rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d gradient Gram failed", who, B, B);
                 break;
             }
-            REAL smax = 0, *e = FN(zalloc)((size_t)B), *Y[REF_MAXP] = {0};
+            REAL smax = 0, *e = TMP(M->ws, B, "a gradient-core eigenvector"), *Y[REF_MAXP] = {0};
             for (int k = 0; k < B; k++) smax = W->fg[gr][k] > smax ? W->fg[gr][k] : smax;
             for (int q = 0; q < np; q++)
-                if (W->grp[q] == gr) Y[q] = FN(zalloc)((size_t)P[q]->m);
+                if (W->grp[q] == gr) Y[q] = TMP(M->ws, P[q]->m, "U v of a weak gradient direction");
             for (int k = 0; k < B; k++) {
                 REAL sk = W->fg[gr][k];
                 if (!(sk > (REAL)B * EPS * smax)) { /* unresolved: a null direction (dropped) or a weak one */
@@ -1200,8 +1184,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                 W->sg[gr][k] = sk;
                 W->rg[gr]++;
             }
-            for (int q = 0; q < np; q++) free(Y[q]);
-            free(e);
+            ocn_ws_release(M->ws, mk);
         }
     }
     return rc;
@@ -1212,11 +1195,14 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
 {
     int B = W->B, r = W->r, np = W->np;
     memset(T, 0, (size_t)B * r * r * sizeof(REAL));
+    size_t mk = ocn_ws_mark(W->ws);
     int conv = 0;
     for (int u = 0; u < np; u++) conv |= W->P[u]->L > 1;
     if (conv && W->mode != CV_WOOD) { /* §14: q^(ij) = Σ_p a_(i,p) g_(ij,p)ᵀ has rank L: formed (Tm form), M^† applied */
         REAL *Q[REF_MAXP], *Y[REF_MAXP];
-        for (int u = 0; u < np; u++) Q[u] = FN(zalloc)((size_t)r * W->P[u]->m), Y[u] = FN(zalloc)((size_t)W->P[u]->m);
+        for (int u = 0; u < np; u++)
+            Q[u] = TMP(W->ws, (size_t)r * W->P[u]->m, "the per-sample q of a conv player"),
+            Y[u] = TMP(W->ws, W->P[u]->m, "M^+ q of a conv player");
         for (int i = 0; i < B; i++) {
             for (int u = 0; u < np; u++)
                 for (int l = 0; l < r; l++) {
@@ -1236,13 +1222,13 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
                         T[((size_t)i * r + j) * r + l] += FN(dotv)(Y[u], Q[u] + (size_t)l * W->P[u]->m, W->P[u]->m);
             }
         }
-        for (int u = 0; u < np; u++) free(Q[u]), free(Y[u]);
+        ocn_ws_release(W->ws, mk);
         return;
     }
     if (W->mode == CV_WOOD) { /* q^(ij) = √B U e_(ij): T = η B Vr Si Vrᵀ (diagonal blocks), no cancellation */
         for (int gr = 0; gr < W->ngroups; gr++) {
             int rk = W->rk[gr];
-            REAL *VS = FN(zalloc)((size_t)B * r * rk + 1);
+            REAL *VS = TMP(W->ws, (size_t)B * r * rk + 1, "Vr Si");
             if (rk) GEMM(bk, 0, 0, B * r, rk, rk, 1, W->Vr[gr], rk, W->Si[gr], rk, 0, VS, rk);
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
@@ -1252,14 +1238,15 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
                         for (int k = 0; k < rk; k++) s += VS[(size_t)a * rk + k] * W->Vr[gr][(size_t)b * rk + k];
                         T[((size_t)i * r + j) * r + l] += W->eta * (REAL)B * s;
                     }
-            free(VS);
+            ocn_ws_release(W->ws, mk);
         }
         return;
     }
     if (W->mode == CV_KFAC) { /* η (a_iᵀ A^† a_i)(g_ijᵀ G^† g_il) with the products done as GEMMs */
         for (int u = 0; u < np; u++) {
             FN(opl) *P = W->P[u];
-            REAL *AA = FN(zalloc)((size_t)B * P->na), *GG = FN(zalloc)((size_t)B * r * P->out);
+            REAL *AA = TMPRAW(W->ws, (size_t)B * P->na, "A A^+ of the value quadratic"),
+                 *GG = TMPRAW(W->ws, (size_t)B * r * P->out, "G G^+ of the value quadratic");
             GEMM(bk, 0, 0, B, P->na, P->na, 1, P->A, P->na, W->Ai[u], P->na, 0, AA, P->na);
             GEMM(bk, 0, 0, B * r, P->out, P->out, 1, GHz[u], P->out, W->Gi[u], P->out, 0, GG, P->out);
             for (int i = 0; i < B; i++) {
@@ -1269,7 +1256,7 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
                         T[((size_t)i * r + j) * r + l] +=
                             W->eta * sa * FN(dotv)(GG + (size_t)(i * r + j) * P->out, GHz[u] + (size_t)(i * r + l) * P->out, P->out);
             }
-            free(AA), free(GG);
+            ocn_ws_release(W->ws, mk);
         }
         return;
     }
@@ -1326,6 +1313,9 @@ typedef struct {
     REAL *cf;              /* B x r: v^(i) = Σ_j cf_ij Z^(ij) (v lies in the span of Z, §7) */
 } FN(lval);
 
+/* estimate.c's model counts these records (a workspace plan, workspace.h) */
+const size_t FN(ocn_opt_expn_bytes) = sizeof(FN(expn)) + sizeof(FN(lval));
+
 /* §1/§7 terminal: v = ∇φ, and v_xx = Zᵀ S Z with Z = ∇φ, S = 1 (outer),
  * Z = [e_c − p], S = diag(p) (ce), Z = I, S = I (mse).  lane < 0: GR's φ.
  * Any output width (heap buffers sized by n_T). */
@@ -1342,16 +1332,14 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
     }
     if (outer) r = 1;
     L->r = r;
-    L->v = FN(zalloc)((size_t)B * n);
-    L->Zt = FN(zalloc)((size_t)B * r * n);
-    L->S = FN(zalloc)((size_t)B * r * r);
-    L->cf = FN(zalloc)((size_t)B * r);
-    int *idx = calloc((size_t)n + 1, sizeof *idx), *yi = calloc((size_t)n + 1, sizeof *yi);
-    REAL *p = FN(zalloc)(2 * (size_t)n), *q1 = p + n; /* q1 = 1 − p */
-    if (!L->v || !L->Zt || !L->S || !L->cf || !idx || !yi || !p) {
-        free(idx), free(yi), free(p);
-        return ocn_fail(err, OCN_ENOMEM, "out of memory in the terminal expansion (n_T = %d, rank %d)", n, r);
-    }
+    L->v = KEEP(M->ws, (size_t)B * n, "the terminal value gradient");
+    L->Zt = KEEP(M->ws, (size_t)B * r * n, "the terminal value Hessian's factors Z");
+    L->S = KEEP(M->ws, (size_t)B * r * r, "the terminal value Hessian's core S");
+    L->cf = KEEP(M->ws, (size_t)B * r, "the terminal value's coefficients");
+    size_t mk = ocn_ws_mark(M->ws);
+    int *idx = ocn_ws_tmp(M->ws, ((size_t)n + 1) * sizeof *idx, "the terminal's output indices"),
+        *yi = ocn_ws_tmp(M->ws, ((size_t)n + 1) * sizeof *yi, "the terminal's target indices");
+    REAL *p = TMP(M->ws, 2 * (size_t)n, "softmax probabilities"), *q1 = p + n; /* q1 = 1 − p */
     for (int i = 0; i < B; i++) {
         const REAL *x = M->X[T] + (size_t)i * n;
         REAL *v = L->v + (size_t)i * n;
@@ -1367,7 +1355,7 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
             if (g->loss == OCN_LOSS_CE) {
                 int y = (int)M->y[i];
                 if (y < 0 || y >= d) {
-                    free(idx), free(yi), free(p);
+                    ocn_ws_release(M->ws, mk);
                     return ocn_fail(err, OCN_EINVAL, "sample %d: ce label %d outside lane %d's %d outputs", i, y, l, d);
                 }
                 REAL mx = x[idx[0]], s = 0;
@@ -1408,11 +1396,9 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
             L->cf[i] = 1;
         }
     }
-    free(idx), free(yi), free(p);
+    ocn_ws_release(M->ws, mk);
     return OCN_OK;
 }
-
-static void FN(lval_free)(FN(lval) *L) { free(L->v), free(L->Zt), free(L->S), free(L->cf); }
 
 /* ---- output (converted to float64) ---- */
 
@@ -1420,7 +1406,8 @@ static void FN(put)(const ocn_opt_config *cfg, ocn_arrayset *out, int *fail, con
                     size_t d2, const char *nm)
 {
     if (cfg && cfg->lean && strncmp(nm, "theta_new_", 10)) return; /* a training step: the new parameters only */
-    ocn_array *a = ocn_arrayset_add2(out, nm, ndim, d0, d1, d2);
+    size_t shape[3] = {d0, d1, d2};
+    ocn_array *a = ocn_opt_array_reuse(out, nm, ndim, shape); /* a state's step set: no fresh pages */
     if (!a) {
         *fail = 1;
         return;
@@ -1429,10 +1416,10 @@ static void FN(put)(const ocn_opt_config *cfg, ocn_arrayset *out, int *fail, con
 }
 
 /* v_xx^(i) = Ztᵀ S Zt per sample (B x n x n). */
-static REAL *FN(form_vxx)(const FN(lval) *L, int B, int n)
+static REAL *FN(form_vxx)(ocn_ws *ws, const FN(lval) *L, int B, int n)
 {
     int r = L->r;
-    REAL *V = FN(zalloc)((size_t)B * n * n);
+    REAL *V = TMP(ws, (size_t)B * n * n, "V_xx formed for output");
     for (int i = 0; i < B; i++)
         for (int j = 0; j < r; j++)
             for (int l = 0; l < r; l++) {
@@ -1450,12 +1437,13 @@ static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
 {
     int B = M->B, r = E->r, np = E->np;
     REAL *X[REF_MAXP], *Y[REF_MAXP];
+    size_t mk = ocn_ws_mark(M->ws);
     for (int q = 0; q < np; q++) {
-        X[q] = FN(zalloc)((size_t)E->P[q]->m), Y[q] = FN(zalloc)((size_t)E->P[q]->m);
+        X[q] = TMP(M->ws, E->P[q]->m, "a q formed for K"), Y[q] = TMP(M->ws, E->P[q]->m, "M^+ q formed for K");
         memset(K[q], 0, (size_t)B * E->P[q]->m * n * sizeof(REAL));
     }
     int coef = E->W.mode == CV_WOOD && E->W.qinU;
-    REAL *e1 = coef ? FN(zalloc)((size_t)B * r) : NULL;
+    REAL *e1 = coef ? TMP(M->ws, (size_t)B * r, "unit coefficients") : NULL;
     for (int i = 0; i < B; i++)
         for (int j = 0; j < r; j++) {
             if (coef) { /* q^(ij) = √B U e_(ij): M^† q without cancellation */
@@ -1485,15 +1473,7 @@ static void FN(form_K)(FN(omodel) *M, FN(expn) *E, int n, REAL **K)
                         for (int b = 0; b < n; b++) K[q][((size_t)i * E->P[q]->m + a) * n + b] += Y[q][a] * s * qx[b];
             }
         }
-    for (int q = 0; q < np; q++) free(X[q]), free(Y[q]);
-    free(e1);
-}
-
-static void FN(expn_free)(FN(expn) *E)
-{
-    FN(minv_free)(&E->W);
-    for (int q = 0; q < E->np; q++) free(E->k[q]), free(E->GHz[q]);
-    free(E->qxt), free(E->Sp);
+    ocn_ws_release(M->ws, mk);
 }
 
 static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
@@ -1502,10 +1482,11 @@ static void FN(name)(char *b, size_t n, const char *base, int t, int lane)
     else snprintf(b, n, "%s_t%d_n%d", base, t, lane);
 }
 
+
 int FN(ocn_opt_run)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                    ocn_backend *bk, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
+                    ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, ocn_arrayset *out, ocn_error *err)
 {
-    return FN(ocn_opt_step)(g, opt, in, cfg, bk, pert, 1, NULL, 0, out, err);
+    return FN(ocn_opt_step)(g, opt, in, cfg, bk, ws, pert, 1, NULL, 0, out, err);
 }
 
 /* §1 objective on this batch before the step: (1/B) Σ_i φ(x_T, y) + Σ (λ/2)‖θ‖²,
@@ -1550,79 +1531,106 @@ static double FN(loss)(FN(omodel) *M)
     return L;
 }
 
-int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
-                     ocn_backend *bk, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
-                     ocn_arrayset *out, ocn_error *err)
+/* ---- the step in named phases (docs/design.md), over one workspace ----
+ *
+ *   load       inputs into REAL (θ, Wfix, x0, y), §10 input perturbation
+ *   forward    §3 states, pre-activations, KFAC inputs a = [z; 1]
+ *   terminal   §1/§7 terminal value v = ∇φ and v_xx = Zᵀ S Z
+ *   backward   per stage t (T−1 … 0) and expansion (FNE lane / GR):
+ *     vjp                 §4 Q_x = F_xᵀ v', the per-sample g's, q_x = F_xᵀ Z'
+ *     curvature stats     §5/§6/§7/§13 M^† (minv_setup)
+ *     gains               §4/§7 k = M^† Q_θ (minv_gain)
+ *     value recursion     §4/§7 S = S' − c S' q_θᵀ M^† q_θ S', v = Q_x − q_x S' q_θᵀ k
+ *   update     §8 θ ← θ − (k + K δx), x̂ forward with the new θ
+ * Every buffer comes from ws (KEEP: lives to the end of the step; TMP:
+ * released at the end of the phase that took it). */
+
+typedef struct {
+    FN(omodel) M;
+    const ocn_arrayset *in;
+    ocn_arrayset *out;
+    int N, gr, nofb, fail;
+    long limit;
+    double cfac;
+    FN(lval) *L;     /* [N] the incoming value of the stage being expanded */
+    FN(expn) **E;    /* [t][N] what the update pass needs */
+} FN(step);
+
+static void FN(phase_load)(FN(step) *S, ocn_perturb *pert, int pin)
 {
-    int B = g->batch, T = g->T, gr = opt->game == OCN_GAME_GR, rc = OCN_OK, fail = 0;
-    int N = gr ? 1 : g->nlanes, nofb = cfg && cfg->no_feedback;
-    long limit = cfg ? cfg->form_limit : 0;
-    double cfac = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / B;
-#if OCN_MUTANT == MUT_NO_INV_B
-    cfac = 1.0;
-#endif
-    FN(omodel) M = {g, opt, cfg, bk, B, T, NULL, NULL, NULL, pert, ss};
-    M.pl = calloc((size_t)T, sizeof *M.pl);
-    M.X = calloc((size_t)T + 1, sizeof *M.X);
-    for (int t = 0; t <= T; t++) M.X[t] = FN(zalloc)((size_t)B * g->n[t]);
-    const ocn_array *x0 = ocn_arrayset_find(in, "x0"), *ya = ocn_arrayset_find(in, "y");
-    for (size_t i = 0; i < x0->size; i++) M.X[0][i] = (REAL)x0->data[i];
-    M.y = FN(zalloc)(ya->size);
-    for (size_t i = 0; i < ya->size; i++) M.y[i] = (REAL)ya->data[i];
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    ocn_ws *ws = M->ws;
+    int B = M->B, T = M->T;
     char nm[64];
+    M->pl = ocn_ws_keep(ws, (size_t)T * sizeof *M->pl, "the player table");
+    M->X = ocn_ws_keep(ws, ((size_t)T + 1) * sizeof *M->X, "the state table");
+    for (int t = 0; t <= T; t++) M->X[t] = KEEP(ws, (size_t)B * g->n[t], "the states x_t");
+    const ocn_array *x0 = ocn_arrayset_find(S->in, "x0"), *ya = ocn_arrayset_find(S->in, "y");
+    for (size_t i = 0; i < x0->size; i++) M->X[0][i] = (REAL)x0->data[i];
+    M->y = KEEP(ws, ya->size, "the targets y");
+    for (size_t i = 0; i < ya->size; i++) M->y[i] = (REAL)ya->data[i];
     for (int t = 0; t < T; t++) {
         const ocn_stage *st = &g->stages[t];
-        M.pl[t] = calloc((size_t)st->nplayers, sizeof **M.pl);
+        M->pl[t] = ocn_ws_keep(ws, (size_t)st->nplayers * sizeof **M->pl, "the player table");
         for (int p = 0; p < st->nplayers; p++) {
-            FN(opl) *P = &M.pl[t][p];
+            FN(opl) *P = &M->pl[t][p];
             const ocn_player *pl = &st->players[p];
             P->pl = pl, P->t = t, P->p = p, P->out = pl->out_dim, P->m = pl->m, P->L = 1;
             P->na = pl->kind == OCN_PLAYER_DENSE ? pl->in_dim + 1 : 1;
             if (pl->kind == OCN_PLAYER_CONV) /* §14: θ = vec([W b]), Tm = (c·k² + 1) x C_o */
                 P->L = pl->conv.ho * pl->conv.wo, P->out = pl->conv.co, P->na = pl->conv.c * pl->conv.k * pl->conv.k + 1;
-            P->th = FN(zalloc)((size_t)pl->m);
+            P->th = KEEP(ws, pl->m, "the parameters θ");
             if (pl->m) {
                 snprintf(nm, sizeof nm, "theta_t%d_n%d", t, pl->lane);
-                const ocn_array *a = ocn_arrayset_find(in, nm);
+                const ocn_array *a = ocn_arrayset_find(S->in, nm);
                 for (int j = 0; j < pl->m; j++) P->th[j] = (REAL)a->data[j];
             }
             if (pl->kind == OCN_PLAYER_BIAS) {
                 snprintf(nm, sizeof nm, "Wfix_t%d_n%d", t, pl->lane);
-                const ocn_array *a = ocn_arrayset_find(in, nm);
-                P->wfix = FN(zalloc)(a->size);
+                const ocn_array *a = ocn_arrayset_find(S->in, nm);
+                P->wfix = KEEP(ws, a->size, "a bias player's W");
                 for (size_t j = 0; j < a->size; j++) P->wfix[j] = (REAL)a->data[j];
             }
-            P->H = FN(zalloc)((size_t)B * pl->out_dim);
-            P->A = FN(zalloc)((size_t)B * P->L * P->na);
+            P->H = KEEP(ws, (size_t)B * pl->out_dim, "the pre-activations");
+            P->A = KEEP(ws, (size_t)B * P->L * P->na, "the KFAC inputs a = [z; 1]");
         }
     }
     /* §10: inputs perturbed once, before the step: theta_… in stage and player
      * order, then Wfix_…, x0 and the mse targets (as the reference does) */
     ocn_perturb *pi = pin ? pert : NULL; /* a trajectory perturbs its inputs once, itself (§13) */
     for (int t = 0; t < T; t++)
-        for (int p = 0; p < g->stages[t].nplayers; p++) PVEC(pi, M.pl[t][p].th, M.pl[t][p].m);
+        for (int p = 0; p < g->stages[t].nplayers; p++) PVEC(pi, M->pl[t][p].th, M->pl[t][p].m);
     for (int t = 0; t < T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++)
-            if (M.pl[t][p].wfix)
-                PVEC(pi, M.pl[t][p].wfix, (size_t)M.pl[t][p].out * g->stages[t].players[p].in_dim);
-    PVEC(pi, M.X[0], x0->size);
-    if (g->loss == OCN_LOSS_MSE) PVEC(pi, M.y, ya->size);
-    /* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
-    PHASE(bk, "forward");
+            if (M->pl[t][p].wfix)
+                PVEC(pi, M->pl[t][p].wfix, (size_t)M->pl[t][p].out * g->stages[t].players[p].in_dim);
+    PVEC(pi, M->X[0], x0->size);
+    if (g->loss == OCN_LOSS_MSE) PVEC(pi, M->y, ya->size);
+}
+
+/* forward (§3): states, pre-activations, KFAC inputs a = [z; 1] */
+static int FN(phase_forward)(FN(step) *S, int want_loss, ocn_error *err)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    int B = M->B, T = M->T, rc = OCN_OK;
+    char nm[64];
+    PHASE(M->bk, "forward");
     for (int t = 0; t < T; t++) {
         const ocn_stage *st = &g->stages[t];
         REAL *th[REF_MAXP], *H[REF_MAXP];
-        for (int p = 0; p < st->nplayers; p++) th[p] = M.pl[t][p].th, H[p] = M.pl[t][p].H;
-        FN(stage_forward)(&M, t, th, M.X[t], M.X[t + 1], H);
+        for (int p = 0; p < st->nplayers; p++) th[p] = M->pl[t][p].th, H[p] = M->pl[t][p].H;
+        FN(stage_forward)(M, t, th, M->X[t], M->X[t + 1], H);
         for (int p = 0; p < st->nplayers; p++) {
-            FN(opl) *P = &M.pl[t][p];
+            FN(opl) *P = &M->pl[t][p];
             int ci = g->block_off[t][P->pl->in_block];
             if (P->pl->kind == OCN_PLAYER_CONV) {
-                FN(im2col)(&P->pl->conv, M.X[t], g->n[t], ci, B, P->A);
+                FN(im2col)(&P->pl->conv, M->X[t], g->n[t], ci, B, P->A);
                 continue;
             }
             for (int i = 0; i < B; i++) {
-                for (int c = 0; c + 1 < P->na; c++) P->A[(size_t)i * P->na + c] = M.X[t][(size_t)i * g->n[t] + ci + c];
+                for (int c = 0; c + 1 < P->na; c++) P->A[(size_t)i * P->na + c] = M->X[t][(size_t)i * g->n[t] + ci + c];
                 P->A[(size_t)i * P->na + P->na - 1] = 1;
             }
         }
@@ -1631,296 +1639,376 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
      * (inf > 0 is false for −inf, NaN): refuse it here, where it happens */
     for (int t = 0; t < T && !rc; t++)
         for (int p = 0; p < g->stages[t].nplayers && !rc; p++)
-            rc = FN(overflow)(M.pl[t][p].H, (size_t)B * g->stages[t].players[p].out_dim, t, p, "forward pass", err);
+            rc = FN(overflow)(M->pl[t][p].H, (size_t)B * g->stages[t].players[p].out_dim, t, p, "forward pass", err);
     for (int t = 0; t <= T; t++) {
         snprintf(nm, sizeof nm, "x_t%d", t);
-        FN(put)(cfg, out, &fail, M.X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
+        FN(put)(M->cfg, S->out, &S->fail, M->X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
     }
     if (want_loss) {
-        ocn_array *la = ocn_arrayset_add2(out, "loss", 1, 1, 0, 0);
-        if (la) la->data[0] = FN(loss)(&M);
-        else fail = 1;
+        ocn_array *la = ocn_arrayset_add2(S->out, "loss", 1, 1, 0, 0);
+        if (la) la->data[0] = FN(loss)(M);
+        else S->fail = 1;
     }
-    /* terminal */
-    PHASE(bk, "terminal");
-    FN(lval) *L = calloc((size_t)N, sizeof *L);
-    for (int l = 0; l < N && !rc; l++) {
-        rc = FN(terminal)(&M, gr ? -1 : l, &L[l], err);
+    return rc;
+}
+
+/* V_xx = Zᵀ S Z formed for output only, up to form_limit entries (§11) */
+static void FN(put_vxx)(FN(step) *S, const FN(lval) *V, int t, int lane, int n)
+{
+    FN(omodel) *M = &S->M;
+    char nm[64];
+    if (S->nofb || (long)M->B * n * n > S->limit) return;
+    size_t mk = ocn_ws_mark(M->ws);
+    REAL *Vf = FN(form_vxx)(M->ws, V, M->B, n);
+    FN(name)(nm, sizeof nm, S->gr ? "Wxx" : "Vxx", t, lane);
+    FN(put)(M->cfg, S->out, &S->fail, Vf, 3, (size_t)M->B, (size_t)n, (size_t)n, nm);
+    ocn_ws_release(M->ws, mk);
+}
+
+/* terminal (§1, §7) */
+static int FN(phase_terminal)(FN(step) *S, ocn_error *err)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    int T = M->T, rc = OCN_OK;
+    char nm[64];
+    PHASE(M->bk, "terminal");
+    S->L = ocn_ws_keep(M->ws, (size_t)S->N * sizeof *S->L, "the value table");
+    for (int l = 0; l < S->N && !rc; l++) {
+        rc = FN(terminal)(M, S->gr ? -1 : l, &S->L[l], err);
         if (rc) break;
-        FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", T, gr ? -1 : l);
-        FN(put)(cfg, out, &fail, L[l].v, 2, (size_t)B, (size_t)g->n[T], 0, nm);
-        if (!nofb && (long)B * g->n[T] * g->n[T] <= limit) {
-            REAL *V = FN(form_vxx)(&L[l], B, g->n[T]);
-            FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", T, gr ? -1 : l);
-            FN(put)(cfg, out, &fail, V, 3, (size_t)B, (size_t)g->n[T], (size_t)g->n[T], nm);
-            free(V);
-        }
+        FN(name)(nm, sizeof nm, S->gr ? "Wx" : "Vx", T, S->gr ? -1 : l);
+        FN(put)(M->cfg, S->out, &S->fail, S->L[l].v, 2, (size_t)M->B, (size_t)g->n[T], 0, nm);
+        FN(put_vxx)(S, &S->L[l], T, S->gr ? -1 : l, g->n[T]);
     }
-    /* backward (§4 with §7's low-rank values) */
-    FN(expn) **E = calloc((size_t)T, sizeof *E);
-    for (int t = T - 1; t >= 0 && !rc; t--) {
-        const ocn_stage *st = &g->stages[t];
-        int n = g->n[t], np_all = st->nplayers;
-        E[t] = calloc((size_t)N, sizeof **E);
-        for (int l = 0; l < N && !rc; l++) {
-            FN(lval) *V = &L[l];
-            int r = V->r;
-            REAL *gx = FN(zalloc)((size_t)B * n), *qxt = nofb ? NULL : FN(zalloc)((size_t)B * r * n);
-            REAL *GHv[REF_MAXP], *GHz[REF_MAXP];
-            for (int p = 0; p < np_all; p++) {
-                GHv[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
-                GHz[p] = nofb ? NULL : FN(zalloc)((size_t)B * r * st->players[p].out_dim);
-            }
-            PHASE(bk, "backward t=%d lane %d: stage VJPs", t, l);
-            FN(stage_vjp)(&M, t, V->v, 1, gx, GHv);
-            if (!nofb) FN(stage_vjp)(&M, t, V->Zt, r, qxt, GHz);
-            /* players of the expansion: FNE lane l's own, GR all (lane order) */
-            FN(expn) *X = &E[t][l];
-            X->r = r;
-            int pidx[REF_MAXP];
-            for (int lane = 0; lane < g->nlanes; lane++) {
-                if (!gr && lane != l) continue;
-                const ocn_player *pl = ocn_game_lane_player(g, t, lane);
-                if (!pl || !pl->m) continue;
-                int p = (int)(pl - st->players);
-                pidx[X->np] = p;
-                X->P[X->np++] = &M.pl[t][p];
-            }
-            /* §10: the stage terms as formed — Q_x, the per-sample gradient factors
-             * g (q_θ^(i) = a_i ⊗ g_i), q_x = F_xᵀ Z' and the q_θ factors of Z' */
-            PMAT(pert, gx, B, n);
-            for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], (size_t)B * X->P[q]->L, X->P[q]->out);
-            if (!nofb) {
-                PMAT(pert, qxt, (size_t)B * r, n);
-                for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r * X->P[q]->L, X->P[q]->out);
-            }
-            REAL *vnew = gx, *Snew = FN(zalloc)((size_t)B * r * r), *cfnew = FN(zalloc)((size_t)B * r);
-            memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
-            memcpy(cfnew, V->cf, (size_t)B * r * sizeof(REAL));
-            REAL *Qth[REF_MAXP] = {0}, *lth[REF_MAXP] = {0};
-            if (X->np) {
-                REAL *gv[REF_MAXP], *gz[REF_MAXP];
-                for (int q = 0; q < X->np; q++) {
-                    FN(opl) *P = X->P[q];
-                    gv[q] = GHv[pidx[q]], gz[q] = nofb ? NULL : GHz[pidx[q]];
-                    Qth[q] = FN(zalloc)((size_t)P->m); /* λθ + (1/B) Aᵀ G (the batch gradient, Tm form) */
+    return rc;
+}
+
+/* The stage's VJPs (§4): Q_x = F_xᵀ v' (gx), the per-sample g's of every
+ * player (GHv), and with a value Hessian q_x = F_xᵀ Z' (qxt) and its g's (GHz);
+ * the players of the expansion (FNE: lane l's own; GR: all, lane order). */
+static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REAL *gx, REAL *qxt, REAL **GHv, REAL **GHz)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    const ocn_stage *st = &g->stages[t];
+    FN(lval) *V = &S->L[l];
+    int B = M->B, n = g->n[t], r = V->r;
+    PHASE(M->bk, "backward t=%d lane %d: stage VJPs", t, l);
+    FN(stage_vjp)(M, t, V->v, 1, gx, GHv);
+    if (!S->nofb) FN(stage_vjp)(M, t, V->Zt, r, qxt, GHz);
+    X->r = r;
+    for (int lane = 0; lane < g->nlanes; lane++) {
+        if (!S->gr && lane != l) continue;
+        const ocn_player *pl = ocn_game_lane_player(g, t, lane);
+        if (!pl || !pl->m) continue;
+        int p = (int)(pl - st->players);
+        pidx[X->np] = p;
+        X->P[X->np++] = &M->pl[t][p];
+    }
+    /* §10: the stage terms as formed — Q_x, the per-sample gradient factors
+     * g (q_θ^(i) = a_i ⊗ g_i), q_x = F_xᵀ Z' and the q_θ factors of Z' */
+    ocn_perturb *pert = M->pert;
+    PMAT(pert, gx, B, n);
+    for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], (size_t)B * X->P[q]->L, X->P[q]->out);
+    if (!S->nofb) {
+        PMAT(pert, qxt, (size_t)B * r, n);
+        for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r * X->P[q]->L, X->P[q]->out);
+    }
+}
+
+/* Q_θ = λθ + (1/B) Aᵀ G (the batch gradient, Tm form) and λθ alone (the part
+ * outside the gradient's span, NULL without weight decay) */
+static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL **Qth, REAL **lth)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    int B = M->B;
+    for (int q = 0; q < X->np; q++) {
+        FN(opl) *P = X->P[q];
+        Qth[q] = TMP(M->ws, P->m, "the batch gradient Q_θ");
 #if OCN_MUTANT == MUT_F32_ACCUM
-                    for (int c = 0; c < P->na; c++)
-                        for (int o = 0; o < P->out; o++) {
-                            float s = 0;
-                            for (int i = 0; i < B * P->L; i++) s += (float)(P->A[(size_t)i * P->na + c] * gv[q][(size_t)i * P->out + o]);
-                            Qth[q][(size_t)c * P->out + o] = (REAL)s / (REAL)B;
-                        }
+        for (int c = 0; c < P->na; c++)
+            for (int o = 0; o < P->out; o++) {
+                float s = 0;
+                for (int i = 0; i < B * P->L; i++) s += (float)(P->A[(size_t)i * P->na + c] * gv[q][(size_t)i * P->out + o]);
+                Qth[q][(size_t)c * P->out + o] = (REAL)s / (REAL)B;
+            }
 #else
-                    GEMM(bk, 1, 0, P->na, P->out, B * P->L, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
+        GEMM(M->bk, 1, 0, P->na, P->out, B * P->L, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, Qth[q], P->out);
 #endif
-                    for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
-                    PVEC(pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
-                    if (g->weight_decay != 0) { /* λθ, the part of Q_θ outside the gradient's span */
-                        lth[q] = FN(zalloc)((size_t)P->m);
-                        for (int j = 0; j < P->m; j++) lth[q][j] = (REAL)g->weight_decay * P->th[j];
-                    }
-                    X->k[q] = FN(zalloc)((size_t)P->m);
-                }
-                char who[192];
-                if (gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
-                else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
-                PHASE(bk, "backward t=%d lane %d: curvature statistics", t, l);
-                rc = FN(minv_setup)(&M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
-                /* the batch gradient mean_i F_θᵀ v'^(i) = U c in the low-rank modes */
-                int nc = X->W.mode == CV_WOOD ? B * X->W.upr : 0;
-                REAL *cg = nc ? FN(zalloc)((size_t)nc) : NULL;
-                for (int k = 0; k < nc; k++) cg[k] = (X->W.qinU ? V->cf[k] : 1) / (REAL)sqrt((double)B);
-                PHASE(bk, "backward t=%d lane %d: gains", t, l);
-                if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
-                X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
-                if (X->fb) {
-                    REAL *Tq = FN(zalloc)((size_t)B * r * r), *w = FN(zalloc)((size_t)B * r);
-                    PHASE(bk, "backward t=%d lane %d: value recursion", t, l);
-                    FN(minv_quad)(&X->W, gz, Tq, bk);
-                    if (X->W.mode == CV_WOOD && X->W.qinU && !X->W.gnouter) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
-                        REAL *wg = FN(zalloc)((size_t)B * r);
-                        for (int gg = 0; gg < X->W.ngroups; gg++) {
-                            FN(wood_ut_minv)(&X->W, gg, g->weight_decay != 0 ? lth : NULL, cg, wg, bk);
-                            for (int k = 0; k < B * r; k++) w[k] += (REAL)sqrt((double)B) * wg[k];
-                        }
-                        free(wg);
-                    } else {
-                        for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
-                            FN(opl) *P = X->P[q];
-                            int Lc = P->L; /* conv (§14): Σ over the locations p */
-                            REAL *Y = FN(zalloc)((size_t)B * Lc * P->out);
-                            GEMM(bk, 0, 0, B * Lc, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
-                            for (int i = 0; i < B; i++)
-                                for (int j = 0; j < r; j++)
-                                    for (int pp = 0; pp < Lc; pp++)
-                                        w[i * r + j] += FN(dotv)(Y + ((size_t)i * Lc + pp) * P->out, gz[q] + ((size_t)(i * r + j) * Lc + pp) * P->out, P->out);
-                            free(Y);
-                        }
-                    }
-                    vnew = FN(zalloc)((size_t)B * n);
-                    memcpy(vnew, gx, (size_t)B * n * sizeof(REAL));
-                    REAL *TS = FN(zalloc)((size_t)r * r); /* T S' of one sample */
-                    for (int i = 0; i < B; i++) {
-                        const REAL *Sp = V->S + (size_t)i * r * r, *Ti = Tq + (size_t)i * r * r;
-                        for (int j = 0; j < r; j++) { /* v_x = Q_x − q_x S' (q_θᵀ k); cf = cf' − S' w */
-                            REAL s = FN(dotv)(Sp + (size_t)j * r, w + (size_t)i * r, r);
-                            for (int a = 0; a < n; a++) vnew[(size_t)i * n + a] -= qxt[(size_t)(i * r + j) * n + a] * s;
-                            cfnew[(size_t)i * r + j] -= s;
-                        }
-                        /* S = S' − c S' T S' as two GEMMs, O(r³) (issue 10: the
-                         * quadruple loop was O(r⁴): 100 s for a 64-lane game, r = 256) */
-                        REAL *Si = Snew + (size_t)i * r * r;
-                        GEMM(bk, 0, 0, r, r, r, 1, Ti, r, Sp, r, 0, TS, r);
-                        memcpy(Si, Sp, (size_t)r * r * sizeof(REAL));
-#if OCN_MUTANT == MUT_S_SIGN
-                        GEMM(bk, 0, 0, r, r, r, (REAL)cfac, Sp, r, TS, r, 1, Si, r);
-#else
-                        GEMM(bk, 0, 0, r, r, r, -(REAL)cfac, Sp, r, TS, r, 1, Si, r);
-#endif
-                    }
-                    for (int i = 0; i < B; i++) PSYM(pert, Snew + (size_t)i * r * r, r); /* §10: S as formed */
-                    PMAT(pert, cfnew, B, r); /* §10: v's coefficients as formed */
-                    free(Tq), free(w), free(TS);
-                }
-                free(cg);
-                for (int q = 0; q < X->np; q++) free(lth[q]);
-            }
-            /* outputs of this stage */
-            FN(name)(nm, sizeof nm, gr ? "Px" : "Qx", t, gr ? -1 : l);
-            FN(put)(cfg, out, &fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
-            if (X->np && !rc) {
-                int mt = 0;
-                for (int q = 0; q < X->np; q++) mt += X->P[q]->m;
-                REAL *cat = FN(zalloc)((size_t)mt);
-                for (int q = 0, o = 0; q < X->np; o += X->P[q]->m, q++) memcpy(cat + o, Qth[q], (size_t)X->P[q]->m * sizeof(REAL));
-                FN(name)(nm, sizeof nm, gr ? "Pth" : "Qth", t, gr ? -1 : l);
-                FN(put)(cfg, out, &fail, cat, 1, (size_t)mt, 0, 0, nm);
-                free(cat);
-                REAL *K[REF_MAXP];
-                int formK = X->fb;
-                for (int q = 0; q < X->np; q++) formK = formK && (long)B * X->P[q]->m * n <= limit;
-                for (int q = 0; q < X->np; q++) {
-                    FN(name)(nm, sizeof nm, "k", t, X->P[q]->pl->lane);
-                    FN(put)(cfg, out, &fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
-                    K[q] = formK ? FN(zalloc)((size_t)B * X->P[q]->m * n) : NULL;
-                }
-                if (formK) {
-                    PHASE(bk, "backward t=%d lane %d: outputs K", t, l);
-                    for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
-                    X->qxt = qxt, X->Sp = V->S;
-                    FN(form_K)(&M, X, n, K);
-                    X->qxt = NULL, X->Sp = NULL;
-                    for (int q = 0; q < X->np; q++) {
-                        X->GHz[q] = NULL;
-                        FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-                        FN(put)(cfg, out, &fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
-                    }
-                } else if (!nofb && (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) {
-                    /* K = M^† Q_θx with Q_θx := 0 is exactly zero; it is still a defined output (§11) */
-                    for (int q = 0; q < X->np; q++) {
-                        if ((long)B * X->P[q]->m * n > limit) continue;
-                        REAL *Z = FN(zalloc)((size_t)B * X->P[q]->m * n);
-                        FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-                        FN(put)(cfg, out, &fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
-                        free(Z);
-                    }
-                }
-                for (int q = 0; q < X->np; q++) free(K[q]);
-            }
-            for (int q = 0; q < X->np; q++) free(Qth[q]);
-            /* the stage's value becomes the incoming value of stage t − 1 */
-            FN(lval) nv = {r, vnew == gx ? gx : vnew, nofb ? NULL : qxt, Snew, cfnew};
-            FN(name)(nm, sizeof nm, gr ? "Wx" : "Vx", t, gr ? -1 : l);
-            FN(put)(cfg, out, &fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
-            if (!nofb && (long)B * n * n <= limit) {
-                REAL *Vf = FN(form_vxx)(&nv, B, n);
-                FN(name)(nm, sizeof nm, gr ? "Wxx" : "Vxx", t, gr ? -1 : l);
-                FN(put)(cfg, out, &fail, Vf, 3, (size_t)B, (size_t)n, (size_t)n, nm);
-                free(Vf);
-            }
-            /* keep what the update pass needs (§8) */
-            if (X->fb) {
-                for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]], GHz[pidx[q]] = NULL;
-                X->qxt = FN(zalloc)((size_t)B * r * n);
-                memcpy(X->qxt, qxt, (size_t)B * r * n * sizeof(REAL));
-                X->Sp = V->S, V->S = NULL;
-            }
-            for (int p = 0; p < np_all; p++) free(GHv[p]), free(GHz[p]);
-            if (vnew != gx) free(gx);
-            FN(lval_free)(V);
-            *V = nv;
+        for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
+        PVEC(M->pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
+        lth[q] = NULL;
+        if (g->weight_decay != 0) { /* λθ, the part of Q_θ outside the gradient's span */
+            lth[q] = TMP(M->ws, P->m, "the weight-decay part λθ");
+            for (int j = 0; j < P->m; j++) lth[q][j] = (REAL)g->weight_decay * P->th[j];
+        }
+        X->k[q] = KEEP(M->ws, P->m, "the gains k");
+    }
+}
+
+/* value recursion (§4, §7): S = S' − c S' T S' with T = q_θᵀ M^† q_θ, and
+ * v = Q_x − q_x S' (q_θᵀ k), cf = cf' − S' (q_θᵀ k) — into vnew, Snew, cfnew */
+static void FN(phase_value)(FN(step) *S, int t, int l, FN(expn) *X, REAL *const *gz, REAL *const *lth, const REAL *cg,
+                            const REAL *gx, const REAL *qxt, REAL *vnew, REAL *Snew, REAL *cfnew)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    ocn_backend *bk = M->bk;
+    FN(lval) *V = &S->L[l];
+    int B = M->B, n = g->n[t], r = V->r;
+    size_t mk = ocn_ws_mark(M->ws);
+    REAL *Tq = TMP(M->ws, (size_t)B * r * r, "q_θᵀ M^† q_θ"), *w = TMP(M->ws, (size_t)B * r, "q_θᵀ k");
+    PHASE(bk, "backward t=%d lane %d: value recursion", t, l);
+    FN(minv_quad)(&X->W, gz, Tq, bk);
+    if (X->W.mode == CV_WOOD && X->W.qinU && !X->W.gnouter) { /* w = q_θᵀ k = √B Uᵀ M^† (λθ + U c), no cancellation */
+        REAL *wg = TMP(M->ws, (size_t)B * r, "q_θᵀ k of a group");
+        for (int gg = 0; gg < X->W.ngroups; gg++) {
+            FN(wood_ut_minv)(&X->W, gg, g->weight_decay != 0 ? lth : NULL, cg, wg, bk);
+            for (int k = 0; k < B * r; k++) w[k] += (REAL)sqrt((double)B) * wg[k];
+        }
+    } else {
+        for (int q = 0; q < X->np; q++) { /* w_ij = q^(ij)ᵀ k = Σ_p a_pi^T K_p g_pij */
+            FN(opl) *P = X->P[q];
+            int Lc = P->L; /* conv (§14): Σ over the locations p */
+            size_t mk2 = ocn_ws_mark(M->ws);
+            REAL *Y = TMPRAW(M->ws, (size_t)B * Lc * P->out, "A k");
+            GEMM(bk, 0, 0, B * Lc, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+            for (int i = 0; i < B; i++)
+                for (int j = 0; j < r; j++)
+                    for (int pp = 0; pp < Lc; pp++)
+                        w[i * r + j] += FN(dotv)(Y + ((size_t)i * Lc + pp) * P->out, gz[q] + ((size_t)(i * r + j) * Lc + pp) * P->out, P->out);
+            ocn_ws_release(M->ws, mk2);
         }
     }
-    /* update pass (§8): θ ← θ − (k + M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i))) */
-    REAL *Xh = FN(zalloc)((size_t)B * g->n[0]);
-    memcpy(Xh, M.X[0], (size_t)B * g->n[0] * sizeof(REAL));
+    memcpy(vnew, gx, (size_t)B * n * sizeof(REAL));
+    REAL *TS = TMP(M->ws, (size_t)r * r, "T S' of one sample");
+    for (int i = 0; i < B; i++) {
+        const REAL *Sp = V->S + (size_t)i * r * r, *Ti = Tq + (size_t)i * r * r;
+        for (int j = 0; j < r; j++) { /* v_x = Q_x − q_x S' (q_θᵀ k); cf = cf' − S' w */
+            REAL s = FN(dotv)(Sp + (size_t)j * r, w + (size_t)i * r, r);
+            for (int a = 0; a < n; a++) vnew[(size_t)i * n + a] -= qxt[(size_t)(i * r + j) * n + a] * s;
+            cfnew[(size_t)i * r + j] -= s;
+        }
+        /* S = S' − c S' T S' as two GEMMs, O(r³) (issue 10: the
+         * quadruple loop was O(r⁴): 100 s for a 64-lane game, r = 256) */
+        REAL *Si = Snew + (size_t)i * r * r;
+        GEMM(bk, 0, 0, r, r, r, 1, Ti, r, Sp, r, 0, TS, r);
+        memcpy(Si, Sp, (size_t)r * r * sizeof(REAL));
+#if OCN_MUTANT == MUT_S_SIGN
+        GEMM(bk, 0, 0, r, r, r, (REAL)S->cfac, Sp, r, TS, r, 1, Si, r);
+#else
+        GEMM(bk, 0, 0, r, r, r, -(REAL)S->cfac, Sp, r, TS, r, 1, Si, r);
+#endif
+    }
+    for (int i = 0; i < B; i++) PSYM(M->pert, Snew + (size_t)i * r * r, r); /* §10: S as formed */
+    PMAT(M->pert, cfnew, B, r); /* §10: v's coefficients as formed */
+    ocn_ws_release(M->ws, mk);
+}
+
+/* The stage's §11 outputs: Q_x/P_x, Q_θ/P_θ, k, and K where small */
+static void FN(stage_outputs)(FN(step) *S, int t, int l, FN(expn) *X, const int *pidx, const REAL *gx, REAL *const *Qth,
+                              REAL *const *GHz, REAL *qxt, int ok)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    const ocn_optimizer *opt = M->opt;
+    int B = M->B, n = g->n[t];
+    char nm[64];
+    FN(name)(nm, sizeof nm, S->gr ? "Px" : "Qx", t, S->gr ? -1 : l);
+    FN(put)(M->cfg, S->out, &S->fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
+    if (!X->np || !ok || (M->cfg && M->cfg->lean)) return; /* lean: put writes nothing of these */
+    size_t mk = ocn_ws_mark(M->ws);
+    int mt = 0;
+    for (int q = 0; q < X->np; q++) mt += X->P[q]->m;
+    REAL *cat = TMP(M->ws, mt, "Q_θ of the expansion");
+    for (int q = 0, o = 0; q < X->np; o += X->P[q]->m, q++) memcpy(cat + o, Qth[q], (size_t)X->P[q]->m * sizeof(REAL));
+    FN(name)(nm, sizeof nm, S->gr ? "Pth" : "Qth", t, S->gr ? -1 : l);
+    FN(put)(M->cfg, S->out, &S->fail, cat, 1, (size_t)mt, 0, 0, nm);
+    REAL *K[REF_MAXP];
+    int formK = X->fb;
+    for (int q = 0; q < X->np; q++) formK = formK && (long)B * X->P[q]->m * n <= S->limit;
+    for (int q = 0; q < X->np; q++) {
+        FN(name)(nm, sizeof nm, "k", t, X->P[q]->pl->lane);
+        FN(put)(M->cfg, S->out, &S->fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
+        K[q] = formK ? TMP(M->ws, (size_t)B * X->P[q]->m * n, "K formed for output") : NULL;
+    }
+    if (formK) {
+        PHASE(M->bk, "backward t=%d lane %d: outputs K", t, l);
+        for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
+        X->qxt = qxt, X->Sp = S->L[l].S;
+        FN(form_K)(M, X, n, K);
+        X->qxt = NULL, X->Sp = NULL;
+        for (int q = 0; q < X->np; q++) {
+            X->GHz[q] = NULL;
+            FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
+            FN(put)(M->cfg, S->out, &S->fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+        }
+    } else if (!S->nofb && (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) {
+        /* K = M^† Q_θx with Q_θx := 0 is exactly zero; it is still a defined output (§11) */
+        for (int q = 0; q < X->np; q++) {
+            if ((long)B * X->P[q]->m * n > S->limit) continue;
+            size_t mk2 = ocn_ws_mark(M->ws);
+            REAL *Z = TMP(M->ws, (size_t)B * X->P[q]->m * n, "K = 0 formed for output");
+            FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
+            FN(put)(M->cfg, S->out, &S->fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+            ocn_ws_release(M->ws, mk2);
+        }
+    }
+    ocn_ws_release(M->ws, mk);
+}
+
+/* backward (§4 with §7's low-rank values): one stage t, one expansion l */
+static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    const ocn_optimizer *opt = M->opt;
+    ocn_backend *bk = M->bk;
+    const ocn_stage *st = &g->stages[t];
+    int B = M->B, n = g->n[t], np_all = st->nplayers, nofb = S->nofb, rc = OCN_OK;
+    FN(lval) *V = &S->L[l];
+    int r = V->r;
+    size_t mk = ocn_ws_mark(M->ws);
+    /* gx becomes the next value when there is no feedback; qxt its Z and the update pass's q_x */
+    REAL *gx = KEEP(M->ws, (size_t)B * n, "Q_x"), *qxt = nofb ? NULL : KEEP(M->ws, (size_t)B * r * n, "q_x = F_xᵀ Z'");
+    REAL *GHv[REF_MAXP], *GHz[REF_MAXP];
+    for (int p = 0; p < np_all; p++) {
+        GHv[p] = TMP(M->ws, (size_t)B * st->players[p].out_dim, "the per-sample g's");
+        GHz[p] = nofb ? NULL : KEEP(M->ws, (size_t)B * r * st->players[p].out_dim, "the value Hessian's g's");
+    }
+    FN(expn) *X = &S->E[t][l];
+    int pidx[REF_MAXP];
+    FN(phase_vjp)(S, t, l, X, pidx, gx, qxt, GHv, GHz);
+    REAL *vnew = gx, *Snew = KEEP(M->ws, (size_t)B * r * r, "S"), *cfnew = KEEP(M->ws, (size_t)B * r, "v's coefficients");
+    memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
+    memcpy(cfnew, V->cf, (size_t)B * r * sizeof(REAL));
+    REAL *Qth[REF_MAXP] = {0}, *lth[REF_MAXP] = {0};
+    if (X->np) {
+        REAL *gv[REF_MAXP], *gz[REF_MAXP];
+        for (int q = 0; q < X->np; q++) gv[q] = GHv[pidx[q]], gz[q] = nofb ? NULL : GHz[pidx[q]];
+        FN(batch_gradient)(S, X, gv, Qth, lth);
+        char who[192];
+        if (S->gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
+        else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
+        PHASE(bk, "backward t=%d lane %d: curvature statistics", t, l);
+        rc = FN(minv_setup)(M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
+        /* the batch gradient mean_i F_θᵀ v'^(i) = U c in the low-rank modes */
+        int nc = X->W.mode == CV_WOOD ? B * X->W.upr : 0;
+        REAL *cg = nc ? TMP(M->ws, nc, "the batch gradient's coefficients") : NULL;
+        for (int k = 0; k < nc; k++) cg[k] = (X->W.qinU ? V->cf[k] : 1) / (REAL)sqrt((double)B);
+        PHASE(bk, "backward t=%d lane %d: gains", t, l);
+        if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
+        X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
+        if (X->fb) {
+            vnew = KEEP(M->ws, (size_t)B * n, "V_x");
+            FN(phase_value)(S, t, l, X, gz, lth, cg, gx, qxt, vnew, Snew, cfnew);
+        }
+    }
+    FN(stage_outputs)(S, t, l, X, pidx, gx, Qth, GHz, qxt, !rc);
+    /* the stage's value becomes the incoming value of stage t − 1 */
+    FN(lval) nv = {r, vnew, nofb ? NULL : qxt, Snew, cfnew};
+    char nm[64];
+    FN(name)(nm, sizeof nm, S->gr ? "Wx" : "Vx", t, S->gr ? -1 : l);
+    FN(put)(M->cfg, S->out, &S->fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
+    FN(put_vxx)(S, &nv, t, S->gr ? -1 : l, n);
+    /* keep what the update pass needs (§8): the g's, q_x and S' stay in the workspace */
+    if (X->fb) {
+        for (int q = 0; q < X->np; q++) X->GHz[q] = GHz[pidx[q]];
+        X->qxt = qxt;
+        X->Sp = V->S;
+    }
+    ocn_ws_release(M->ws, mk);
+    *V = nv;
+    return rc;
+}
+
+/* The feedback of one expansion (§7, §8): fbk = M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i)). */
+static void FN(feedback)(FN(step) *S, FN(expn) *X, const REAL *dx, int n, REAL **fbk)
+{
+    FN(omodel) *M = &S->M;
+    ocn_backend *bk = M->bk;
+    int B = M->B, r = X->r;
+    size_t mk = ocn_ws_mark(M->ws);
+    REAL *y[REF_MAXP];
+    for (int q = 0; q < X->np; q++) y[q] = TMP(M->ws, X->P[q]->m, "the feedback's mean q_θ S' q_xᵀ δx");
+    REAL *cc = TMP(M->ws, (size_t)B * r, "the feedback's coefficients"); /* c_ij = Σ_l S'_i[j][l] (q_x^(il)·δx_i) */
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < r; j++)
+            for (int l2 = 0; l2 < r; l2++)
+                cc[i * r + j] += X->Sp[((size_t)i * r + j) * r + l2] * FN(dotv)(X->qxt + (size_t)(i * r + l2) * n, dx + (size_t)i * n, n);
+    int lowrank = X->W.mode == CV_KFAC, coef = X->W.mode == CV_WOOD && X->W.qinU;
+    if (coef) { /* exact: mean_i Σ_j c_ij q^(ij) = U (c/√B): M^† without cancellation */
+        for (int k = 0; k < B * r; k++) cc[k] /= (REAL)sqrt((double)B);
+        for (int gg = 0; gg < X->W.ngroups; gg++) FN(wood_apply_coef)(&X->W, gg, cc, fbk, bk);
+    }
+    for (int q = 0; q < X->np && !coef; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
+        FN(opl) *P = X->P[q];
+        int Lc = P->L, BL = B * Lc; /* conv (§14): virtual rows (i, p) */
+        size_t mk2 = ocn_ws_mark(M->ws);
+        REAL *Cg = TMP(M->ws, (size_t)BL * P->out, "the feedback's gradient rows");
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < r; j++)
+                for (int pp = 0; pp < Lc; pp++)
+                    for (int o = 0; o < P->out; o++)
+                        Cg[((size_t)i * Lc + pp) * P->out + o] += cc[i * r + j] * X->GHz[q][(((size_t)i * r + j) * Lc + pp) * P->out + o];
+        if (lowrank) {
+            /* kfac: M^† y = (η/B) (A A^†)ᵀ (Cg G^†), rank B — O(B·(na² + out² + na·out))
+             * instead of the two n³ products of a general M^† application */
+            REAL *AAi = TMPRAW(M->ws, (size_t)BL * P->na, "A A^+ of the feedback"),
+                 *CG = TMPRAW(M->ws, (size_t)BL * P->out, "Cg G^+ of the feedback");
+            GEMM(bk, 0, 0, BL, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
+            GEMM(bk, 0, 0, BL, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
+            GEMM(bk, 1, 0, P->na, P->out, BL, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
+        } else {
+            GEMM(bk, 1, 0, P->na, P->out, BL, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
+        }
+        ocn_ws_release(M->ws, mk2);
+    }
+    if (!lowrank && !coef) FN(minv_apply)(&X->W, y, fbk, bk);
+    ocn_ws_release(M->ws, mk);
+}
+
+/* update pass (§8): θ ← θ − (k + M^† mean_i q_θ^(i) S'^(i) (q_x^(i)ᵀ δx^(i))) */
+static int FN(phase_update)(FN(step) *S, ocn_error *err)
+{
+    FN(omodel) *M = &S->M;
+    const ocn_game *g = M->g;
+    int B = M->B, T = M->T, rc = OCN_OK;
+    char nm[64];
+    REAL *Xh = KEEP(M->ws, (size_t)B * g->n[0], "the states x̂_t");
+    memcpy(Xh, M->X[0], (size_t)B * g->n[0] * sizeof(REAL));
     for (int t = 0; t <= T && !rc; t++) {
         int n = g->n[t];
-        PHASE(bk, "update t=%d", t);
-        REAL *dx = FN(zalloc)((size_t)B * n);
-        for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M.X[t][i];
+        PHASE(M->bk, "update t=%d", t);
+        size_t mk = ocn_ws_mark(M->ws);
+        REAL *dx = TMPRAW(M->ws, (size_t)B * n, "δx");
+        for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M->X[t][i];
         snprintf(nm, sizeof nm, "dx_t%d", t);
-        FN(put)(cfg, out, &fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
-        if (t == T) {
-            free(dx);
-            break;
-        }
+        FN(put)(M->cfg, S->out, &S->fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+        if (t == T) break;
         const ocn_stage *st = &g->stages[t];
         REAL *thn[REF_MAXP];
         for (int p = 0; p < st->nplayers; p++) {
-            thn[p] = FN(zalloc)((size_t)st->players[p].m);
-            memcpy(thn[p], M.pl[t][p].th, (size_t)st->players[p].m * sizeof(REAL));
+            thn[p] = TMPRAW(M->ws, st->players[p].m, "θ_new");
+            memcpy(thn[p], M->pl[t][p].th, (size_t)st->players[p].m * sizeof(REAL));
         }
-        for (int l = 0; l < N; l++) {
-            FN(expn) *X = &E[t][l];
+        for (int l = 0; l < S->N; l++) {
+            FN(expn) *X = &S->E[t][l];
             if (!X->np) continue;
-            REAL *dth[REF_MAXP], *y[REF_MAXP], *fbk[REF_MAXP];
+            size_t mk2 = ocn_ws_mark(M->ws);
+            REAL *dth[REF_MAXP], *fbk[REF_MAXP];
             for (int q = 0; q < X->np; q++) {
-                dth[q] = FN(zalloc)((size_t)X->P[q]->m);
+                dth[q] = TMPRAW(M->ws, X->P[q]->m, "the step of θ");
                 memcpy(dth[q], X->k[q], (size_t)X->P[q]->m * sizeof(REAL));
-                y[q] = FN(zalloc)((size_t)X->P[q]->m), fbk[q] = FN(zalloc)((size_t)X->P[q]->m);
+                fbk[q] = TMP(M->ws, X->P[q]->m, "the feedback K δx");
             }
 #if OCN_MUTANT != MUT_NO_FEEDBACK
             if (X->fb) {
-                int r = X->r;
-                REAL *cc = FN(zalloc)((size_t)B * r); /* c_ij = Σ_l S'_i[j][l] (q_x^(il)·δx_i) */
-                for (int i = 0; i < B; i++)
-                    for (int j = 0; j < r; j++)
-                        for (int l2 = 0; l2 < r; l2++)
-                            cc[i * r + j] += X->Sp[((size_t)i * r + j) * r + l2] *
-                                             FN(dotv)(X->qxt + (size_t)(i * r + l2) * n, dx + (size_t)i * n, n);
-                int lowrank = X->W.mode == CV_KFAC, coef = X->W.mode == CV_WOOD && X->W.qinU;
-                if (coef) { /* exact: mean_i Σ_j c_ij q^(ij) = U (c/√B): M^† without cancellation */
-                    for (int k = 0; k < B * r; k++) cc[k] /= (REAL)sqrt((double)B);
-                    for (int gg = 0; gg < X->W.ngroups; gg++) FN(wood_apply_coef)(&X->W, gg, cc, fbk, bk);
-                }
-                for (int q = 0; q < X->np && !coef; q++) { /* y_p = (1/B) A_pᵀ (Σ_j c_ij g_pij) */
-                    FN(opl) *P = X->P[q];
-                    int Lc = P->L, BL = B * Lc; /* conv (§14): virtual rows (i, p) */
-                    REAL *Cg = FN(zalloc)((size_t)BL * P->out);
-                    for (int i = 0; i < B; i++)
-                        for (int j = 0; j < r; j++)
-                            for (int pp = 0; pp < Lc; pp++)
-                                for (int o = 0; o < P->out; o++)
-                                    Cg[((size_t)i * Lc + pp) * P->out + o] += cc[i * r + j] * X->GHz[q][(((size_t)i * r + j) * Lc + pp) * P->out + o];
-                    if (lowrank) {
-                        /* kfac: M^† y = (η/B) (A A^†)ᵀ (Cg G^†), rank B — O(B·(na² + out² + na·out))
-                         * instead of the two n³ products of a general M^† application */
-                        REAL *AAi = FN(zalloc)((size_t)BL * P->na), *CG = FN(zalloc)((size_t)BL * P->out);
-                        GEMM(bk, 0, 0, BL, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
-                        GEMM(bk, 0, 0, BL, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
-                        GEMM(bk, 1, 0, P->na, P->out, BL, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
-                        free(AAi), free(CG);
-                    } else {
-                        GEMM(bk, 1, 0, P->na, P->out, BL, (REAL)(1.0 / B), P->A, P->na, Cg, P->out, 0, y[q], P->out);
-                    }
-                    free(Cg);
-                }
-                if (!lowrank && !coef) FN(minv_apply)(&X->W, y, fbk, bk);
+                FN(feedback)(S, X, dx, n, fbk);
                 for (int q = 0; q < X->np; q++)
                     for (int j = 0; j < X->P[q]->m; j++) dth[q][j] += fbk[q][j];
-                free(cc);
             }
 #endif
             for (int q = 0; q < X->np; q++) {
@@ -1930,33 +2018,61 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
 #if OCN_MUTANT == MUT_DROP_THETA0
                 if (t != 0)
 #endif
-                FN(put)(cfg, out, &fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
-                free(dth[q]), free(y[q]), free(fbk[q]);
+                FN(put)(M->cfg, S->out, &S->fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
             }
+            ocn_ws_release(M->ws, mk2);
         }
-        REAL *Xn = FN(zalloc)((size_t)B * g->n[t + 1]), *Hs[REF_MAXP];
-        for (int p = 0; p < st->nplayers; p++) Hs[p] = FN(zalloc)((size_t)B * st->players[p].out_dim);
-        FN(stage_forward)(&M, t, thn, Xh, Xn, Hs);
+        REAL *Xn = KEEP(M->ws, (size_t)B * g->n[t + 1], "the states x̂_t"), *Hs[REF_MAXP];
+        for (int p = 0; p < st->nplayers; p++) Hs[p] = TMP(M->ws, (size_t)B * st->players[p].out_dim, "pre-activations of x̂");
+        FN(stage_forward)(M, t, thn, Xh, Xn, Hs);
         for (int p = 0; p < st->nplayers && !rc; p++)
             rc = FN(overflow)(Hs[p], (size_t)B * st->players[p].out_dim, t, p, "update pass (x̂)", err);
-        for (int p = 0; p < st->nplayers; p++) free(Hs[p]), free(thn[p]);
-        free(Xh), free(dx);
+        ocn_ws_release(M->ws, mk);
         Xh = Xn;
     }
-    free(Xh);
-    for (int t = 0; t < T; t++) {
-        for (int l = 0; E[t] && l < N; l++) FN(expn_free)(&E[t][l]);
-        free(E[t]);
-        for (int p = 0; p < g->stages[t].nplayers; p++) {
-            FN(opl) *P = &M.pl[t][p];
-            free(P->th), free(P->wfix), free(P->H), free(P->A);
-        }
-        free(M.pl[t]);
+    return rc;
+}
+
+static int FN(step_phases)(FN(step) *S, ocn_perturb *pert, int pin, int want_loss, ocn_error *err)
+{
+    FN(omodel) *M = &S->M;
+    int T = M->T, rc;
+    FN(phase_load)(S, pert, pin);
+    rc = FN(phase_forward)(S, want_loss, err);
+    if (!rc) rc = FN(phase_terminal)(S, err);
+    S->E = ocn_ws_keep(M->ws, (size_t)T * sizeof *S->E, "the expansion table");
+    for (int t = T - 1; t >= 0 && !rc; t--) {
+        S->E[t] = ocn_ws_keep(M->ws, (size_t)S->N * sizeof **S->E, "the expansion table");
+        for (int l = 0; l < S->N && !rc; l++) rc = FN(phase_backward)(S, t, l, err);
     }
-    for (int l = 0; l < N; l++) FN(lval_free)(&L[l]);
-    free(L), free(E);
-    for (int t = 0; t <= T; t++) free(M.X[t]);
-    free(M.X), free(M.pl), free(M.y);
-    if (!rc && fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+    if (!rc) rc = FN(phase_update)(S, err);
+    if (!rc && S->fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+    return rc;
+}
+
+int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
+                     ocn_backend *bk, ocn_ws *ws, ocn_perturb *pert, int pin, ocn_opt_sstate *ss, int want_loss,
+                     ocn_arrayset *out, ocn_error *err)
+{
+    FN(step) S;
+    memset(&S, 0, sizeof S);
+    S.M.g = g, S.M.opt = opt, S.M.cfg = cfg, S.M.bk = bk, S.M.B = g->batch, S.M.T = g->T;
+    S.M.pert = pert, S.M.ss = ss, S.M.ws = ws;
+    S.in = in, S.out = out;
+    S.gr = opt->game == OCN_GAME_GR, S.N = S.gr ? 1 : g->nlanes, S.nofb = cfg && cfg->no_feedback;
+    S.limit = cfg ? cfg->form_limit : 0;
+    S.cfac = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / g->batch;
+#if OCN_MUTANT == MUT_NO_INV_B
+    S.cfac = 1.0;
+#endif
+    jmp_buf jb;
+    int rc = ocn_ws_begin(ws, &jb, err);
+    if (rc) return rc;
+    if (setjmp(jb)) { /* an allocation failed (workspace.h): everything the step took is in ws */
+        ocn_ws_end(ws);
+        return ocn_ws_error(ws, err);
+    }
+    rc = FN(step_phases)(&S, pert, pin, want_loss, err);
+    ocn_ws_end(ws);
     return rc;
 }

@@ -428,7 +428,10 @@ Test(backend_ops, whole_step_through_the_checking_backend)
         int bug = bugs[kb];
         ocn_backend *b = checking_over_bad(bug);
         ocn_arrayset *out = ocn_arrayset_new();
-        int rc = ocn_opt_run_f64(f->game, &f->game->opt, f->arrays, &cfg, b, NULL, out, &e);
+        ocn_ws *ws = NULL;
+        cr_assert_eq(ocn_opt_ws_new(f->game, &f->game->opt, &cfg, &ws, &e), OCN_OK, "%s", e.msg);
+        int rc = ocn_opt_run_f64(f->game, &f->game->opt, f->arrays, &cfg, b, ws, NULL, out, &e);
+        ocn_ws_free(ws);
         rc = ocn_opt_backend_status(b, rc, &e);
         if (bug == BUG_NONE) {
             cr_expect_eq(rc, OCN_OK, "%s", e.msg);

@@ -21,6 +21,10 @@ typedef struct {
     size_t max_memory;     /* issue 10: refuse (OCN_EUNSUPPORTED, before allocating) a run whose estimated
                             * peak (ocn_opt_estimate_memory) exceeds this many bytes; 0: the machine's
                             * physical memory */
+    long fail_alloc_at;    /* tests only (issue 10): the n-th allocation of the optimized path — its step
+                            * workspace, a buffer taken from it, the §13 state's buffers — fails, to show that
+                            * every failure is a clean OCN_ENOMEM naming what failed; < 0: strict, a step
+                            * needing more than its planned workspace fails (the plan is held to); 0: off */
 } ocn_opt_config;
 
 /* Issue 10: the optimized path's estimated peak memory in bytes for game g

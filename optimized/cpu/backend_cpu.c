@@ -1,11 +1,46 @@
 /* CPU backend: CBLAS and LAPACKE (OpenBLAS on Debian) on views (backend.h).
- * It holds no handles; its context exists for the contract's sake. */
+ * Its context holds a grow-only LAPACK workspace: the symmetric ops call the
+ * column-major LAPACK routines on the row-major storage directly (a
+ * symmetric matrix is its own transpose; 'U' row-major is 'L' column-major)
+ * with that workspace, instead of LAPACKE's row-major wrappers, which
+ * allocate and transpose a copy of every operand on every call (fresh pages
+ * each time: issue 11 item 4). */
 #include "../backend.h"
 
 #include <cblas.h>
 #include <lapacke.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct {
+    void *work;     /* grow-only: syevd's work and iwork */
+    size_t cap;
+} cpu_ctx;
+
+/* The LAPACK workspace of at least `bytes`; NULL (and a contract failure) when out of memory. */
+static void *work_of(ocn_backend *b, size_t bytes)
+{
+    cpu_ctx *c = b->impl;
+    if (c->cap < bytes) {
+        void *w = malloc(bytes);
+        if (!w) {
+            ocn_backend_fail(b, "cpu: out of memory for a LAPACK workspace of %zu bytes", bytes);
+            return NULL;
+        }
+        free(c->work);
+        c->work = w, c->cap = bytes;
+    }
+    return c->work;
+}
+
+/* In place: row-major (i, j) <-> (j, i) of an n x n view. */
+#define TRANSPOSE(T, a, n, ld)                                                                                         \
+    for (int i_ = 0; i_ < (n); i_++)                                                                                   \
+        for (int j_ = i_ + 1; j_ < (n); j_++) {                                                                        \
+            T t_ = (a)[(size_t)i_ * (ld) + j_];                                                                        \
+            (a)[(size_t)i_ * (ld) + j_] = (a)[(size_t)j_ * (ld) + i_];                                                 \
+            (a)[(size_t)j_ * (ld) + i_] = t_;                                                                          \
+        }
 
 static int cpu_supports(const ocn_backend *b, ocn_op op, int prec)
 {
@@ -42,14 +77,28 @@ static int cpu_gemm(ocn_backend *b, int prec, int ta, int tb, double alpha, ocn_
 }
 
 /* divide and conquer (syevd): the same decomposition, several times faster than
- * the QR iteration of syev at the B·r sizes of the low-rank cores */
+ * the QR iteration of syev at the B·r sizes of the low-rank cores.  Column-major
+ * on the row-major storage (the matrix is symmetric), so the eigenvectors come
+ * out in rows and are transposed in place into columns. */
 static int cpu_syev(ocn_backend *b, int prec, ocn_view A, ocn_view w)
 {
-    (void)b;
-    int n = A.rows;
+    int n = A.rows, st;
     if (n <= 0) return 0;
-    return prec == 64 ? (int)LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, PD(A), LD(A), PD(w))
-                      : (int)LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, PS(A), LD(A), PS(w));
+    size_t lw = 1 + 6 * (size_t)n + 2 * (size_t)n * n, liw = 3 + 5 * (size_t)n;
+    size_t es = prec == 64 ? sizeof(double) : sizeof(float);
+    unsigned char *work = work_of(b, lw * es + liw * sizeof(lapack_int));
+    if (!work) return OCN_BK_ECONTRACT;
+    lapack_int *iw = (lapack_int *)(work + lw * es);
+    if (prec == 64) {
+        st = (int)LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', n, PD(A), LD(A), PD(w), (double *)work, (lapack_int)lw,
+                                      iw, (lapack_int)liw);
+        if (!st) TRANSPOSE(double, PD(A), n, (size_t)LD(A));
+    } else {
+        st = (int)LAPACKE_ssyevd_work(LAPACK_COL_MAJOR, 'V', 'L', n, PS(A), LD(A), PS(w), (float *)work, (lapack_int)lw,
+                                      iw, (lapack_int)liw);
+        if (!st) TRANSPOSE(float, PS(A), n, (size_t)LD(A));
+    }
+    return st;
 }
 
 static int cpu_gesv(ocn_backend *b, int prec, ocn_view A, int *ipiv, ocn_view B)
@@ -61,7 +110,8 @@ static int cpu_gesv(ocn_backend *b, int prec, ocn_view A, int *ipiv, ocn_view B)
                       : (int)LAPACKE_sgesv(LAPACK_ROW_MAJOR, n, nrhs, PS(A), LD(A), ipiv, PS(B), LD(B));
 }
 
-/* potrf + potri fill the upper triangle; mirror it */
+/* potrf + potri on the upper triangle (row-major), i.e. the lower one
+ * column-major on the same storage, without LAPACKE's transposed copies; mirror it */
 static int cpu_spdinv(ocn_backend *b, int prec, ocn_view A)
 {
     (void)b;
@@ -70,26 +120,37 @@ static int cpu_spdinv(ocn_backend *b, int prec, ocn_view A)
     if (n <= 0) return 0;
     if (prec == 64) {
         double *a = PD(A);
-        st = (int)LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, (int)ld);
-        if (!st) st = (int)LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, a, (int)ld);
+        st = (int)LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
+        if (!st) st = (int)LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
         for (int i = 0; !st && i < n; i++)
             for (int j = 0; j < i; j++) a[i * ld + j] = a[j * ld + i];
     } else {
         float *a = PS(A);
-        st = (int)LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'U', n, a, (int)ld);
-        if (!st) st = (int)LAPACKE_spotri(LAPACK_ROW_MAJOR, 'U', n, a, (int)ld);
+        st = (int)LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
+        if (!st) st = (int)LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
         for (int i = 0; !st && i < n; i++)
             for (int j = 0; j < i; j++) a[i * ld + j] = a[j * ld + i];
     }
     return st;
 }
 
-static void cpu_destroy(ocn_backend *b) { free(b); }
+static void cpu_destroy(ocn_backend *b)
+{
+    cpu_ctx *c = b->impl;
+    if (c) free(c->work);
+    free(c);
+    free(b);
+}
 
 int ocn_backend_cpu_new(ocn_backend **out, ocn_error *err)
 {
     ocn_backend *b = calloc(1, sizeof *b);
-    if (!b) return ocn_fail(err, OCN_ENOMEM, "out of memory (cpu backend)");
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b), free(c);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory (cpu backend)");
+    }
+    b->impl = c;
     b->name = "cpu";
     b->supports = cpu_supports, b->gemm = cpu_gemm, b->syev = cpu_syev, b->gesv = cpu_gesv, b->spdinv = cpu_spdinv;
     b->destroy = cpu_destroy;
