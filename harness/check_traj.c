@@ -165,7 +165,8 @@ static int state_rows(check_ctx *c)
             const ocn_player *pl = ocn_game_lane_player(g, t, l);
             if (!pl || !pl->m) continue;
             int p = (int)(pl - g->stages[t].players), m = pl->m;
-            int pa = pl->kind == OCN_PLAYER_BIAS ? 1 : pl->in_dim + 1, pg = pl->out_dim;
+            /* the Kronecker factor sizes: §5 for dense/bias, §14's KFC patch (C·k² + 1) and C_o for conv */
+            int pa = ocn_player_na(pl), pg = ocn_player_ng(pl);
             const ocn_array *k = find(c->in, "k_t%d_n%d", t, l, 0);
             const double *qth = player_grad(c, t, p);
             double *want = calloc((size_t)m, sizeof *want);
@@ -189,7 +190,7 @@ static int state_rows(check_ctx *c)
                 for (int l2 = 0; l2 < g->nlanes; l2++) {
                     const ocn_player *p2 = ocn_game_lane_player(g, t, l2);
                     if (!p2 || !p2->m) continue;
-                    int va = p2->kind == OCN_PLAYER_BIAS ? 1 : p2->in_dim + 1, vg = p2->out_dim;
+                    int va = ocn_player_na(p2), vg = ocn_player_ng(p2);
                     const double *pv = player_grad(c, t, (int)(p2 - g->stages[t].players));
                     for (int r = 0; pv && r < pg; r++)
                         for (int col = 0; col < pa; col++) {
