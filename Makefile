@@ -259,7 +259,9 @@ games-fuzz-test: $(BUILD)/fuzz-games
 -include $(BUILD)/tests/fuzz/fuzz_games.d
 
 # Mutation testing of the optimized path: each compile-time fault
-# (optimized/opt.h, OCN_MUTANT=1..7, 10) must make `ocn check` fail.
+# (optimized/opt.h, OCN_MUTANT=1..7, 10) must make `ocn check` fail, at float64
+# and (all but 6, a float64-only fault) at float32 too, where the fixtures'
+# cond_f32 is the c (docs/decisions.md, "§10 amendments from the game fuzzer").
 MUTANTS = 1 2 3 4 5 6 7 10
 # §13 state mutants (optimized/opt.h 8, 9): caught by tests/test_opt_state.c until
 # trajectory fixtures ship for `ocn check` to catch them too.
@@ -274,6 +276,14 @@ mutants: deps
 	  else \
 	    st=$$?; [ $$st -eq 1 ] || { echo "mutant $$m: ocn check exited $$st"; tail -3 build-mut/$$m/check.log; exit 1; }; \
 	    echo "mutant $$m: caught ($$(grep -c FAILED build-mut/$$m/check.log) rows FAILED)"; caught=$$((caught+1)); \
+	  fi; \
+	  if [ $$m -ne 6 ]; then \
+	    total=$$((total+1)); \
+	    if build-mut/$$m/ocn check --precision f32 $(FIXTURES) > build-mut/$$m/check32.log 2>&1; then \
+	      echo "mutant $$m: NOT caught at float32"; \
+	    else \
+	      echo "mutant $$m: caught at float32 ($$(grep -c 'FAILED$$' build-mut/$$m/check32.log) rows FAILED)"; caught=$$((caught+1)); \
+	    fi; \
 	  fi; \
 	done; \
 	for m in $(STATE_MUTANTS); do \
