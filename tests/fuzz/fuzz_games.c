@@ -1400,6 +1400,15 @@ static int classify(const ocn_game *g, int prec, const char *quantity, double er
     double u = prec == 32 ? OCN_U32 : OCN_U64;
     /* KI-1 (K not written under zero Qthx/Pux) is fixed: the optimized path writes K = 0; never excused now */
     const ocn_array *x = ocn_arrayset_find(ref, name), *y = ocn_arrayset_find(out, name);
+    /* KI-4 first (an ill-posed regime explains whatever else the row shows) */
+    int curv_used = !(o->zero & OCN_ZERO_MID) && o->curvature != OCN_CURV_SGD && o->curvature != OCN_CURV_RMSPROP;
+    double mu = o->curvature == OCN_CURV_EXACT ? g->weight_decay + o->damping : o->damping;
+    if (curv_used && mu < 1e-6) return KI_SINGULAR;
+    /* the reference itself calls the regime ill-conditioned: a gain not informative even in float64 */
+    for (int i = 0; i < ref->count; i++)
+        if ((!strncmp(ref->a[i].name, "k_t", 3) || !strncmp(ref->a[i].name, "K_t", 3)) &&
+            !ocn_informative(ref->a[i].cond, OCN_U64))
+            return KI_SINGULAR;
     if (x && y && x->size == y->size && !missing) {
         /* both sides at the rounding level of the step's scale S (the largest
          * reference entry): a cancellation residue (exact zero included) */
@@ -1410,14 +1419,6 @@ static int classify(const ocn_game *g, int prec, const char *quantity, double er
          * §10 runs perturb x̂ and θ_new as formed, so c of dx sees the
          * cancellation (docs/decisions.md); never excused now */
     }
-    int curv_used = !(o->zero & OCN_ZERO_MID) && o->curvature != OCN_CURV_SGD && o->curvature != OCN_CURV_RMSPROP;
-    double mu = o->curvature == OCN_CURV_EXACT ? g->weight_decay + o->damping : o->damping;
-    if (curv_used && mu < 1e-6) return KI_SINGULAR;
-    /* the reference itself calls the regime ill-conditioned: a gain not informative even in float64 */
-    for (int i = 0; i < ref->count; i++)
-        if ((!strncmp(ref->a[i].name, "k_t", 3) || !strncmp(ref->a[i].name, "K_t", 3)) &&
-            !ocn_informative(ref->a[i].cond, OCN_U64))
-            return KI_SINGULAR;
     if (curv_used && (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER) && !missing &&
         err <= (prec == 32 ? 0.05 : 1e-6))
         return KI_WOODBURY;
