@@ -177,3 +177,27 @@ Test(cond_f32, shipped_fixtures_record_it_and_f32_plumbing_can_fail)
     cr_expect_gt(recorded, 1000, "only %d arrays carry cond_f32", recorded);
     cr_expect_gt(arrays, 200, "only %d arrays exercised at f32", arrays);
 }
+
+/* §10 "never the side under test", at float32 too: a cond_f32 of 1e300 in the
+ * tested (float32) fixture's manifest does not make a garbage array pass —
+ * the reference side's cond_f32 is the one used. */
+Test(cond_f32, cond_f32_from_the_tested_side_is_ignored)
+{
+    char dir[256], out[65536];
+    tu_tmpdir(dir, sizeof dir);
+    cr_assert_eq(tu_sh(NULL, 0, "cp -r fixtures/mlp-tanh-ce %s/b", dir), 0);
+    cr_assert_eq(tu_sh(out, sizeof out,
+                       "%s -c \"import json,numpy as np;p='%s/b/manifest.json';m=json.load(open(p));"
+                       "m['producer']['precision']='f32';m['arrays']['K_t0_n0']['cond_f32']=1e300;"
+                       "m['arrays']['K_t0_n0']['cond']=1e300;json.dump(m,open(p,'w'));"
+                       "a=np.load('%s/b/K_t0_n0.npy');np.save('%s/b/K_t0_n0.npy',np.ones_like(a)*7.0)\" 2>&1",
+                       OCN_PYTHON, dir, dir, dir), 0, "%s", out);
+    cr_assert_eq(tu_sh(out, sizeof out, "%s compare fixtures/mlp-tanh-ce %s/b 2>&1", OCN_BIN, dir), 1, "%s", out);
+    cr_expect(strstr(out, "K_t0_n0") && strstr(out, "FAILED"), "%s", out);
+    /* and the unmodified copy passes at float32: the comparison ran at u = 2^-24 */
+    cr_assert_eq(tu_sh(NULL, 0, "rm -rf %s/b && cp -r fixtures/mlp-tanh-ce %s/b && %s -c \"import json;"
+                       "p='%s/b/manifest.json';m=json.load(open(p));m['producer']['precision']='f32';"
+                       "json.dump(m,open(p,'w'))\"", dir, dir, OCN_PYTHON, dir), 0);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s compare fixtures/mlp-tanh-ce %s/b 2>&1", OCN_BIN, dir), 0, "%s", out);
+    tu_rm_rf(dir);
+}
