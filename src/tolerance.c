@@ -146,23 +146,19 @@ static double dist2(const double *x, const double *y, size_t n)
     return (double)sqrtl(s);
 }
 
-int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int runs, double u, ocn_producer_fn run,
-                            void *ctx, ocn_arrayset *nominal, ocn_error *err)
+/* R perturbation runs of size u (seeds 1000·seed + base + r): s[i] gets
+ * max_r ‖X^(r) − X‖ / (u·‖X‖) of every nonzero nominal array (∞ when a run
+ * is not finite), z[i] max_r ‖X^(r)‖ of every all-zero one. */
+static int perturbation_runs(const ocn_game *g, int runs, int base, double u, ocn_producer_fn run, void *ctx,
+                             const ocn_arrayset *nominal, double *s, double *z, ocn_error *err)
 {
-    double d = ocn_tolerance_floor(g, opt);
-    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
-    double *z = calloc((size_t)nominal->count + 1, sizeof *z); /* max_r ‖X^(r)‖ of nominal zeros */
-    if (!s || !z) {
-        free(s), free(z);
-        return ocn_fail(err, OCN_ENOMEM, "out of memory measuring sensitivities");
-    }
     int rc = OCN_OK;
     for (int r = 1; r <= runs && !rc; r++) {
-        ocn_perturb *p = ocn_perturb_new(g->seed, r, u);
+        ocn_perturb *p = ocn_perturb_new(g->seed, base + r, u);
         ocn_arrayset *out = ocn_arrayset_new();
         if (!p || !out) rc = ocn_fail(err, OCN_ENOMEM, "out of memory in perturbation run %d", r);
         if (!rc) rc = run(ctx, p, out, err);
-        if (rc) ocn_error_prefix(err, "§10 perturbation run %d", r);
+        if (rc) ocn_error_prefix(err, "§10 %sperturbation run %d", base ? "float32 " : "", r);
         for (int i = 0; !rc && i < nominal->count; i++) {
             const ocn_array *x = &nominal->a[i], *y = ocn_arrayset_find(out, x->name);
             if (!y || y->size != x->size) { /* a run that changes shapes is a structural failure */
@@ -174,12 +170,26 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
                 s[i] = INFINITY;
                 continue;
             }
-            s[i] = fmax(s[i], e / (u * fmax(nx, DBL_MIN)));
             if (nx == 0.0) z[i] = fmax(z[i], e);
+            else s[i] = fmax(s[i], e / (u * nx));
         }
         ocn_perturb_free(p);
         ocn_arrayset_free(out);
     }
+    return rc;
+}
+
+int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int runs, double u, ocn_producer_fn run,
+                            void *ctx, ocn_arrayset *nominal, ocn_error *err)
+{
+    double d = ocn_tolerance_floor(g, opt);
+    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
+    double *z = calloc((size_t)nominal->count + 1, sizeof *z); /* max_r ‖X^(r)‖ of nominal zeros */
+    if (!s || !z) {
+        free(s), free(z);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory measuring sensitivities");
+    }
+    int rc = perturbation_runs(g, runs, 0, u, run, ctx, nominal, s, z, err);
     for (int i = 0; !rc && i < nominal->count; i++) {
         ocn_array *x = &nominal->a[i];
         int zero = norm2(x->data, x->size) == 0.0;
@@ -195,30 +205,15 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
 int ocn_measure_sensitivity_f32(const ocn_game *g, int runs, ocn_producer_fn run, void *ctx, ocn_arrayset *nominal,
                                 ocn_error *err)
 {
-    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
-    if (!s) return ocn_fail(err, OCN_ENOMEM, "out of memory measuring float32 sensitivities");
-    int rc = OCN_OK;
-    for (int r = 1; r <= runs && !rc; r++) {
-        ocn_perturb *p = ocn_perturb_new(g->seed, OCN_F32_RUN_BASE + r, OCN_U32);
-        ocn_arrayset *out = ocn_arrayset_new();
-        if (!p || !out) rc = ocn_fail(err, OCN_ENOMEM, "out of memory in float32 perturbation run %d", r);
-        if (!rc) rc = run(ctx, p, out, err);
-        if (rc) ocn_error_prefix(err, "§10 float32 perturbation run %d", r);
-        for (int i = 0; !rc && i < nominal->count; i++) {
-            const ocn_array *x = &nominal->a[i], *y = ocn_arrayset_find(out, x->name);
-            if (!y || y->size != x->size) {
-                rc = ocn_fail(err, OCN_ENUMERIC, "§10 float32 perturbation run %d did not produce '%s'", r, x->name);
-                break;
-            }
-            double nx = norm2(x->data, x->size), e = dist2(y->data, x->data, x->size);
-            if (nx == 0.0) continue; /* zeros: the u₆₄ rule (exact, or zero_scale) */
-            s[i] = isfinite(e) ? fmax(s[i], e / (OCN_U32 * nx)) : INFINITY;
-        }
-        ocn_perturb_free(p);
-        ocn_arrayset_free(out);
+    double *s = calloc((size_t)nominal->count + 1, sizeof *s), *z = calloc((size_t)nominal->count + 1, sizeof *z);
+    if (!s || !z) {
+        free(s), free(z);
+        return ocn_fail(err, OCN_ENOMEM, "out of memory measuring float32 sensitivities");
     }
+    int rc = perturbation_runs(g, runs, OCN_F32_RUN_BASE, OCN_U32, run, ctx, nominal, s, z, err);
+    /* zeros keep the u₆₄ rule (exact, or zero_scale): s stays 0 for them */
     for (int i = 0; !rc && i < nominal->count; i++) nominal->a[i].cond_f32 = fmax(nominal->a[i].cond, s[i]);
-    free(s);
+    free(s), free(z);
     return rc;
 }
 
