@@ -77,8 +77,8 @@ static void baseline_step(const ocn_train_opts *o, double lr, baseline *s, doubl
 /* One step of the game's optimizer on the optimized path (§8: theta_new),
  * carrying the §13 state (moving averages with the game's stat_decay ρ,
  * kfac factorisations refreshed every refresh_every steps). */
-static int ddp_step(const ocn_game *g, const ocn_net *net, ocn_opt_state *st, const ocn_dataset *d, const size_t *idx,
-                    double *theta, ocn_arrayset *in, ocn_error *err)
+int ocn_train_game_step(const ocn_game *g, const ocn_net *net, ocn_opt_state *st, const ocn_dataset *d,
+                        const size_t *idx, double *theta, ocn_arrayset *in, ocn_error *err)
 {
     size_t B = (size_t)g->batch;
     int rc = ocn_net_get(net, theta, in, err);
@@ -163,7 +163,7 @@ int ocn_train_run(const ocn_game *g, const ocn_dataset *d, const ocn_train_opts 
             const size_t *idx = order + b * B;
             if (o->method == OCN_TRAIN_GAME) {
                 ocn_error se = {0};
-                int s = ddp_step(g, net, st, d, idx, theta, in, &se);
+                int s = ocn_train_game_step(g, net, st, d, idx, theta, in, &se);
                 if (s == OCN_EUNSUPPORTED || s == OCN_ENUMERIC) { /* the run left the regime the path computes */
                     res->diverged = 1;
                     snprintf(res->why, sizeof res->why, "epoch %d, batch %zu: %s", e, b, se.msg);

@@ -14,7 +14,8 @@
 
 static const char TRAIN_USAGE[] =
     "usage: ocn train GAME.json DATA_DIR [options]\n"
-    "  GAME.json      a SPEC §12 chain network (one player per stage) with loss 'ce'; its optimizer is the\n"
+    "  GAME.json      a SPEC §12 chain network (one player per stage: dense, bias, act or §14 conv) with\n"
+    "                 loss 'ce'; its optimizer is the\n"
     "                 DDP variant run on the optimized path (--optimizer game, the default)\n"
     "  DATA_DIR       X.npy (rows, features; any numeric dtype), y.npy (integer labels),\n"
     "                 train_idx.npy, test_idx.npy (integer row indices)\n"

@@ -1,5 +1,8 @@
 /* `ocn train`'s own forward and backward pass for §12 chains (one player per
- * stage, no carries) with a softmax cross-entropy loss (§1).  Written apart
+ * stage, no carries; dense, bias, act and §14 conv players) with a softmax
+ * cross-entropy loss (§1).  Conv players are computed by direct loops over
+ * the taps (no im2col): a computation apart from both the reference's
+ * explicit Jacobian and the optimized path's im2col/col2im.  Written apart
  * from reference/ and optimized/ on purpose: it drives the baselines, the
  * evaluation, and is the independent side of the test that the optimized
  * path's `zero: [Qthx]` step is the adaptive-diagonal step (issue 13). */
@@ -43,9 +46,6 @@ int ocn_net_new(const ocn_game *g, ocn_net **out, ocn_error *err)
         if (s->nplayers != 1 || s->ncarries)
             return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: ocn train computes chains (one player per stage, no "
                             "carries); this stage has %d players and %d carries", g->name, t, s->nplayers, s->ncarries);
-        if (s->players[0].kind == OCN_PLAYER_CONV) /* issue 14: training conv networks is not written yet */
-            return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: ocn train does not train conv players yet (SPEC §14)",
-                            g->name, t);
         if (s->players[0].in_dim != g->n[t] || s->players[0].out_dim != g->n[t + 1])
             return ocn_fail(err, OCN_EUNSUPPORTED, "%s: stage %d: the player must read and write the whole state "
                             "(a chain)", g->name, t);
@@ -123,10 +123,13 @@ void ocn_net_init(ocn_net *n, double *theta, void *rng)
     gsl_rng *r = rng;
     for (int t = 0; t < n->T; t++) {
         const ocn_player *p = &n->pl[t];
-        double sw = 1.0 / sqrt((double)p->in_dim), sb = 0.1;
-        size_t out = (size_t)p->out_dim, in = (size_t)p->in_dim;
+        /* §14: a conv player's W is (C_o, C·k²) with fan-in C·k² (the same draws as a dense (C_o x C·k²) W) */
+        int conv = p->kind == OCN_PLAYER_CONV;
+        size_t out = conv ? (size_t)p->conv.co : (size_t)p->out_dim;
+        size_t in = conv ? (size_t)p->conv.c * (size_t)p->conv.k * (size_t)p->conv.k : (size_t)p->in_dim;
+        double sw = 1.0 / sqrt((double)in), sb = 0.1;
         double *th = theta + n->off[t];
-        if (p->kind == OCN_PLAYER_DENSE) { /* §12: W drawn row-major, stored column-major (§2) */
+        if (p->kind == OCN_PLAYER_DENSE || conv) { /* §12: W drawn row-major, stored column-major (§2) */
             for (size_t rr = 0; rr < out; rr++)
                 for (size_t c = 0; c < in; c++) th[c * out + rr] = gsl_ran_gaussian(r, sw);
             for (size_t rr = 0; rr < out; rr++) th[in * out + rr] = gsl_ran_gaussian(r, sb);
@@ -160,6 +163,73 @@ static double dact(ocn_act a, double h, double y)
     return 1;
 }
 
+/* §14 conv, one sample: h[o, y, x] = b[o] + Σ_{c,i,j} W[o, (c·k + i)·k + j] ·
+ * z_pad[c, y·s + i, x·s + j] (cross-correlation; z channel-major, zero
+ * padding `pad` on each side).  θ = vec([W b]) column-major (§2): W[o, col]
+ * at θ[col·C_o + o], b[o] at θ[C·k²·C_o + o]. */
+static void conv_forward(const ocn_conv *cv, const double *th, const double *z, double *h)
+{
+    int C = cv->c, H = cv->h, W = cv->w, Co = cv->co, k = cv->k, s = cv->s, pad = cv->pad, Ho = cv->ho, Wo = cv->wo;
+    size_t P = (size_t)Ho * (size_t)Wo, ncol = (size_t)C * (size_t)k * (size_t)k;
+    for (int o = 0; o < Co; o++)
+        for (size_t p = 0; p < P; p++) h[(size_t)o * P + p] = th[ncol * (size_t)Co + (size_t)o];
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                size_t col = ((size_t)c * (size_t)k + (size_t)i) * (size_t)k + (size_t)j;
+                for (int y = 0; y < Ho; y++) {
+                    int yy = y * s + i - pad;
+                    if (yy < 0 || yy >= H) continue; /* zero padding */
+                    for (int x = 0; x < Wo; x++) {
+                        int xx = x * s + j - pad;
+                        if (xx < 0 || xx >= W) continue;
+                        double zv = z[((size_t)c * (size_t)H + (size_t)yy) * (size_t)W + (size_t)xx];
+                        for (int o = 0; o < Co; o++)
+                            h[(size_t)o * P + (size_t)y * (size_t)Wo + (size_t)x] += th[col * (size_t)Co + (size_t)o] * zv;
+                    }
+                }
+            }
+}
+
+/* Its back-propagation for one sample: dh = V_h (C_o·H_o·W_o), adds
+ * ∂/∂W[o, col] = Σ_p dh[o, p]·z_pad[patch col at p], ∂/∂b[o] = Σ_p dh[o, p]
+ * to gt, and writes dz = Σ W[o, col]·dh[o, p] scattered onto the input
+ * taps (padding taps dropped). */
+static void conv_backward(const ocn_conv *cv, const double *th, const double *z, const double *dh, double *gt, double *dz)
+{
+    int C = cv->c, H = cv->h, W = cv->w, Co = cv->co, k = cv->k, s = cv->s, pad = cv->pad, Ho = cv->ho, Wo = cv->wo;
+    size_t P = (size_t)Ho * (size_t)Wo, ncol = (size_t)C * (size_t)k * (size_t)k;
+    memset(dz, 0, (size_t)C * (size_t)H * (size_t)W * sizeof *dz);
+    for (int o = 0; o < Co; o++) {
+        double sb = 0;
+        for (size_t p = 0; p < P; p++) sb += dh[(size_t)o * P + p];
+        gt[ncol * (size_t)Co + (size_t)o] += sb;
+    }
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                size_t col = ((size_t)c * (size_t)k + (size_t)i) * (size_t)k + (size_t)j;
+                const double *w = th + col * (size_t)Co;
+                double *gw = gt + col * (size_t)Co;
+                for (int y = 0; y < Ho; y++) {
+                    int yy = y * s + i - pad;
+                    if (yy < 0 || yy >= H) continue;
+                    for (int x = 0; x < Wo; x++) {
+                        int xx = x * s + j - pad;
+                        if (xx < 0 || xx >= W) continue;
+                        size_t zi = ((size_t)c * (size_t)H + (size_t)yy) * (size_t)W + (size_t)xx;
+                        size_t p = (size_t)y * (size_t)Wo + (size_t)x;
+                        double zv = z[zi], acc = 0;
+                        for (int o = 0; o < Co; o++) {
+                            double d = dh[(size_t)o * P + p];
+                            gw[o] += d * zv, acc += w[o] * d;
+                        }
+                        dz[zi] += acc;
+                    }
+                }
+            }
+}
+
 /* Forward of one row: fills x, h for t = 0..T; returns the logits x_T. */
 static const double *forward(ocn_net *n, const double *theta, const double *x0, size_t d0)
 {
@@ -172,6 +242,8 @@ static const double *forward(ocn_net *n, const double *theta, const double *x0, 
         size_t out = (size_t)p->out_dim, in = (size_t)p->in_dim;
         if (p->kind == OCN_PLAYER_ACT) {
             for (size_t r = 0; r < out; r++) h[r] = z[r];
+        } else if (p->kind == OCN_PLAYER_CONV) {
+            conv_forward(&p->conv, th, z, h);
         } else if (p->kind == OCN_PLAYER_DENSE) {
             for (size_t r = 0; r < out; r++) h[r] = th[in * out + r];
             for (size_t c = 0; c < in; c++) {
@@ -246,7 +318,9 @@ double ocn_net_grad(ocn_net *n, const double *theta, const ocn_dataset *d, const
             double *gt = g + n->off[t];
             for (size_t r = 0; r < out; r++) n->dl[r] *= dact(p->act, h[r], y[r]); /* V_h = σ' ⊙ V_x' (§4) */
             if (p->kind == OCN_PLAYER_ACT) continue;
-            if (p->kind == OCN_PLAYER_DENSE) { /* ∇θ = a ⊗ g, a = [z; 1] (§2) */
+            if (p->kind == OCN_PLAYER_CONV) {
+                conv_backward(&p->conv, th, zin, n->dl, gt, n->dl2);
+            } else if (p->kind == OCN_PLAYER_DENSE) { /* ∇θ = a ⊗ g, a = [z; 1] (§2) */
                 for (size_t c = 0; c < in; c++) {
                     double *gw = gt + c * out, zc = zin[c];
                     const double *w = th + c * out;

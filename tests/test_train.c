@@ -9,6 +9,7 @@
 #include "ocn/train.h"
 
 #include <float.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdio.h>
@@ -459,4 +460,308 @@ Test(train, baselines_follow_pytorch_rules)
     }
 #undef RESET
 #undef NEAR
+}
+
+/* ---- conv networks (SPEC §14, issue 14 item 6) ----------------------- */
+
+/* A chain small enough for the dense reference: 1x5x5 → conv 3x3 `same` (2
+ * channels, relu) → conv 3x3 `same` stride 2 (3 channels, tanh, 3x3) → conv
+ * 3x3 `valid` (4 channels, relu, 1x1) → dense 4 → 3; B = 4.  OPT is the
+ * optimizer object. */
+#define CONV_TINY(OPT)                                                                                              \
+    "{\"name\": \"train-conv-tiny\", \"seed\": 3, \"batch\": 4, \"input_dim\": 25,"                                 \
+    " \"loss\": {\"kind\": \"ce\", \"classes\": 3}, \"weight_decay\": 1e-3, \"stages\": ["                            \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [1, 5, 5],"      \
+    " \"out_channels\": 2, \"kernel\": 3, \"act\": \"relu\"}]},"                                                     \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [2, 5, 5],"      \
+    " \"out_channels\": 3, \"kernel\": 3, \"stride\": 2, \"padding\": \"same\", \"act\": \"tanh\"}]},"              \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [3, 3, 3],"      \
+    " \"out_channels\": 4, \"kernel\": 3, \"padding\": \"valid\", \"act\": \"relu\"}]},"                            \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 3,"              \
+    " \"act\": \"identity\"}]}], \"optimizer\": " OPT "}"
+
+/* A data set held in memory: n rows of d features drawn N(0, 1), labels i % k. */
+static ocn_dataset *mem_set(size_t n, size_t d, int k, unsigned long seed)
+{
+    ocn_dataset *s = calloc(1, sizeof *s);
+    s->n = n, s->d = d, s->classes = k, s->ntrain = n, s->prepared = 1;
+    s->X = malloc(n * d * sizeof *s->X), s->y = malloc(n * sizeof *s->y), s->train = malloc(n * sizeof *s->train);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    for (size_t i = 0; i < n * d; i++) s->X[i] = gsl_ran_gaussian(r, 1.0);
+    for (size_t i = 0; i < n; i++) s->y[i] = (int)(i % (size_t)k), s->train[i] = i;
+    gsl_rng_free(r);
+    return s;
+}
+
+static void mem_set_free(ocn_dataset *s)
+{
+    free(s->X), free(s->y), free(s->train), free(s);
+}
+
+/* §11 inputs of one step: θ and the rows 0..B of d. */
+static ocn_arrayset *step_inputs(const ocn_game *g, const ocn_net *net, const double *th, const ocn_dataset *d)
+{
+    ocn_error e = {0};
+    size_t B = (size_t)g->batch;
+    ocn_arrayset *in = ocn_arrayset_new();
+    cr_assert_eq(ocn_net_get(net, th, in, &e), OCN_OK, "%s", e.msg);
+    ocn_array *x0 = ocn_arrayset_add2(in, "x0", 2, B, d->d, 0);
+    memcpy(x0->data, d->X, B * d->d * sizeof(double));
+    ocn_array *y = ocn_arrayset_add2(in, "y", 1, B, 0, 0);
+    for (size_t i = 0; i < B; i++) y->data[i] = d->y[i];
+    return in;
+}
+
+/* The reference (`ocn gen`'s computation: explicit conv Jacobians, §10 c
+ * measured with 2 runs) on the same game, θ and batch; `fault` reads every
+ * conv tap (i, j) as (j, i) (reference/conv.c's test flag). */
+static ocn_arrayset *ref_step(ocn_game *g, const ocn_arrayset *in, int fault)
+{
+    for (int t = 0; t < g->T; t++) g->stages[t].players[0].conv.fault = fault;
+    ocn_error e = {0};
+    ocn_ref_opts ro = {.measure_runs = 2};
+    ocn_arrayset *out = ocn_arrayset_new();
+    cr_assert_eq(ocn_ref_run(g, &g->opt, in, &ro, out, &e), OCN_OK, "%s", e.msg);
+    for (int t = 0; t < g->T; t++) g->stages[t].players[0].conv.fault = 0;
+    return out;
+}
+
+/* `ocn train`'s SGD step on a conv net (its own tap loops, src/train_net.c:
+ * step 1 of SGD-m is θ ← θ − η(∇ + λθ)) equals the reference's step with
+ * `sgd` curvature and no feedback (`zero: [Qthx]`: k = η Q_θ, §5), per stage
+ * on k with its measured c (§10 ratio < 30).  Caught: the reference reading
+ * the kernel transposed, and a relative error 10x the detection power. */
+Test(train, conv_sgd_step_equals_reference)
+{
+    ocn_game *g = tu_game(CONV_TINY("{\"game\": \"fne\", \"curvature\": \"sgd\", \"value\": \"persample\", "
+                                    "\"lr\": 0.3, \"zero\": [\"Qthx\"]}"));
+    ocn_net *net;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_net_new(g, &net, &e), OCN_OK, "%s", e.msg);
+    size_t M = (size_t)ocn_net_nparams(net);
+    cr_assert_eq(M, (size_t)ocn_game_nparams(g));
+    ocn_dataset *d = mem_set(4, 25, 3, 11);
+    double *th = malloc(M * sizeof *th), *gr = malloc(M * sizeof *gr), *mine = calloc(M, sizeof *mine);
+    double *buf = calloc(M, sizeof *buf), *sq = calloc(M, sizeof *sq);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 21);
+    ocn_net_init(net, th, r);
+    gsl_rng_free(r);
+    ocn_net_grad(net, th, d, d->train, 4, g->weight_decay, gr, NULL);
+    ocn_train_opts o;
+    ocn_train_opts_default(&o);
+    o.method = OCN_TRAIN_SGD;
+    ocn_train_baseline_step(&o, g->opt.lr, 1, gr, buf, sq, mine, M); /* mine = −η·g from θ = 0 */
+    for (size_t j = 0; j < M; j++) mine[j] = -mine[j];
+    ocn_arrayset *in = step_inputs(g, net, th, d);
+    ocn_arrayset *ref = ref_step(g, in, 0), *bad = ref_step(g, in, 1);
+    size_t off = 0;
+    for (int t = 0; t < g->T; t++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "k_t%d_n0", t);
+        const ocn_array *k = ocn_arrayset_find(ref, nm), *kb = ocn_arrayset_find(bad, nm);
+        cr_assert(k && kb && k->size == (size_t)g->stages[t].players[0].m && k->cond > 0, "%s", nm);
+        double rt = ratio(mine + off, k);
+        cr_expect_lt(rt, 30, "stage %d: ratio %.3g (c = %.3g) against the reference", t, rt, k->cond);
+        /* the transposed kernel changes the gradient of every stage at or before the last conv */
+        if (t < g->T - 1) cr_expect_geq(ratio(mine + off, kb), 300, "stage %d: a transposed kernel must fail", t);
+        double *pert = malloc(k->size * sizeof *pert);
+        for (size_t j = 0; j < k->size; j++) pert[j] = mine[off + j] * (1 + 3000 * OCN_U64 * k->cond);
+        cr_expect_geq(ratio(pert, k), 300, "stage %d: a relative error of %.2g must fail", t, 3000 * OCN_U64 * k->cond);
+        free(pert);
+        off += k->size;
+    }
+    ocn_arrayset_free(in), ocn_arrayset_free(ref), ocn_arrayset_free(bad);
+    free(th), free(gr), free(mine), free(buf), free(sq);
+    mem_set_free(d);
+    ocn_net_free(net);
+    ocn_game_free(g);
+}
+
+/* `ocn train`'s DDP step (ocn_train_game_step: the optimized path's im2col
+ * step with the §13 state, as every batch of `ocn train` runs it) on the
+ * conv chain with DDPNOpt's CNN recipe — FNE, `persample` values, Prop. 3's
+ * `terminal: outer`, KFC `kfac` curvature, feedback on — and with
+ * `gn-outer` (§7 Woodbury): θ_new equals the reference's (measured c).
+ * The reference with a transposed kernel must fail the same comparison. */
+Test(train, conv_ddp_step_equals_reference)
+{
+    static const char *const opts[] = {
+        "{\"game\": \"fne\", \"curvature\": \"kfac\", \"value\": \"persample\", \"terminal\": \"outer\","
+        " \"lr\": 0.5, \"damping\": 0.01, \"zero\": [], \"stat_decay\": 0.95, \"refresh_every\": 10}",
+        "{\"game\": \"fne\", \"curvature\": \"gn-outer\", \"value\": \"persample\", \"terminal\": \"outer\","
+        " \"lr\": 0.5, \"damping\": 0.01, \"zero\": []}",
+    };
+    char json[4096];
+    for (size_t oi = 0; oi < sizeof opts / sizeof *opts; oi++) {
+        snprintf(json, sizeof json, CONV_TINY("%s"), opts[oi]);
+        ocn_game *g = tu_game(json);
+        ocn_net *net;
+        ocn_error e = {0};
+        cr_assert_eq(ocn_net_new(g, &net, &e), OCN_OK, "%s", e.msg);
+        size_t M = (size_t)ocn_net_nparams(net);
+        ocn_dataset *d = mem_set(4, 25, 3, 12);
+        double *th = malloc(M * sizeof *th), *th0 = malloc(M * sizeof *th0);
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(r, 22);
+        ocn_net_init(net, th, r);
+        gsl_rng_free(r);
+        memcpy(th0, th, M * sizeof *th);
+        ocn_arrayset *in = step_inputs(g, net, th, d), *scratch = ocn_arrayset_new();
+        ocn_opt_state *st = NULL;
+        ocn_opt_config cfg = {.backend = "cpu", .precision = 64};
+        cr_assert_eq(ocn_opt_state_new(g, &g->opt, &cfg, &st, &e), OCN_OK, "%s", e.msg);
+        cr_assert_eq(ocn_train_game_step(g, net, st, d, d->train, th, scratch, &e), OCN_OK, "%s", e.msg);
+        ocn_arrayset *ref = ref_step(g, in, 0), *bad = ref_step(g, in, 1);
+        size_t off = 0;
+        double moved = 0;
+        for (int t = 0; t < g->T; t++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "theta_new_t%d_n0", t);
+            const ocn_array *a = ocn_arrayset_find(ref, nm), *ab = ocn_arrayset_find(bad, nm);
+            cr_assert(a && ab && a->size == (size_t)g->stages[t].players[0].m && a->cond > 0, "%s", nm);
+            double rt = ratio(th + off, a);
+            cr_expect_lt(rt, 30, "%s stage %d: ratio %.3g (c = %.3g)", opts[oi], t, rt, a->cond);
+            if (t < g->T - 1) cr_expect_geq(ratio(th + off, ab), 300, "%s stage %d: a transposed kernel must fail", opts[oi], t);
+            off += a->size;
+        }
+        for (size_t j = 0; j < M; j++) moved = fmax(moved, fabs(th[j] - th0[j]));
+        cr_expect_gt(moved, 1e-3, "the step moved θ (max |Δθ| %.3g)", moved);
+        ocn_opt_state_free(st);
+        ocn_arrayset_free(in), ocn_arrayset_free(scratch), ocn_arrayset_free(ref), ocn_arrayset_free(bad);
+        free(th), free(th0);
+        mem_set_free(d);
+        ocn_net_free(net);
+        ocn_game_free(g);
+    }
+}
+
+/* A separable image problem: 1x6x6, class 0 a vertical bar, class 1 a
+ * horizontal bar (random row/column, amplitude 1, noise N(0, 0.3²)); rows
+ * alternate classes; the first ntr rows train, the rest test. */
+static ocn_dataset *bars(size_t ntr, size_t nte, unsigned long seed)
+{
+    size_t n = ntr + nte;
+    ocn_dataset *s = mem_set(n, 36, 2, seed);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        double *x = s->X + i * 36;
+        size_t at = gsl_rng_uniform_int(r, 6);
+        for (size_t q = 0; q < 36; q++) x[q] = 0.3 * gsl_ran_gaussian(r, 1.0);
+        for (size_t q = 0; q < 6; q++) x[s->y[i] == 0 ? q * 6 + at : at * 6 + q] += 1.0;
+    }
+    gsl_rng_free(r);
+    s->ntrain = ntr, s->ntest = nte;
+    s->test = malloc(nte * sizeof *s->test);
+    for (size_t i = 0; i < nte; i++) s->test[i] = ntr + i;
+    return s;
+}
+
+#define CONV_BARS(OPT)                                                                                             \
+    "{\"name\": \"train-conv-bars\", \"seed\": 0, \"batch\": 16, \"input_dim\": 36,"                               \
+    " \"loss\": {\"kind\": \"ce\", \"classes\": 2}, \"weight_decay\": 0, \"stages\": ["                             \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [1, 6, 6],"     \
+    " \"out_channels\": 4, \"kernel\": 3, \"act\": \"relu\"}]},"                                                    \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [4, 6, 6],"     \
+    " \"out_channels\": 4, \"kernel\": 3, \"stride\": 2, \"act\": \"relu\"}]},"                                     \
+    "{\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 2,"             \
+    " \"act\": \"identity\"}]}], \"optimizer\": " OPT "}"
+
+/* A conv net learns a separable problem with SGD-m, Adam and DDPNOpt's CNN
+ * recipe (kfac KFC curvature, Prop. 3 terminal, §13 state): training loss at
+ * most half the initial one, test accuracy ≥ 90% (chance: 50%).  The same
+ * runs with the labels shuffled (nothing to learn on the test rows) must
+ * stay near chance, so the floor is not met by accident. */
+Test(train, conv_net_learns_separable_bars, .timeout = 120)
+{
+    static const struct { ocn_train_method m; double lr; } runs[] = {
+        {OCN_TRAIN_SGD, 0.05}, {OCN_TRAIN_ADAM, 0.01}, {OCN_TRAIN_GAME, 0.1}};
+    ocn_game *g = tu_game(CONV_BARS("{\"game\": \"fne\", \"curvature\": \"kfac\", \"value\": \"persample\","
+                                    " \"terminal\": \"outer\", \"lr\": 0.1, \"damping\": 0.01, \"zero\": [],"
+                                    " \"stat_decay\": 0.95, \"refresh_every\": 10}"));
+    for (int shuffled = 0; shuffled <= 1; shuffled++) {
+        ocn_dataset *d = bars(128, 64, 5);
+        if (shuffled) /* labels of the training rows reassigned at random: a test row's class is unlearnable */
+            for (size_t i = 0; i < d->ntrain; i++) d->y[i] = (int)((i * 7919 + i / 3) % 2);
+        for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+            ocn_train_opts o;
+            ocn_train_opts_default(&o);
+            o.method = runs[k].m, o.lr = runs[k].lr, o.epochs = 8, o.seed = 4;
+            ocn_train_result res;
+            ocn_error e = {0};
+            cr_assert_eq(ocn_train_run(g, d, &o, &res, &e), OCN_OK, "%s", e.msg);
+            cr_assert(!res.diverged, "method %d: %s", runs[k].m, res.why);
+            double l0 = res.train_loss[0], l1 = res.train_loss[o.epochs], a = res.eval_acc[o.epochs];
+            cr_log_info("bars shuffled=%d method %d: loss %.4f -> %.4f, test accuracy %.3f", shuffled, runs[k].m, l0, l1, a);
+            if (!shuffled) {
+                cr_expect_lt(l1, 0.5 * l0, "method %d: training loss %.4f -> %.4f did not halve", runs[k].m, l0, l1);
+                cr_expect_geq(a, 0.9, "method %d: test accuracy %.3f", runs[k].m, a);
+            } else {
+                cr_expect_lt(a, 0.75, "method %d: shuffled labels yet test accuracy %.3f", runs[k].m, a);
+            }
+            ocn_train_result_free(&res);
+        }
+        free(d->test);
+        mem_set_free(d);
+    }
+    ocn_game_free(g);
+}
+
+/* Combinations `ocn train` cannot run on a conv network are refused before
+ * any training, the message naming the stage (and player or part):
+ * coop-kfac on a conv stage (§14, the loader), a residual carry across a
+ * conv (not a chain), and gn-outer on a bench-size CNN whose §7 Woodbury
+ * Gram over locations does not fit (the optimized path's memory estimate;
+ * exact ce terminal, r = 10: (B·r·P)² = 327680² doubles). */
+Test(train, conv_unsupported_combinations_named)
+{
+    ocn_game *g = NULL;
+    ocn_error e = {0};
+    char json[4096];
+    snprintf(json, sizeof json, CONV_BARS("%s"), "{\"game\": \"gr\", \"curvature\": \"coop-kfac\", \"damping\": 0.1}");
+    cr_expect_neq(ocn_game_load_string(json, "coop.json", &g, &e), OCN_OK, "coop-kfac on conv accepted");
+    cr_expect(strstr(e.msg, "coop-kfac") && strstr(e.msg, "stage 0"), "message: %s", e.msg);
+    ocn_game_free(g), g = NULL;
+
+    static const char res[] =
+        "{\"name\": \"res\", \"seed\": 0, \"batch\": 4, \"input_dim\": 36, \"loss\": {\"kind\": \"ce\", \"classes\": 2},"
+        " \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [1, 6, 6],"
+        " \"out_channels\": 1, \"kernel\": 3, \"act\": \"relu\"}], \"carries\": [{\"from\": \"z\", \"to\": \"r\"}]},"
+        " {\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [1, 6, 6],"
+        " \"out_channels\": 1, \"kernel\": 3, \"act\": \"identity\"}], \"carries\": [{\"from\": \"r\", \"to\": \"z\"}]},"
+        " {\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 2, \"act\": \"identity\"}]}],"
+        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\"}}";
+    g = tu_game(res);
+    ocn_net *net = NULL;
+    cr_expect_eq(ocn_net_new(g, &net, &e), OCN_EUNSUPPORTED, "a carry across a conv accepted");
+    cr_expect(strstr(e.msg, "stage 0") && strstr(e.msg, "carries"), "message: %s", e.msg);
+    ocn_game_free(g);
+
+    static const char big[] =
+        "{\"name\": \"bench-cnn\", \"seed\": 0, \"batch\": 128, \"input_dim\": 768, \"loss\": {\"kind\": \"ce\", \"classes\": 10},"
+        " \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [3, 16, 16],"
+        " \"out_channels\": 16, \"kernel\": 3, \"act\": \"relu\"}]},"
+        " {\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [16, 16, 16],"
+        " \"out_channels\": 32, \"kernel\": 3, \"stride\": 2, \"act\": \"relu\"}]},"
+        " {\"players\": [{\"lane\": 0, \"kind\": \"conv\", \"in\": \"z\", \"out\": \"z\", \"in_shape\": [32, 8, 8],"
+        " \"out_channels\": 64, \"kernel\": 3, \"stride\": 2, \"act\": \"relu\"}]},"
+        " {\"players\": [{\"lane\": 0, \"kind\": \"dense\", \"in\": \"z\", \"out\": \"z\", \"out_dim\": 10, \"act\": \"identity\"}]}],"
+        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"gn-outer\", \"damping\": 0.01, \"value\": \"persample\"}}";
+    g = tu_game(big);
+    ocn_dataset *d = mem_set(128, 768, 10, 1);
+    d->ntest = 1, d->test = malloc(sizeof *d->test), d->test[0] = 0;
+    ocn_train_opts o;
+    ocn_train_opts_default(&o);
+    o.epochs = 1;
+    ocn_train_result r;
+    e = (ocn_error){0};
+    int rc = ocn_train_run(g, d, &o, &r, &e);
+    cr_expect_neq(rc, OCN_OK, "gn-outer on a bench-size CNN accepted");
+    cr_expect(strstr(e.msg, "bench-cnn") && strstr(e.msg, "Gram") != NULL, "message: %s", e.msg);
+    cr_log_info("refused: %s", e.msg);
+    free(d->test);
+    mem_set_free(d);
+    ocn_game_free(g);
 }

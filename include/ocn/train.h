@@ -7,8 +7,8 @@
  * indices).  Features are standardised with the training part's mean and
  * (population) std; a feature with std 0 is only centred.
  *
- * Networks: chains of §12 stages, one player per stage (dense, bias or act),
- * no carries — what the baselines' own forward/backward (src/train_net.c)
+ * Networks: chains of §12 stages, one player per stage (dense, bias, act or
+ * §14 conv), no carries — what the baselines' own forward/backward (src/train_net.c)
  * computes; other shapes are refused with a message naming the stage.
  * Deterministic given the seed: parameters drawn by the §12 rule and the
  * batches shuffled from one gsl_rng_mt19937 seeded with it. */
@@ -98,6 +98,13 @@ void ocn_train_opts_default(ocn_train_opts *o);
  * at 0 and are carried by the caller; g includes λθ. */
 void ocn_train_baseline_step(const ocn_train_opts *o, double lr, long step, const double *g, double *buf, double *sq,
                              double *theta, size_t M);
+/* One step of the game's optimizer on the optimized path (what `ocn train`
+ * does per batch): θ and the rows idx[0..g->batch) of d as §11 inputs into
+ * `in` (a scratch set the caller owns and reuses), ocn_opt_step with the
+ * carried §13 state st (ocn_opt_state_new(g, &g->opt, …)), θ ← theta_new. */
+typedef struct ocn_opt_state ocn_opt_state;
+int ocn_train_game_step(const ocn_game *g, const ocn_net *net, ocn_opt_state *st, const ocn_dataset *d,
+                        const size_t *idx, double *theta, ocn_arrayset *in, ocn_error *err);
 /* Trains g's network on d (prepared).  Batches of g->batch rows, the last
  * partial batch of an epoch dropped (the optimized path's batch is fixed).
  * Row e of the result: after e epochs (row 0: the initial parameters). */
