@@ -68,6 +68,9 @@ int ocn_opt_check_finite(const ocn_game *g, int prec, const ocn_arrayset *out, o
 ocn_array *ocn_opt_array_reuse(ocn_arrayset *s, const char *name, int ndim, const size_t *shape);
 /* Copies every array of tmp (data and cond) into out (reusing out's arrays of the same name and shape). */
 int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err);
+/* The same, moving the data of arrays `out` already holds with the same shape
+ * (swapped with tmp's: a training loop's steps copy nothing). */
+int ocn_opt_hand_over_swap(ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err);
 
 /* One step with the §13 state `ss` (NULL: the one-step semantics, no state),
  * `pin` = perturb the inputs (theta, Wfix, x0, mse y) with `pert` (a

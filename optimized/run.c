@@ -125,6 +125,26 @@ int ocn_opt_hand_over(const ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err
     return OCN_OK;
 }
 
+int ocn_opt_hand_over_swap(ocn_arrayset *tmp, ocn_arrayset *out, ocn_error *err)
+{
+    for (int i = 0; i < tmp->count; i++) {
+        ocn_array *a = &tmp->a[i], *b = ocn_arrayset_find(out, a->name);
+        int same = b && b->ndim == a->ndim;
+        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
+        if (same) { /* moved, not copied: tmp keeps out's old buffer for the next step */
+            double *d = b->data;
+            b->data = a->data, a->data = d;
+            b->cond = a->cond;
+            continue;
+        }
+        ocn_array *c = ocn_arrayset_add(out, a->name, a->ndim, a->shape);
+        if (!c) return ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+        memcpy(c->data, a->data, a->size * sizeof(double));
+        c->cond = a->cond;
+    }
+    return OCN_OK;
+}
+
 int ocn_opt_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset *in, const ocn_opt_config *cfg,
                 ocn_arrayset *out, ocn_error *err)
 {

@@ -151,7 +151,7 @@ int ocn_opt_step(ocn_opt_state *st, const ocn_arrayset *in, ocn_arrayset *out, o
     ocn_arrayset *tmp = st->tmp; /* the same names every step: its arrays are overwritten in place */
     int rc = step(st->g, st->opt, in, &st->cfg, st->bk, st->ws, st->prec, NULL, 1, st->ss, 0, tmp, err);
     if (rc) ocn_error_prefix(err, "step %d", st->ss->s);
-    if (!rc) rc = ocn_opt_hand_over(tmp, out, err);
+    if (!rc) rc = ocn_opt_hand_over_swap(tmp, out, err);
     if (!rc) sstate_commit(st->ss);
     return rc;
 }

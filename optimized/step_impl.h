@@ -184,6 +184,26 @@ static int FN(factor_inv)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, REAL sg)
         ocn_ws_release(ws, mk);
         if (!st) return 0;
     }
+#if PREC == 32
+    /* Float32, √γ below the float32 margin but above the float64 one
+     * (docs/decisions.md "Float32 damped factors in float64"): every eigenvalue
+     * of F clears the SPEC's float64 cut-off, so F^† = F⁻¹; the float32 factor
+     * (exact in float64) is inverted by a float64 Cholesky — its error
+     * κ·ε₆₄ < 1/16 of the cut-off's margin — and rounded to float32.  The
+     * eigendecomposition path below would cost several times more (width
+     * 1024: most of an f32 KFAC step) and refuse where the float32 rule drops
+     * a direction the SPEC keeps. */
+    if (sg > 0 && (double)sg > OPT_CHOL_MARGIN * (double)n * DBL_EPSILON * tr && bk->supports(bk, OCN_OP_SPDINV, 64)) {
+        size_t mk = ocn_ws_mark(ws);
+        double *C = ocn_ws_tmp_raw(ws, (size_t)n * n * sizeof(double), "a KFAC factor's float64 Cholesky copy");
+        for (size_t i = 0; i < (size_t)n * n; i++) C[i] = (double)A[i];
+        int st = bk->spdinv(bk, 64, ocn_view_of(C, n, n, n));
+        if (!st)
+            for (size_t i = 0; i < (size_t)n * n; i++) A[i] = (REAL)C[i];
+        ocn_ws_release(ws, mk);
+        if (!st) return 0;
+    }
+#endif
     return FN(sym_pinv_keep)(bk, ws, A, n, EPS > 1e-10 ? (double)sg : 0.0);
 }
 
@@ -327,7 +347,7 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
 {
     const ocn_game *g = M->g;
     int B = M->B, R = B * c, n = g->n[t], n1 = g->n[t + 1];
-    memset(Xc, 0, (size_t)R * n * sizeof(REAL));
+    if (Xc) memset(Xc, 0, (size_t)R * n * sizeof(REAL)); /* Xc NULL: only the g's are wanted (issue 11 item 4) */
     const ocn_stage *st = &g->stages[t];
     for (int p = 0; p < st->nplayers; p++) {
         FN(opl) *P = &M->pl[t][p];
@@ -338,6 +358,7 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
             const REAL *h = P->H + (size_t)(row / c) * out;
             for (int o = 0; o < out; o++) G[(size_t)row * out + o] = FN(dact)(pl->act, h[o]) * Y[(size_t)row * n1 + co + o];
         }
+        if (!Xc && pl->kind != OCN_PLAYER_CONV) continue;
         if (pl->kind == OCN_PLAYER_ACT) {
             for (int row = 0; row < R; row++)
                 for (int o = 0; o < out; o++) Xc[(size_t)row * n + ci + o] += G[(size_t)row * out + o];
@@ -350,8 +371,8 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
             for (int row = 0; row < R; row++)
                 for (int q = 0; q < L; q++)
                     for (int o = 0; o < cq; o++) Gv[((size_t)row * L + q) * cq + o] = G[(size_t)row * out + (size_t)o * L + q];
-            GEMM(M->bk, 0, 1, R * L, K, cq, 1, Gv, cq, P->th, cq, 0, Dp, K);
-            for (int row = 0; row < R; row++)
+            if (Xc) GEMM(M->bk, 0, 1, R * L, K, cq, 1, Gv, cq, P->th, cq, 0, Dp, K);
+            for (int row = 0; row < R && Xc; row++)
                 for (int q = 0; q < L; q++)
                     for (int col = 0; col < K; col++) {
                         int s = FN(conv_src)(&pl->conv, q, col);
@@ -365,7 +386,7 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
             GEMM(M->bk, 0, 0, R, in, out, 1, G, out, P->wfix, in, 1, Xc + ci, n);
         }
     }
-    for (int k = 0; k < st->ncarries; k++) {
+    for (int k = 0; k < st->ncarries && Xc; k++) {
         int f = g->block_off[t][st->carries[k].from], to = g->block_off[t + 1][st->carries[k].to];
         int d = g->block_dim[t][st->carries[k].from];
         for (int row = 0; row < R; row++)
@@ -384,6 +405,8 @@ typedef struct {
     REAL *dinv[REF_MAXP];           /* rmsprop: (sqrt(mean q²) + ε)^† elementwise (§5 rule), Tm form */
     REAL *Ai[REF_MAXP], *Gi[REF_MAXP]; /* kfac: factor pseudo-inverses */
     REAL *GV[REF_MAXP];             /* kfac: the value-gradient g's (B x out), borrowed for the gain */
+    REAL *AAi[REF_MAXP];            /* kfac: A A^† (B·L x na), formed once for the gain, the value
+                                     * quadratic and the feedback (FN(kfac_aai)) */
     REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
     int ao[REF_MAXP + 1], go[REF_MAXP + 1];
     /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [q_θ^(ij)]/√B over the
@@ -421,7 +444,22 @@ typedef struct {
                                       * is the whole space and x/μ − correction can be avoided */
     double kap[REF_MAXP];            /* emax/μ of the group's μI + UDUᵀ */
     ocn_ws *ws;                      /* the step's workspace: its buffers (KEEP) and temporaries */
+    int wd;                          /* weight decay present: Q_θ is not in the gradient's span */
 } FN(minv);
+
+/* A A^† of kfac player q (B·L x na, §14 virtual rows), formed on first use and
+ * kept for the step: the gain, the value quadratic and the feedback all need
+ * it (issue 11 item 4: it was formed three times) */
+static const REAL *FN(kfac_aai)(FN(minv) *W, int q, ocn_backend *bk)
+{
+    if (!W->AAi[q]) {
+        FN(opl) *P = W->P[q];
+        int rows = W->B * P->L;
+        W->AAi[q] = (REAL *)ocn_ws_keep_raw(W->ws, (size_t)rows * P->na * sizeof(REAL), "A A^+ of a kfac player");
+        GEMM(bk, 0, 0, rows, P->na, P->na, 1, P->A, P->na, W->Ai[q], P->na, 0, W->AAi[q], P->na);
+    }
+    return W->AAi[q];
+}
 
 /* y = Σ_p a_pk^T X_p g_pk,l for all (k, l): U^T X·√B over one group (gu: c per sample). */
 static void FN(wood_ut_with)(FN(minv) *W, int grp, REAL *const *GU, int c, REAL *const *X, REAL *ux,
@@ -623,7 +661,7 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
 static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const REAL *c, REAL **K, ocn_backend *bk)
 {
     size_t mk = ocn_ws_mark(W->ws);
-    if (W->mode == CV_KFAC && !lth) {
+    if (W->mode == CV_KFAC && !W->wd) {
         /* rank-aware (issue 12 item 3): without weight decay Q_θ = (1/B) Aᵀ G is rank ≤ B,
          * so k = η A^† Q_θ G^† = (η/B) (A A^†)ᵀ (G G^†) in O(B·(na² + out² + na·out))
          * instead of the two O(na·out·(na + out)) products — where that is cheaper */
@@ -631,16 +669,15 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             FN(opl) *P = W->P[q];
             int B = W->B * P->L, na = P->na, out = P->out; /* rows: samples (conv: virtual rows, §14) */
             double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
-            REAL *AAi = W->GV[q] && rank < full ? TMPRAW(W->ws, (size_t)B * na, "A A^+ of the kfac gain") : NULL;
-            REAL *GGi = AAi ? TMPRAW(W->ws, (size_t)B * out, "G G^+ of the kfac gain") : NULL;
-            if (!AAi || !GGi) { /* the dense form for this player */
+            REAL *GGi = W->GV[q] && rank < full ? TMPRAW(W->ws, (size_t)B * out, "G G^+ of the kfac gain") : NULL;
+            if (!GGi) { /* the dense form for this player */
                 FN(minv) W1 = *W; /* shallow: player q alone */
                 W1.np = 1, W1.P[0] = P, W1.Ai[0] = W->Ai[q], W1.Gi[0] = W->Gi[q];
                 REAL *X1[1] = {Qth[q]}, *Y1[1] = {K[q]};
                 FN(minv_apply)(&W1, X1, Y1, bk);
                 continue;
             }
-            GEMM(bk, 0, 0, B, na, na, 1, P->A, na, W->Ai[q], na, 0, AAi, na);
+            const REAL *AAi = FN(kfac_aai)(W, q, bk);
             GEMM(bk, 0, 0, B, out, out, 1, W->GV[q], out, W->Gi[q], out, 0, GGi, out);
             GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)W->B, AAi, na, GGi, out, 0, K[q], out);
             ocn_ws_release(W->ws, mk);
@@ -983,6 +1020,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
     int B = M->B;
     memset(W, 0, sizeof *W);
     W->ws = M->ws;
+    W->wd = M->g->weight_decay != 0;
     W->np = np, W->r = r, W->B = B, W->eta = (REAL)o->lr;
     size_t mk = ocn_ws_mark(M->ws); /* the temporaries of the statistics (W's own buffers are KEEP) */
     for (int q = 0; q < np; q++) W->P[q] = P[q];
@@ -1245,9 +1283,8 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
     if (W->mode == CV_KFAC) { /* η (a_iᵀ A^† a_i)(g_ijᵀ G^† g_il) with the products done as GEMMs */
         for (int u = 0; u < np; u++) {
             FN(opl) *P = W->P[u];
-            REAL *AA = TMPRAW(W->ws, (size_t)B * P->na, "A A^+ of the value quadratic"),
-                 *GG = TMPRAW(W->ws, (size_t)B * r * P->out, "G G^+ of the value quadratic");
-            GEMM(bk, 0, 0, B, P->na, P->na, 1, P->A, P->na, W->Ai[u], P->na, 0, AA, P->na);
+            const REAL *AA = FN(kfac_aai)(W, u, bk); /* L = 1 here: conv players take the path above */
+            REAL *GG = TMPRAW(W->ws, (size_t)B * r * P->out, "G G^+ of the value quadratic");
             GEMM(bk, 0, 0, B * r, P->out, P->out, 1, GHz[u], P->out, W->Gi[u], P->out, 0, GG, P->out);
             for (int i = 0; i < B; i++) {
                 REAL sa = FN(dotv)(AA + (size_t)i * P->na, P->A + (size_t)i * P->na, P->na);
@@ -1304,6 +1341,7 @@ typedef struct {
     REAL *k[REF_MAXP];     /* gains, Tm form */
     REAL *GHz[REF_MAXP];   /* σ' ⊙ Z' on each player's outputs (B·r x out) */
     REAL *qxt;             /* q_x = F_xᵀ Z' (B·r x n) */
+    REAL *fbk[REF_MAXP];   /* the update pass's feedback K δx per player (its temporaries) */
     REAL *Sp;              /* incoming S' (B x r x r) */
 } FN(expn);
 
@@ -1687,7 +1725,8 @@ static int FN(phase_terminal)(FN(step) *S, ocn_error *err)
 /* The stage's VJPs (§4): Q_x = F_xᵀ v' (gx), the per-sample g's of every
  * player (GHv), and with a value Hessian q_x = F_xᵀ Z' (qxt) and its g's (GHz);
  * the players of the expansion (FNE: lane l's own; GR: all, lane order). */
-static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REAL *gx, REAL *qxt, REAL **GHv, REAL **GHz)
+static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REAL *gx, REAL *qxt, REAL **GHv, REAL **GHz,
+                          int want_x)
 {
     FN(omodel) *M = &S->M;
     const ocn_game *g = M->g;
@@ -1695,8 +1734,8 @@ static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REA
     FN(lval) *V = &S->L[l];
     int B = M->B, n = g->n[t], r = V->r;
     PHASE(M->bk, "backward t=%d lane %d: stage VJPs", t, l);
-    FN(stage_vjp)(M, t, V->v, 1, gx, GHv);
-    if (!S->nofb) FN(stage_vjp)(M, t, V->Zt, r, qxt, GHz);
+    FN(stage_vjp)(M, t, V->v, 1, want_x ? gx : NULL, GHv);
+    if (!S->nofb) FN(stage_vjp)(M, t, V->Zt, r, want_x ? qxt : NULL, GHz);
     X->r = r;
     for (int lane = 0; lane < g->nlanes; lane++) {
         if (!S->gr && lane != l) continue;
@@ -1709,24 +1748,24 @@ static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REA
     /* §10: the stage terms as formed — Q_x, the per-sample gradient factors
      * g (q_θ^(i) = a_i ⊗ g_i), q_x = F_xᵀ Z' and the q_θ factors of Z' */
     ocn_perturb *pert = M->pert;
-    PMAT(pert, gx, B, n);
+    if (want_x) PMAT(pert, gx, B, n);
     for (int q = 0; q < X->np; q++) PMAT(pert, GHv[pidx[q]], (size_t)B * X->P[q]->L, X->P[q]->out);
     if (!S->nofb) {
-        PMAT(pert, qxt, (size_t)B * r, n);
+        if (want_x) PMAT(pert, qxt, (size_t)B * r, n);
         for (int q = 0; q < X->np; q++) PMAT(pert, GHz[pidx[q]], (size_t)B * r * X->P[q]->L, X->P[q]->out);
     }
 }
 
 /* Q_θ = λθ + (1/B) Aᵀ G (the batch gradient, Tm form) and λθ alone (the part
  * outside the gradient's span, NULL without weight decay) */
-static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL **Qth, REAL **lth)
+static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL **Qth, REAL **lth, int lth_wanted)
 {
     FN(omodel) *M = &S->M;
     const ocn_game *g = M->g;
     int B = M->B;
     for (int q = 0; q < X->np; q++) {
         FN(opl) *P = X->P[q];
-        Qth[q] = TMP(M->ws, P->m, "the batch gradient Q_θ");
+        Qth[q] = TMPRAW(M->ws, P->m, "the batch gradient Q_θ"); /* every entry written below */
 #if OCN_MUTANT == MUT_F32_ACCUM
         for (int c = 0; c < P->na; c++)
             for (int o = 0; o < P->out; o++) {
@@ -1740,11 +1779,23 @@ static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL *
         for (int j = 0; j < P->m; j++) Qth[q][j] += (REAL)g->weight_decay * P->th[j];
         PVEC(M->pert, Qth[q], P->m); /* §10: Q_θ as formed, after λ */
         lth[q] = NULL;
-        if (g->weight_decay != 0) { /* λθ, the part of Q_θ outside the gradient's span */
-            lth[q] = TMP(M->ws, P->m, "the weight-decay part λθ");
+        if (g->weight_decay != 0 && lth_wanted) { /* λθ, the part of Q_θ outside the gradient's span (§7 only) */
+            lth[q] = TMPRAW(M->ws, P->m, "the weight-decay part λθ");
             for (int j = 0; j < P->m; j++) lth[q][j] = (REAL)g->weight_decay * P->th[j];
         }
-        X->k[q] = KEEP(M->ws, P->m, "the gains k");
+        X->k[q] = (REAL *)ocn_ws_keep_raw(M->ws, (size_t)P->m * sizeof(REAL), "the gains k"); /* minv_gain writes all of k */
+    }
+}
+
+/* λθ per player (the part of Q_θ outside the gradient's span, §7) */
+static void FN(batch_lambda)(FN(step) *S, FN(expn) *X, REAL **unused, REAL **lth)
+{
+    (void)unused;
+    FN(omodel) *M = &S->M;
+    for (int q = 0; q < X->np; q++) {
+        FN(opl) *P = X->P[q];
+        lth[q] = TMPRAW(M->ws, P->m, "the weight-decay part λθ");
+        for (int j = 0; j < P->m; j++) lth[q][j] = (REAL)M->g->weight_decay * P->th[j];
     }
 }
 
@@ -1880,7 +1931,10 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
     }
     FN(expn) *X = &S->E[t][l];
     int pidx[REF_MAXP];
-    FN(phase_vjp)(S, t, l, X, pidx, gx, qxt, GHv, GHz);
+    /* a training step (lean) hands back θ_new only: stage 0's Q_x, q_x, V_x and S
+     * are outputs of nothing, and its feedback K δx_0 is 0 (δx_0 = x̂_0 − x_0 = 0, §8) */
+    int first = M->cfg && M->cfg->lean && t == 0;
+    FN(phase_vjp)(S, t, l, X, pidx, gx, qxt, GHv, GHz, !first);
     REAL *vnew = gx, *Snew = KEEP(M->ws, (size_t)B * r * r, "S"), *cfnew = KEEP(M->ws, (size_t)B * r, "v's coefficients");
     memcpy(Snew, V->S, (size_t)B * r * r * sizeof(REAL));
     memcpy(cfnew, V->cf, (size_t)B * r * sizeof(REAL));
@@ -1888,12 +1942,18 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
     if (X->np) {
         REAL *gv[REF_MAXP], *gz[REF_MAXP];
         for (int q = 0; q < X->np; q++) gv[q] = GHv[pidx[q]], gz[q] = nofb ? NULL : GHz[pidx[q]];
-        FN(batch_gradient)(S, X, gv, Qth, lth);
+        /* λθ alone is needed by the low-rank (§7) forms only, and only those know it
+         * after the statistics: Q_θ first, λθ once the mode is known */
+        FN(batch_gradient)(S, X, gv, Qth, lth, 0);
         char who[192];
         if (S->gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
         else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
         PHASE(bk, "backward t=%d lane %d: curvature statistics", t, l);
         rc = FN(minv_setup)(M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
+        if (!rc && X->W.mode == CV_WOOD && g->weight_decay != 0) {
+            REAL *Qdummy[REF_MAXP];
+            FN(batch_lambda)(S, X, Qdummy, lth);
+        }
         /* the batch gradient mean_i F_θᵀ v'^(i) = U c in the low-rank modes */
         int nc = X->W.mode == CV_WOOD ? B * X->W.upr : 0;
         REAL *cg = nc ? TMP(M->ws, nc, "the batch gradient's coefficients") : NULL;
@@ -1901,7 +1961,7 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
         PHASE(bk, "backward t=%d lane %d: gains", t, l);
         if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
         X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
-        if (X->fb) {
+        if (X->fb && !first) {
             vnew = KEEP(M->ws, (size_t)B * n, "V_x");
             FN(phase_value)(S, t, l, X, gz, lth, cg, gx, qxt, vnew, Snew, cfnew);
         }
@@ -1956,9 +2016,8 @@ static void FN(feedback)(FN(step) *S, FN(expn) *X, const REAL *dx, int n, REAL *
         if (lowrank) {
             /* kfac: M^† y = (η/B) (A A^†)ᵀ (Cg G^†), rank B — O(B·(na² + out² + na·out))
              * instead of the two n³ products of a general M^† application */
-            REAL *AAi = TMPRAW(M->ws, (size_t)BL * P->na, "A A^+ of the feedback"),
-                 *CG = TMPRAW(M->ws, (size_t)BL * P->out, "Cg G^+ of the feedback");
-            GEMM(bk, 0, 0, BL, P->na, P->na, 1, P->A, P->na, X->W.Ai[q], P->na, 0, AAi, P->na);
+            const REAL *AAi = FN(kfac_aai)(&X->W, q, bk);
+            REAL *CG = TMPRAW(M->ws, (size_t)BL * P->out, "Cg G^+ of the feedback");
             GEMM(bk, 0, 0, BL, P->out, P->out, 1, Cg, P->out, X->W.Gi[q], P->out, 0, CG, P->out);
             GEMM(bk, 1, 0, P->na, P->out, BL, X->W.eta / (REAL)B, AAi, P->na, CG, P->out, 0, fbk[q], P->out);
         } else {
@@ -1977,43 +2036,61 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
     const ocn_game *g = M->g;
     int B = M->B, T = M->T, rc = OCN_OK;
     char nm[64];
+    /* A training step (lean) hands back θ_new only: δx_t is needed where a
+     * feedback applies it, t > 0 (δx_0 = x̂_0 − x_0 = 0, so K δx_0 = 0), and
+     * the forward pass of x̂ (§8) only up to the last such stage — without
+     * feedback (sgd baseline, no_feedback) none of it (issue 11 item 4). */
+    int lean = M->cfg && M->cfg->lean, last = -1;
+    for (int t = 1; t < T; t++)
+        for (int l = 0; l < S->N; l++)
+            if (S->E[t][l].fb) last = t;
     REAL *Xh = KEEP(M->ws, (size_t)B * g->n[0], "the states x̂_t");
     memcpy(Xh, M->X[0], (size_t)B * g->n[0] * sizeof(REAL));
     for (int t = 0; t <= T && !rc; t++) {
-        int n = g->n[t];
+        int n = g->n[t], need_dx = !lean || (t > 0 && t <= last), need_fwd = !lean || t < last;
         PHASE(M->bk, "update t=%d", t);
         size_t mk = ocn_ws_mark(M->ws);
-        REAL *dx = TMPRAW(M->ws, (size_t)B * n, "δx");
-        for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M->X[t][i];
-        snprintf(nm, sizeof nm, "dx_t%d", t);
-        FN(put)(M->cfg, S->out, &S->fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+        REAL *dx = NULL;
+        if (need_dx) {
+            dx = TMPRAW(M->ws, (size_t)B * n, "δx");
+            for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M->X[t][i];
+            snprintf(nm, sizeof nm, "dx_t%d", t);
+            FN(put)(M->cfg, S->out, &S->fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+        }
         if (t == T) break;
         const ocn_stage *st = &g->stages[t];
         REAL *thn[REF_MAXP];
+        int upd[REF_MAXP] = {0}; /* updated by an expansion below: θ_new written there in one pass */
+        for (int l = 0; l < S->N; l++)
+            for (int q = 0; q < S->E[t][l].np; q++) upd[S->E[t][l].P[q]->p] = 1;
         for (int p = 0; p < st->nplayers; p++) {
             thn[p] = TMPRAW(M->ws, st->players[p].m, "θ_new");
-            memcpy(thn[p], M->pl[t][p].th, (size_t)st->players[p].m * sizeof(REAL));
+            if (!upd[p]) memcpy(thn[p], M->pl[t][p].th, (size_t)st->players[p].m * sizeof(REAL));
         }
         for (int l = 0; l < S->N; l++) {
             FN(expn) *X = &S->E[t][l];
             if (!X->np) continue;
             size_t mk2 = ocn_ws_mark(M->ws);
-            REAL *dth[REF_MAXP], *fbk[REF_MAXP];
-            for (int q = 0; q < X->np; q++) {
-                dth[q] = TMPRAW(M->ws, X->P[q]->m, "the step of θ");
-                memcpy(dth[q], X->k[q], (size_t)X->P[q]->m * sizeof(REAL));
-                fbk[q] = TMP(M->ws, X->P[q]->m, "the feedback K δx");
-            }
+            int fb = 0;
 #if OCN_MUTANT != MUT_NO_FEEDBACK
-            if (X->fb) {
-                FN(feedback)(S, X, dx, n, fbk);
-                for (int q = 0; q < X->np; q++)
-                    for (int j = 0; j < X->P[q]->m; j++) dth[q][j] += fbk[q][j];
-            }
+            fb = X->fb && dx;
 #endif
+            for (int q = 0; q < X->np; q++) { /* θ_new = θ − (k + K δx) */
+                REAL *th = X->P[q]->th, *k = X->k[q], *tn = thn[X->P[q]->p], *fbk = NULL;
+                if (fb && !q) {
+                    REAL *f[REF_MAXP];
+                    for (int u = 0; u < X->np; u++) f[u] = TMP(M->ws, X->P[u]->m, "the feedback K δx");
+                    FN(feedback)(S, X, dx, n, f);
+                    for (int u = 0; u < X->np; u++) X->fbk[u] = f[u];
+                }
+                if (fb) fbk = X->fbk[q];
+                if (fbk)
+                    for (int j = 0; j < X->P[q]->m; j++) tn[j] = th[j] - (k[j] + fbk[j]);
+                else
+                    for (int j = 0; j < X->P[q]->m; j++) tn[j] = th[j] - k[j];
+            }
             for (int q = 0; q < X->np; q++) {
                 int p = X->P[q]->p;
-                for (int j = 0; j < X->P[q]->m; j++) thn[p][j] -= dth[q][j];
                 snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
 #if OCN_MUTANT == MUT_DROP_THETA0
                 if (t != 0)
@@ -2021,6 +2098,10 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
                 FN(put)(M->cfg, S->out, &S->fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
             }
             ocn_ws_release(M->ws, mk2);
+        }
+        if (!need_fwd) {
+            ocn_ws_release(M->ws, mk);
+            continue;
         }
         REAL *Xn = KEEP(M->ws, (size_t)B * g->n[t + 1], "the states x̂_t"), *Hs[REF_MAXP];
         for (int p = 0; p < st->nplayers; p++) Hs[p] = TMP(M->ws, (size_t)B * st->players[p].out_dim, "pre-activations of x̂");

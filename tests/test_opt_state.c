@@ -479,25 +479,31 @@ Test(opt_state, refusals_and_missing_inputs)
 /* ocn_opt_state_gemm_flops (make bench's gemm%): the plain SGD step (no_feedback)
  * of the MLP does, per dense layer (in -> out, batch B), a forward GEMM, a
  * vector-Jacobian GEMM, the batch gradient (in+1) x out x B and the update
- * pass's forward again: 2B·out·(3·in + (in + 1)) FLOPs, counted here by hand. */
+ * pass's forward again: 2B·out·(3·in + (in + 1)) FLOPs, counted here by hand.
+ * A lean step (a training step: θ_new handed back only) skips what only other
+ * outputs need (issue 11 item 4): stage 0's vector-Jacobian GEMM (Q_x at t = 0)
+ * and, without feedback, the whole x̂ forward pass: 2B·out·(in + (in + 1)) +
+ * 2B·out·in for t > 0. */
 Test(opt_state, gemm_flop_count_of_a_plain_step)
 {
     ocn_game *g = mlp("{\"game\": \"fne\", \"curvature\": \"sgd\", \"lr\": 0.1}");
     ocn_error e = {0};
     ocn_arrayset *in = ocn_arrayset_new(), *out = ocn_arrayset_new();
     cr_assert_eq(ocn_ref_init_inputs(g, in, &e), OCN_OK, "%s", e.msg);
-    ocn_opt_config cfg = {.backend = "cpu", .precision = 64, .no_feedback = 1, .lean = 1};
-    ocn_opt_state *st = NULL;
-    cr_assert_eq(ocn_opt_state_new(g, &g->opt, &cfg, &st, &e), OCN_OK, "%s", e.msg);
-    cr_expect_eq(ocn_opt_state_gemm_flops(st), 0);
-    cr_assert_eq(ocn_opt_step(st, in, out, &e), OCN_OK, "%s", e.msg);
-    double want = 0, B = g->batch;
-    for (int t = 0; t < g->T; t++) {
-        double i = g->stages[t].players[0].in_dim, o = g->stages[t].players[0].out_dim;
-        want += 2 * B * o * (3 * i + (i + 1));
+    for (int lean = 0; lean <= 1; lean++) {
+        ocn_opt_config cfg = {.backend = "cpu", .precision = 64, .no_feedback = 1, .lean = lean};
+        ocn_opt_state *st = NULL;
+        cr_assert_eq(ocn_opt_state_new(g, &g->opt, &cfg, &st, &e), OCN_OK, "%s", e.msg);
+        cr_expect_eq(ocn_opt_state_gemm_flops(st), 0);
+        cr_assert_eq(ocn_opt_step(st, in, out, &e), OCN_OK, "%s", e.msg);
+        double want = 0, B = g->batch;
+        for (int t = 0; t < g->T; t++) {
+            double i = g->stages[t].players[0].in_dim, o = g->stages[t].players[0].out_dim;
+            want += lean ? 2 * B * o * ((t > 0 ? 2 : 1) * i + (i + 1)) : 2 * B * o * (3 * i + (i + 1));
+        }
+        cr_expect_eq(ocn_opt_state_gemm_flops(st), want, "lean %d: %g vs %g", lean, ocn_opt_state_gemm_flops(st), want);
+        ocn_opt_state_free(st);
     }
-    cr_expect_eq(ocn_opt_state_gemm_flops(st), want, "%g vs %g", ocn_opt_state_gemm_flops(st), want);
-    ocn_opt_state_free(st);
     ocn_arrayset_free(in), ocn_arrayset_free(out);
     ocn_game_free(g);
 }

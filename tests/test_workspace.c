@@ -181,3 +181,45 @@ Test(workspace, a_states_steps_take_no_fresh_pages)
     ocn_arrayset_free(in), ocn_arrayset_free(out);
     ocn_game_free(g);
 }
+
+/* A lean step (a training step: θ_new only) skips what only other outputs
+ * need — stage 0's Q_x/q_x/value recursion and feedback (δx_0 = 0), the x̂
+ * forward pass past the last feedback (issue 11 item 4) — and must hand back
+ * bit for bit the θ_new of the full step, on every one-step fixture. */
+Test(workspace, lean_steps_hand_back_the_same_theta_new)
+{
+    DIR *d = opendir("fixtures");
+    cr_assert(d != NULL);
+    struct dirent *de;
+    int compared = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char dir[512];
+        snprintf(dir, sizeof dir, "fixtures/%s", de->d_name);
+        ocn_fixture *f = NULL;
+        ocn_error e = {0};
+        if (ocn_fixture_read(dir, &f, &e)) continue;
+        for (int prec = 32; prec <= 64 && !f->trajectory; prec += 32) {
+            ocn_opt_config full = {.backend = "cpu", .precision = prec}, lean = full;
+            lean.lean = 1;
+            ocn_arrayset *a = ocn_arrayset_new(), *b = ocn_arrayset_new();
+            int rc = ocn_opt_run(f->game, &f->game->opt, f->arrays, &full, a, &e);
+            int rc2 = ocn_opt_run(f->game, &f->game->opt, f->arrays, &lean, b, &e);
+            cr_expect_eq(rc2 != 0, rc != 0, "%s f%d: %d vs %d", dir, prec, rc, rc2);
+            for (int i = 0; !rc && !rc2 && i < a->count; i++) {
+                if (strncmp(a->a[i].name, "theta_new_", 10)) continue;
+                const ocn_array *y = ocn_arrayset_find(b, a->a[i].name);
+                cr_expect(y && !memcmp(y->data, a->a[i].data, y->size * sizeof(double)), "%s f%d: %s differs", dir, prec,
+                          a->a[i].name);
+                compared++;
+            }
+            if (!rc && !rc2)
+                for (int i = 0; i < b->count; i++)
+                    cr_expect(!strncmp(b->a[i].name, "theta_new_", 10), "%s: lean handed back %s", dir, b->a[i].name);
+            ocn_arrayset_free(a), ocn_arrayset_free(b);
+        }
+        ocn_fixture_free(f);
+    }
+    closedir(d);
+    cr_expect_gt(compared, 100, "%d θ_new arrays compared", compared);
+}
