@@ -228,6 +228,15 @@ digits: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ocn
 	OCN=$(BUILD)/ocn OUT=$(BUILD)/digits EXTRA=$(EXTRA) $(PYTHON) ci/digits.py
 
+# Issue 14: a small CNN on the 8x8 DIGITS images (ci/digits_cnn.py, the protocol of `make
+# digits`): SGD-m, Adam, KFAC and DDPNOpt (KFC curvature), 10 seeds; docs/digits-cnn.svg and
+# the CNN section of docs/results.md.  Not part of `make test`; its own budget is 15 minutes
+# on 2 cores (the script says when it ran over).
+.PHONY: digits-cnn
+digits-cnn: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ocn
+	OCN=$(BUILD)/ocn OUT=$(BUILD)/digits-cnn $(PYTHON) ci/digits_cnn.py
+
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ocn-bench
 	$(BUILD)/ocn-bench

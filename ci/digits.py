@@ -377,6 +377,14 @@ def main():
         search_seeds=SEARCH_SEEDS, wall=t_total, search_wall=t_search, jobs=JOBS, load=load0[0],
         cpu=cpu, ncpu=os.cpu_count(), kfac_damping=KFAC_DAMPING, host=platform.machine(), rms_rho=RMS_RHO,
         kfac_rho=KFAC_RHO)
+    try:  # keep the CNN section `make digits-cnn` wrote (ci/digits_cnn.py, between its markers)
+        with open(DOCS + "/results.md") as f:
+            old = f.read()
+        b, e = "<!-- digits-cnn:begin -->", "<!-- digits-cnn:end -->"
+        if b in old and e in old:
+            md = md.rstrip("\n") + "\n\n" + old[old.index(b):old.index(e) + len(e)] + "\n"
+    except OSError:
+        pass
     with open(DOCS + "/results.md.tmp", "w") as f:
         f.write(md)
     os.replace(DOCS + "/results.md.tmp", DOCS + "/results.md")
