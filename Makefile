@@ -216,7 +216,7 @@ catalogue:
 	@$(PYTHON) ci/fixture_catalogue.py
 
 # The benchmark program (ratios measured in one run; see docs/performance.md).
-$(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/libocn.a
+$(BUILD)/ocn-bench: $(BUILD)/bench/bench.o $(BUILD)/bench/cnn.o $(BUILD)/libocn.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Issue 13: DDPNOpt's Table 3 DIGITS row with `ocn train` (ci/digits.py): learning-rate

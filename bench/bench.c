@@ -32,6 +32,8 @@
 #define DEPTH 6
 #define BATCH 128
 
+void bench_cnn(void); /* bench/cnn.c: the CNN section (issue 14) */
+
 static double now(void)
 {
     struct timespec ts;
@@ -367,6 +369,7 @@ int main(int argc, char **argv)
         ocn_game_free(g);
     }
     printf("reference: fitted exponent of step time vs width (8..32): %.3f\n", fit_exponent(rw, rt, 3));
+    bench_cnn();
     if (maxw >= 1024) {
         /* issue 12 item 4: the amortised DDP step (f32, width 1024, wd 0) over PyTorch's SGD step, same run */
         char st_[32] = "n/a", at_[32] = "n/a";
