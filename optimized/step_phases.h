@@ -537,6 +537,9 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
             for (int q = 0; q < X->np; q++) {
                 int p = X->P[q]->p;
                 snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
+                /* §10 amendment (docs/decisions.md "§10 amendments from the game fuzzer"):
+                 * θ_new perturbed as formed, before it drives the x̂ forward pass */
+                PVEC(M->pert, thn[p], X->P[q]->m);
 #if OCN_MUTANT == MUT_DROP_THETA0
                 if (t != 0)
 #endif
@@ -551,6 +554,7 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
         REAL *Xn = KEEP(M->ws, (size_t)B * g->n[t + 1], "the states x̂_t"), *Hs[REF_MAXP];
         for (int p = 0; p < st->nplayers; p++) Hs[p] = TMP(M->ws, (size_t)B * st->players[p].out_dim, "pre-activations of x̂");
         FN(stage_forward)(M, t, thn, Xh, Xn, Hs);
+        PMAT(M->pert, Xn, B, g->n[t + 1]); /* §10 amendment: x̂ perturbed as formed (x̂_0 = x_0 is not formed) */
         for (int p = 0; p < st->nplayers && !rc; p++)
             rc = FN(overflow)(Hs[p], (size_t)B * st->players[p].out_dim, t, p, "update pass (x̂)", err);
         ocn_ws_release(M->ws, mk);

@@ -453,3 +453,50 @@ Test(backend_ops, whole_step_through_the_checking_backend)
     }
     ocn_fixture_free(f);
 }
+
+/* OpenBLAS 0.3.21 (Prescott kernels, one thread) overwrites its stack in
+ * spotri with column-major 'L' for every odd n >= 133: the cpu backend's
+ * spdinv must not go there (docs/decisions.md).  A symmetric positive definite
+ * float32 matrix of odd sizes up to 171 (and some even ones), one thread,
+ * inverted in place; the product with the original must be the identity to
+ * float32 accuracy, and the f64 inverse agrees.  Fails before (SIGSEGV). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+Test(backend_ops, spdinv_float32_odd_sizes_one_thread)
+{
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    ocn_backend *b = NULL;
+    ocn_error e = {0};
+    cr_assert_eq(ocn_backend_cpu_new(&b, &e), OCN_OK, "%s", e.msg);
+    static const int ns[] = {131, 133, 134, 135, 151, 171};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        int n = ns[k], ld = n + (k % 2); /* ld > n too */
+        float *a = calloc((size_t)n * ld, sizeof *a), *a0 = calloc((size_t)n * ld, sizeof *a0);
+        double *d = calloc((size_t)n * n, sizeof *d), *r = calloc((size_t)n * n, sizeof *r);
+        cr_assert(a && a0 && d && r);
+        for (int i = 0; i < n * n; i++) r[i] = urand();
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int q = 0; q < n; q++) s += r[i * n + q] * r[j * n + q];
+                a[i * ld + j] = a0[i * ld + j] = (float)(s / n + (i == j));
+            }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) d[i * n + j] = a0[i * ld + j];
+        cr_assert_eq(b->spdinv(b, 32, ocn_view_of(a, n, n, ld)), 0, "n = %d", n);
+        cr_assert_eq(b->spdinv(b, 64, ocn_view_of(d, n, n, n)), 0, "n = %d (f64)", n);
+        double worst = 0, wd = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int q = 0; q < n; q++) s += (double)a0[i * ld + q] * a[q * ld + j];
+                worst = fmax(worst, fabs(s - (i == j)));
+                wd = fmax(wd, fabs((double)a[i * ld + j] - d[i * n + j]) / fabs(d[i * n + i]));
+            }
+        /* κ of R Rᵀ/n + I is a few units: float32 errors ~ n·ε₃₂ */
+        cr_expect_lt(worst, 1e-3, "n = %d: |A A⁻¹ − I| = %g", n, worst);
+        cr_expect_lt(wd, 1e-4, "n = %d: f32 vs f64 inverse %g", n, wd);
+        free(a), free(a0), free(d), free(r);
+    }
+    ocn_backend_close(b);
+    if (openblas_set_num_threads) openblas_set_num_threads(2);
+}

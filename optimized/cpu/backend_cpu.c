@@ -110,8 +110,13 @@ static int cpu_gesv(ocn_backend *b, int prec, ocn_view A, int *ipiv, ocn_view B)
                       : (int)LAPACKE_sgesv(LAPACK_ROW_MAJOR, n, nrhs, PS(A), LD(A), ipiv, PS(B), LD(B));
 }
 
-/* potrf + potri on the upper triangle (row-major), i.e. the lower one
- * column-major on the same storage, without LAPACKE's transposed copies; mirror it */
+/* potrf + potri on the row-major LOWER triangle, i.e. the column-major 'U'
+ * one on the same storage (the input is fully symmetric), without LAPACKE's
+ * transposed copies; then mirrored.  Not column-major 'L': OpenBLAS 0.3.21's
+ * spotri with 'L' overwrites its stack for every odd n >= 133 on one thread
+ * with its Prescott kernels (what it detects on this project's machines; a
+ * SIGSEGV in strsm_kernel_RT found by the game fuzzer, docs/decisions.md);
+ * 'U' never did. */
 static int cpu_spdinv(ocn_backend *b, int prec, ocn_view A)
 {
     (void)b;
@@ -120,16 +125,16 @@ static int cpu_spdinv(ocn_backend *b, int prec, ocn_view A)
     if (n <= 0) return 0;
     if (prec == 64) {
         double *a = PD(A);
-        st = (int)LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
-        if (!st) st = (int)LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
+        st = (int)LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', n, a, (int)ld);
+        if (!st) st = (int)LAPACKE_dpotri_work(LAPACK_COL_MAJOR, 'U', n, a, (int)ld);
         for (int i = 0; !st && i < n; i++)
-            for (int j = 0; j < i; j++) a[i * ld + j] = a[j * ld + i];
+            for (int j = i + 1; j < n; j++) a[i * ld + j] = a[j * ld + i];
     } else {
         float *a = PS(A);
-        st = (int)LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
-        if (!st) st = (int)LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, a, (int)ld);
+        st = (int)LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', n, a, (int)ld);
+        if (!st) st = (int)LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'U', n, a, (int)ld);
         for (int i = 0; !st && i < n; i++)
-            for (int j = 0; j < i; j++) a[i * ld + j] = a[j * ld + i];
+            for (int j = i + 1; j < n; j++) a[i * ld + j] = a[j * ld + i];
     }
     return st;
 }
