@@ -317,14 +317,14 @@ static char *slurp(const char *path)
 /* Issue 13 item 4: a short run of the command learns (loss falls, accuracy
  * floor) and is reproducible byte for byte (--no-timing); a different seed
  * gives different bytes (the check can fail). */
-static void short_run(const char *opts, double acc_floor, int nruns)
+static void short_run_net(const char *net, const char *opts, double acc_floor, int nruns)
 {
     char dir[256];
     tu_tmpdir(dir, sizeof dir);
     char out[4096];
     for (int k = 0; k < nruns; k++) {
-        int rc = tu_sh(out, sizeof out, OCN_BIN " train " NET " " DIGITS " %s --seed %d --no-timing --csv %s/%d.csv "
-                       "--json %s/%d.json 2>&1", opts, k == 2 ? 8 : 7, dir, k, dir, k);
+        int rc = tu_sh(out, sizeof out, OCN_BIN " train %s " DIGITS " %s --seed %d --no-timing --csv %s/%d.csv "
+                       "--json %s/%d.json 2>&1", net, opts, k == 2 ? 8 : 7, dir, k, dir, k);
         cr_assert_eq(rc, 0, "ocn train %s: exit %d: %s", opts, rc, out);
     }
     char p[300];
@@ -350,6 +350,20 @@ static void short_run(const char *opts, double acc_floor, int nruns)
     cr_expect_geq(a, acc_floor, "%s: test accuracy %g below %g", opts, a, acc_floor);
     for (int k = 0; k < nruns; k++) free(c[k]), free(j[k]);
     tu_rm_rf(dir);
+}
+
+static void short_run(const char *opts, double acc_floor, int nruns)
+{
+    short_run_net(NET, opts, acc_floor, nruns);
+}
+
+/* The same through the command line on the DIGITS CNN (ci/digits/cnn.json,
+ * §14 conv chain, batch 128): SGD-m with train_net.c's conv loops, and
+ * DDPNOpt (kfac KFC, blockdiag) through the optimized im2col step. */
+Test(train, short_run_cnn_learns_and_reproduces, .timeout = 240) /* 45 s under ASan at load 4 */
+{
+    short_run_net("ci/digits/cnn.json", "--optimizer sgd --lr 0.07 --epochs 4", 0.85, 3);
+    short_run_net("ci/digits/cnn.json", "--lr 0.03 --epochs 3", 0.85, 2);
 }
 
 Test(train, short_run_adam_learns_and_reproduces, .timeout = 120)
