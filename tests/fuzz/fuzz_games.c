@@ -221,8 +221,11 @@ static int conv_len(int n, int k, int s, int valid)
  * C·H·W its dimension (a random factorisation), a random kernel (odd for
  * `same`), stride and channels; `keep`: same padding, stride 1 and C_o = C,
  * so the output has the input's dimension (residual merges).  Outputs stay
- * small (≤ 48 entries per sample: the reference's dense Hessians).  Returns
- * the player's index or -1. */
+ * small (≤ 18 entries per sample): later dense players on such a block, or
+ * ones forced to keep its dimension, have m up to 18·19, and the reference
+ * pseudo-inverts dense m × m matrices in every §10 run (a 36-entry block gave
+ * m = 1332 and a 2-minute reference: fuzz game 0x07924af945eebb3e, a hang
+ * at the per-game timeout).  Returns the player's index or -1. */
 static int put_conv(gmodel *g, int t, int lane, int act, int in, int out, int keep)
 {
     gstage *s = &g->st[t];
@@ -243,7 +246,7 @@ static int put_conv(gmodel *g, int t, int lane, int act, int in, int out, int ke
         } else k = chance(g->r, 0.6) ? 3 : 1;
         int co = keep ? C : ri(g->r, 1, 3);
         int Ho = conv_len(H, k, st, valid), Wo = conv_len(W, k, st, valid), od = co * Ho * Wo;
-        if (Ho < 1 || Wo < 1 || od > 48) continue;
+        if (Ho < 1 || Wo < 1 || od > 18) continue;
         if (g->dim[t + 1][out] && g->dim[t + 1][out] != od) continue;
         if (lane < 0) lane = lane_new(g, t);
         if (lane < 0 || lane_taken(s, lane)) return -1;
@@ -728,7 +731,7 @@ static void gen_game(uint64_t gseed, gmodel *g, rng *r)
         body_separable(g);
     } else if (u < 0.27) { /* §14: convolutions on a small image, then anything */
         g->shape = "conv";
-        g->in_dim = ri(r, 1, 2) * ri(r, 2, 4) * ri(r, 2, 4);
+        g->in_dim = ri(r, 1, 2) * ri(r, 2, 3) * ri(r, 2, 3); /* ≤ 18: see put_conv */
         g->dim[0][0] = g->in_dim;
         int nseg = ri(r, 1, 3);
         for (int i = 0; i < nseg && g->T < MAXT - 1; i++) {
