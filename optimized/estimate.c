@@ -93,9 +93,9 @@ static void model(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_confi
             if (pl->kind == OCN_PLAYER_CONV) na = ocn_player_na(pl), out = ocn_player_ng(pl);
             sna += na, sout += out;
             /* θ and k kept; Q_θ, λθ in the backward pass, θ_new, its step, K δx and
-             * M^†'s temporary in the update pass: 7 vectors of m; H, a, kfac's A A^†
-             * and the g's */
-            add(&e, 0, 7 * m + 3 * B * L * out + 2 * B * L * na + (nofb ? 0 : B * r * L * out) + 48 * 64 / w, w,
+             * M^†'s temporary in the update pass: 7 vectors of m; H, a, kfac's A A^†,
+             * G_v G^† and g_z G^†, and the g's */
+            add(&e, 0, 7 * m + 4 * B * L * out + 2 * B * L * na + (nofb ? 0 : 2 * B * r * L * out) + 48 * 64 / w, w,
                 "stage %d player %d: θ, k and the per-sample rows (%.0f, %.0f)", t, p, m, B * L * out);
             if (L > 1 && !nofb) /* §14: per-sample q's formed for the value quadratic */
                 add(&e, 2, (r + 1) * m, w, "stage %d player %d: the conv per-sample q's (%.0f x %.0f)", t, p, r, m);

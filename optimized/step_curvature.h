@@ -14,6 +14,8 @@ typedef struct {
     REAL *GV[REF_MAXP];             /* kfac: the value-gradient g's (B x out), borrowed for the gain */
     REAL *AAi[REF_MAXP];            /* kfac: A A^† (B·L x na), formed once for the gain, the value
                                      * quadratic and the feedback (FN(kfac_aai)) */
+    REAL *GGi[REF_MAXP];            /* kfac, rank-aware gain: G_v G^† (B x out), k = (η/B) (A A^†)ᵀ GGi */
+    REAL *GGz[REF_MAXP];            /* kfac: g_z G^† (B·r x out) of the value quadratic, reused by the feedback */
     REAL *Aw, *Gw;                  /* coop: embedded factor pseudo-inverses */
     int ao[REF_MAXP + 1], go[REF_MAXP + 1];
     /* Low-rank exact / gn-outer (§7): (μI + U D Uᵀ)^†, U = [q_θ^(ij)]/√B over the
@@ -276,7 +278,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             FN(opl) *P = W->P[q];
             int B = W->B * P->L, na = P->na, out = P->out; /* rows: samples (conv: virtual rows, §14) */
             double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
-            REAL *GGi = W->GV[q] && rank < full ? TMPRAW(W->ws, (size_t)B * out, "G G^+ of the kfac gain") : NULL;
+            REAL *GGi = W->GV[q] && rank < full ? (REAL *)ocn_ws_keep_raw(W->ws, (size_t)B * out * sizeof(REAL), "G G^+ of the kfac gain") : NULL;
             if (!GGi) { /* the dense form for this player */
                 FN(minv) W1 = *W; /* shallow: player q alone */
                 W1.np = 1, W1.P[0] = P, W1.Ai[0] = W->Ai[q], W1.Gi[0] = W->Gi[q];
@@ -287,6 +289,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
             const REAL *AAi = FN(kfac_aai)(W, q, bk);
             GEMM(bk, 0, 0, B, out, out, 1, W->GV[q], out, W->Gi[q], out, 0, GGi, out);
             GEMM(bk, 1, 0, na, out, B, W->eta / (REAL)W->B, AAi, na, GGi, out, 0, K[q], out);
+            W->GGi[q] = GGi; /* kept: q_θᵀ k in rank-B form (phase_value) */
             ocn_ws_release(W->ws, mk);
         }
         return;

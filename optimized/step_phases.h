@@ -270,7 +270,15 @@ static void FN(phase_value)(FN(step) *S, int t, int l, FN(expn) *X, REAL *const 
             int Lc = P->L; /* conv (§14): Σ over the locations p */
             size_t mk2 = ocn_ws_mark(M->ws);
             REAL *Y = TMPRAW(M->ws, (size_t)B * Lc * P->out, "A k");
-            GEMM(bk, 0, 0, B * Lc, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+            if (X->W.mode == CV_KFAC && X->W.GGi[q] && Lc == 1) {
+                /* rank-aware kfac gain k = (η/B) (A A^†)ᵀ GGi: A k = (η/B) (A (A A^†)ᵀ) GGi,
+                 * two B x B-inner products instead of one B·na·out (issue 12 item 3) */
+                REAL *C = TMPRAW(M->ws, (size_t)B * B, "A (A A^+)ᵀ");
+                GEMM(bk, 0, 1, B, B, P->na, 1, P->A, P->na, FN(kfac_aai)(&X->W, q, bk), P->na, 0, C, B);
+                GEMM(bk, 0, 0, B, P->out, B, X->W.eta / (REAL)B, C, B, X->W.GGi[q], P->out, 0, Y, P->out);
+            } else {
+                GEMM(bk, 0, 0, B * Lc, P->out, P->na, 1, P->A, P->na, X->k[q], P->out, 0, Y, P->out);
+            }
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < r; j++)
                     for (int pp = 0; pp < Lc; pp++)
@@ -452,6 +460,20 @@ static void FN(feedback)(FN(step) *S, FN(expn) *X, const REAL *dx, int n, REAL *
         FN(opl) *P = X->P[q];
         int Lc = P->L, BL = B * Lc; /* conv (§14): virtual rows (i, p) */
         size_t mk2 = ocn_ws_mark(M->ws);
+        if (lowrank && Lc == 1 && X->W.GGz[q]) {
+            /* Cg G^† = Σ_j c_ij (g_ij G^†): a combination of the value quadratic's
+             * g_z G^† rows, kept — no out² product (issue 11 item 4) */
+            REAL *CG = TMP(M->ws, (size_t)B * P->out, "Cg G^+ of the feedback");
+            for (int i = 0; i < B; i++)
+                for (int j = 0; j < r; j++) {
+                    REAL c = cc[i * r + j];
+                    const REAL *gg = X->W.GGz[q] + ((size_t)i * r + j) * P->out;
+                    for (int o = 0; o < P->out; o++) CG[(size_t)i * P->out + o] += c * gg[o];
+                }
+            GEMM(bk, 1, 0, P->na, P->out, B, X->W.eta / (REAL)B, FN(kfac_aai)(&X->W, q, bk), P->na, CG, P->out, 0, fbk[q], P->out);
+            ocn_ws_release(M->ws, mk2);
+            continue;
+        }
         REAL *Cg = TMP(M->ws, (size_t)BL * P->out, "the feedback's gradient rows");
         for (int i = 0; i < B; i++)
             for (int j = 0; j < r; j++)

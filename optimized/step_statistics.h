@@ -358,8 +358,10 @@ static void FN(minv_quad)(FN(minv) *W, REAL *const *GHz, REAL *T, ocn_backend *b
         for (int u = 0; u < np; u++) {
             FN(opl) *P = W->P[u];
             const REAL *AA = FN(kfac_aai)(W, u, bk); /* L = 1 here: conv players take the path above */
-            REAL *GG = TMPRAW(W->ws, (size_t)B * r * P->out, "G G^+ of the value quadratic");
+            /* kept: the feedback's Cg G^† is a combination of these rows (phase_update) */
+            REAL *GG = (REAL *)ocn_ws_keep_raw(W->ws, (size_t)B * r * P->out * sizeof(REAL), "G G^+ of the value quadratic");
             GEMM(bk, 0, 0, B * r, P->out, P->out, 1, GHz[u], P->out, W->Gi[u], P->out, 0, GG, P->out);
+            W->GGz[u] = GG;
             for (int i = 0; i < B; i++) {
                 REAL sa = FN(dotv)(AA + (size_t)i * P->na, P->A + (size_t)i * P->na, P->na);
                 for (int j = 0; j < r; j++)
