@@ -71,6 +71,7 @@ MUTANTS = {
     "conv-patch-ijc": "§14 patch columns in (i, j, c) order instead of (c, i, j): W's columns permuted",
     "same-pad-tf": "§14 'same' padding as TensorFlow's SAME (the odd total split smaller half first)",
     "kfc-A-mean": "§14 KFC factor A averaged over the output locations instead of summed (an extra 1/P)",
+    "conv-full-no-bilinear": "§4 full dynamics: the conv's bilinear term V_h . h_thx left out (the dense-only loop kept)",
     "kfc-G-sum": "§14 KFC factor G summed over the output locations without the 1/P",
 }
 
@@ -502,7 +503,7 @@ def second_order(G, t, X, v, pls):
                 vh = vo * d1
                 for c in range(p.din):
                     Hthx[k][:, c * p.out:(c + 1) * p.out, c0 + c] += vh
-            if p.kind == "conv":  # d2 h[o, q] / dW[o, col] dz[src[q, col]] = 1
+            if p.kind == "conv" and MUTANT != "conv-full-no-bilinear":  # d2 h[o, q] / dW[o, col] dz[src[q, col]] = 1
                 vh = vo * d1
                 rows = np.arange(p.Co)
                 for q in range(p.P):
