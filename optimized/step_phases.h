@@ -542,6 +542,9 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
 #if OCN_MUTANT != MUT_NO_FEEDBACK
             fb = X->fb && dx;
 #endif
+            /* a lean step whose x̂ pass is over: θ_new written straight into its
+             * float64 output array, one pass (the same rounding: REAL, then double) */
+            int direct = lean && !need_fwd && !M->pert;
             for (int q = 0; q < X->np; q++) { /* θ_new = θ − (k + K δx) */
                 REAL *th = X->P[q]->th, *k = X->k[q], *tn = thn[X->P[q]->p], *fbk = NULL;
                 if (fb && !q) {
@@ -551,12 +554,28 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
                     for (int u = 0; u < X->np; u++) X->fbk[u] = f[u];
                 }
                 if (fb) fbk = X->fbk[q];
+                int m = X->P[q]->m;
+                if (direct) {
+                    snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
+                    size_t shape[1] = {(size_t)m};
+                    ocn_array *a = NULL;
+#if OCN_MUTANT == MUT_DROP_THETA0
+                    if (t != 0)
+#endif
+                    if (!(a = ocn_opt_array_reuse(S->out, nm, 1, shape))) S->fail = 1;
+                    double *d = a ? a->data : NULL;
+                    for (int j = 0; d && j < m; j++) {
+                        REAL v = fbk ? th[j] - (k[j] + fbk[j]) : th[j] - k[j];
+                        d[j] = (double)v;
+                    }
+                    continue;
+                }
                 if (fbk)
-                    for (int j = 0; j < X->P[q]->m; j++) tn[j] = th[j] - (k[j] + fbk[j]);
+                    for (int j = 0; j < m; j++) tn[j] = th[j] - (k[j] + fbk[j]);
                 else
-                    for (int j = 0; j < X->P[q]->m; j++) tn[j] = th[j] - k[j];
+                    for (int j = 0; j < m; j++) tn[j] = th[j] - k[j];
             }
-            for (int q = 0; q < X->np; q++) {
+            for (int q = 0; q < X->np && !direct; q++) {
                 int p = X->P[q]->p;
                 snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
                 /* §10 amendment (docs/decisions.md "§10 amendments from the game fuzzer"):
