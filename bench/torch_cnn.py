@@ -9,10 +9,10 @@ update, on the CPU with every core.  Prints "torch_cnn f32 0.0123" and the
 f64 line (median seconds after a warm-up).  Optional: bench/cnn.c runs it
 only when `import torch` works (Debian: python3-torch)."""
 import os
-import statistics
-import time
 
 import torch
+
+from torch_common import median_step_time
 
 BATCH = 128
 
@@ -27,18 +27,7 @@ def step_time(dtype, reps):
     opt = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=1e-4)
     x = torch.randn(BATCH, 3, 16, 16, dtype=dtype)
     y = torch.randint(0, 10, (BATCH,))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def one():
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - t0
-
-    one()  # warm-up
-    return statistics.median(one() for _ in range(reps))
+    return median_step_time(net, opt, x, y, reps)
 
 
 def main():

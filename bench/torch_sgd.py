@@ -7,11 +7,11 @@ every core.  Prints one line per (precision, width): "torch f32 1024 0.0895"
 (median seconds of the repetitions after a warm-up).  Optional: bench.c runs
 it only when `import torch` works (Debian: python3-torch)."""
 import os
-import statistics
 import sys
-import time
 
 import torch
+
+from torch_common import median_step_time
 
 DEPTH, BATCH = 6, 128
 
@@ -28,18 +28,7 @@ def step_time(width, dtype, reps):
     opt = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=1e-4)
     x = torch.randn(BATCH, width, dtype=dtype)
     y = torch.randint(0, 10, (BATCH,))
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def one():
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - t0
-
-    one()  # warm-up
-    return statistics.median(one() for _ in range(reps))
+    return median_step_time(net, opt, x, y, reps)
 
 
 def main():

@@ -195,11 +195,17 @@ def write_svg(path, final, epochs):
         acc_series.append((COLORS[o["key"]], o["label"], *stats(curves_a)))
         loss_series.append((COLORS[o["key"]], o["label"], *stats(curves_l)))
     W, H = 980, 490
+    svg_two_panels(path, W, H, "DIGITS", len(final["sgd"]), acc_series, loss_series, epochs)
+
+
+def svg_two_panels(path, W, H, title, seeds, acc_series, loss_series, epochs):
+    """The accuracy and loss panels with the legend, written atomically (also
+    used by ci/digits_cnn.py)."""
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W, H),
              '<rect width="100%" height="100%" fill="white"/>']
-    parts += svg_panel(70, 40, 380, 300, "DIGITS: test accuracy (mean, band = min..max over %d seeds)"
-                       % len(final["sgd"]), acc_series, False, 80, 100, "test accuracy (%)", epochs)
-    parts += svg_panel(560, 40, 380, 300, "DIGITS: training loss (mean, band = min..max)", loss_series, True,
+    parts += svg_panel(70, 40, 380, 300, "%s: test accuracy (mean, band = min..max over %d seeds)" % (title, seeds),
+                       acc_series, False, 80, 100, "test accuracy (%)", epochs)
+    parts += svg_panel(560, 40, 380, 300, "%s: training loss (mean, band = min..max)" % title, loss_series, True,
                        1e-6, 3, "training loss (cross-entropy)", epochs)
     for i, (color, label, *_rest) in enumerate(acc_series):
         x, y = 70 + (i % 3) * 300, 395 + (i // 3) * 20

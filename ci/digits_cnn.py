@@ -62,20 +62,7 @@ def write_svg(path, final):
         acc.append((COLORS[o["key"]], o["label"], *stats(ca)))
         loss.append((COLORS[o["key"]], o["label"], *stats(cl)))
     W, H = 980, 490
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W, H),
-             '<rect width="100%" height="100%" fill="white"/>']
-    parts += D.svg_panel(70, 40, 380, 300, "DIGITS CNN: test accuracy (mean, band = min..max over %d seeds)" % SEEDS,
-                         acc, False, 80, 100, "test accuracy (%)", EPOCHS)
-    parts += D.svg_panel(560, 40, 380, 300, "DIGITS CNN: training loss (mean, band = min..max)", loss, True,
-                         1e-6, 3, "training loss (cross-entropy)", EPOCHS)
-    for i, (color, label, *_r) in enumerate(acc):
-        x, y = 70 + (i % 3) * 300, 395 + (i // 3) * 20
-        parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/>' % (x, x + 22, y, y, color))
-        parts.append('<text x="%d" y="%d" font-size="12">%s</text>' % (x + 28, y + 4, label))
-    parts.append("</svg>")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(parts) + "\n")
-    os.replace(path + ".tmp", path)
+    D.svg_two_panels(path, W, H, "DIGITS CNN", SEEDS, acc, loss, EPOCHS)
 
 
 def paired(a, b):
