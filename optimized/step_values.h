@@ -97,11 +97,18 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
                     }
             }
         }
+        /* §10 amendment (docs/decisions.md "terminal terms perturbed as formed",
+         * as the reference): the value's gradient, and below its factors, as formed */
+        PVEC(M->pert, v, n);
         if (outer) { /* Z = v: cf = 1 */
             memcpy(L->Zt + (size_t)i * n, v, (size_t)n * sizeof(REAL));
             L->S[i] = 1;
             L->cf[i] = 1;
         }
+    }
+    if (!outer) { /* the exact terminal's factors Z and core S (diagonal: zeros stay zero) */
+        PMAT(M->pert, L->Zt, (size_t)B * r, n);
+        PVEC(M->pert, L->S, (size_t)B * r * r);
     }
     ocn_ws_release(M->ws, mk);
     return OCN_OK;

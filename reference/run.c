@@ -269,6 +269,13 @@ int ref_step_run(const ocn_game *g, const ocn_optimizer *opt, const ocn_arrayset
         for (int i = 0; i < B; i++) {
             ref_terminal(&m, gr ? -1 : n, i, gsl_matrix_ptr(X[T], (size_t)i, 0), opt->terminal,
                          gsl_matrix_ptr(v[n], (size_t)i, 0), H);
+            /* §10 amendment (docs/decisions.md "terminal terms perturbed as
+             * formed"): ∇φ and ∇²φ are the backward pass's first formed terms;
+             * a port rounds them too, which breaks exact structure such as
+             * Σ_k (p_k − y_k) = 0 of a softmax gradient (a conv bias gradient
+             * Σ_p (p − y)_p σ'_p then cancels 2e4-fold: fuzz game 0x7126222dab20ec0e) */
+            ocn_perturb_vec(pert, gsl_matrix_ptr(v[n], (size_t)i, 0), nT);
+            ocn_perturb_sym(pert, H->data, nT, H->tda);
             gsl_matrix_view blk = ref_vblock(V[n], aug, nT, i, i);
             gsl_matrix_memcpy(&blk.matrix, H);
         }

@@ -7,7 +7,9 @@
  *    δx = x̂ − x sees the cancellation of a small update against its state.
  * Every rule here must be able to fail. */
 #include "util.h"
+#include "ocn/optimized.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <string.h>
 
@@ -200,4 +202,38 @@ Test(cond_f32, cond_f32_from_the_tested_side_is_ignored)
                        "json.dump(m,open(p,'w'))\"", dir, dir, OCN_PYTHON, dir), 0);
     cr_expect_eq(tu_sh(out, sizeof out, "%s compare fixtures/mlp-tanh-ce %s/b 2>&1", OCN_BIN, dir), 0, "%s", out);
     tu_rm_rf(dir);
+}
+
+/* §10 amendment "terminal terms perturbed as formed": a softmax gradient
+ * p − e_y sums to zero exactly; a conv bias gradient Σ_p (p − y)_p σ'_p then
+ * cancels 2e4-fold (σ' ≈ 0.25 at every location).  The fuzzer's game
+ * 0x7126222dab20ec0e (GR rmsprop, two sigmoid convs): with the terminal
+ * unperturbed c(k_t1_n0) was 16 and a correct float32 path failed (ratio 801);
+ * now c shows the cancellation and float32 agrees. */
+Test(cond_f32, terminal_gradient_cancellation_shows_in_c)
+{
+    json_error_t je;
+    json_t *w = json_load_file("tests/fuzz/regress-games/game-7126222dab20ec0e.json", 0, &je);
+    cr_assert_not_null(w, "%s", je.text);
+    char *text = json_dumps(json_object_get(w, "game"), JSON_COMPACT);
+    ocn_game *g = tu_game(text);
+    free(text);
+    json_decref(w);
+    ocn_arrayset *in = ocn_arrayset_new(), *ref = ocn_arrayset_new(), *out = ocn_arrayset_new();
+    ocn_error e = {0};
+    cr_assert_eq(ocn_ref_init_inputs(g, in, &e), OCN_OK, "%s", e.msg);
+    ocn_ref_opts o = {.fault = OCN_FAULT_NONE, .measure_runs = 8, .measure_f32 = 1};
+    cr_assert_eq(ocn_ref_run(g, &g->opt, in, &o, ref, &e), OCN_OK, "%s", e.msg);
+    const ocn_array *k = ocn_arrayset_find(ref, "k_t1_n0");
+    cr_assert_not_null(k);
+    cr_expect_gt(k->cond, 1e3, "c(k_t1_n0) = %g does not show the 2e4-fold cancellation", k->cond);
+    ocn_opt_config cfg = {.backend = "cpu", .precision = 32, .form_limit = 1 << 20};
+    cr_assert_eq(ocn_opt_run(g, &g->opt, in, &cfg, out, &e), OCN_OK, "%s", e.msg);
+    ocn_report *r = ocn_report_new();
+    ocn_compare_spec sp = {"C32", g->name, OCN_REQUIRE_OPTIMIZED, OCN_U32, NULL};
+    cr_expect_gt(ocn_compare_sets(r, &sp, ref, out), 0);
+    cr_expect_eq(ocn_report_failures(r), 0, "the float32 path fails against the measured c");
+    ocn_report_free(r);
+    ocn_arrayset_free(in), ocn_arrayset_free(ref), ocn_arrayset_free(out);
+    ocn_game_free(g);
 }
