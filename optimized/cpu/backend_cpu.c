@@ -79,7 +79,13 @@ static int cpu_gemm(ocn_backend *b, int prec, int ta, int tb, double alpha, ocn_
 /* divide and conquer (syevd): the same decomposition, several times faster than
  * the QR iteration of syev at the B·r sizes of the low-rank cores.  Column-major
  * on the row-major storage (the matrix is symmetric), so the eigenvectors come
- * out in rows and are transposed in place into columns. */
+ * out in rows and are transposed in place into columns.  Its upper triangle
+ * ('U', the row-major lower one): the triangle LAPACKE's row-major call used
+ * before the workspace commit.  With 'L' the tridiagonalisation mixed the
+ * exact zero blocks of a block-structured Gram at the rounding level; the
+ * low-rank feedback then put ~1e-7·‖K‖ into columns of K that are exactly
+ * zero, and a large carried δx (25 here) made θ_new 5e-3 wrong in float64
+ * (fuzz game 0x6a9d604df559a050, a 240 s campaign; docs/decisions.md). */
 static int cpu_syev(ocn_backend *b, int prec, ocn_view A, ocn_view w)
 {
     int n = A.rows, st;
@@ -90,11 +96,11 @@ static int cpu_syev(ocn_backend *b, int prec, ocn_view A, ocn_view w)
     if (!work) return OCN_BK_ECONTRACT;
     lapack_int *iw = (lapack_int *)(work + lw * es);
     if (prec == 64) {
-        st = (int)LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', n, PD(A), LD(A), PD(w), (double *)work, (lapack_int)lw,
+        st = (int)LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, PD(A), LD(A), PD(w), (double *)work, (lapack_int)lw,
                                       iw, (lapack_int)liw);
         if (!st) TRANSPOSE(double, PD(A), n, (size_t)LD(A));
     } else {
-        st = (int)LAPACKE_ssyevd_work(LAPACK_COL_MAJOR, 'V', 'L', n, PS(A), LD(A), PS(w), (float *)work, (lapack_int)lw,
+        st = (int)LAPACKE_ssyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, PS(A), LD(A), PS(w), (float *)work, (lapack_int)lw,
                                       iw, (lapack_int)liw);
         if (!st) TRANSPOSE(float, PS(A), n, (size_t)LD(A));
     }
