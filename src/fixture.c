@@ -5,6 +5,7 @@
 #include "ocn/version.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -399,7 +400,10 @@ static json_t *manifest(const ocn_game *g, const ocn_arrayset *s, const ocn_prod
             if (a->cond > 0 && p->measure_runs > 0) {
                 json_object_set_new(e, "cond", json_real(a->cond));
                 if (a->zero_scale > 0) json_object_set_new(e, "zero_scale", json_real(a->zero_scale));
-                if (a->cond_f32 > 0) json_object_set_new(e, "cond_f32", json_real(a->cond_f32));
+                /* JSON has no ∞: a float32 c that is infinite (a float32-sized
+                 * perturbation overflowed the reference) is written as DBL_MAX —
+                 * not informative, every float32 row weak */
+                if (a->cond_f32 > 0) json_object_set_new(e, "cond_f32", json_real(isinf(a->cond_f32) ? DBL_MAX : a->cond_f32));
                 json_object_set_new(e, "informative", json_boolean(ocn_informative(a->cond, u)));
                 if (ocn_is_gain_or_value(a->name)) {
                     ngv++;

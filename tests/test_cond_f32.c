@@ -237,3 +237,36 @@ Test(cond_f32, terminal_gradient_cancellation_shows_in_c)
     ocn_arrayset_free(in), ocn_arrayset_free(ref), ocn_arrayset_free(out);
     ocn_game_free(g);
 }
+
+/* A producer whose run fails numerically (NaN/Inf) once a perturbation is
+ * float32-sized: the float64 runs succeed, the float32 c is ∞ (weak at float32)
+ * and the measurement still succeeds — before, the whole reference run failed
+ * ("reference refused" while the optimized path computed: fuzz game
+ * 0x6248e58f168d4f80). */
+static int overflow_producer(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
+{
+    (void)ctx;
+    double x = 1.0;
+    ocn_perturb_vec(p, &x, 1);
+    if (fabs(x - 1.0) > 1e-12) return ocn_fail(err, OCN_ENUMERIC, "reference produced NaN/Inf in 'k_t0_n0'");
+    ocn_array *k = ocn_arrayset_add2(out, "k_t0_n0", 1, 2, 0, 0);
+    if (!k) return ocn_fail(err, OCN_ENOMEM, "oom");
+    k->data[0] = x, k->data[1] = 2 * x;
+    return OCN_OK;
+}
+
+Test(cond_f32, float32_overflow_makes_c32_infinite_not_a_failure)
+{
+    ocn_game *g = tu_game(GAME);
+    ocn_arrayset *nom = ocn_arrayset_new();
+    ocn_error e = {0};
+    cr_assert_eq(overflow_producer(NULL, NULL, nom, &e), OCN_OK);
+    cr_assert_eq(ocn_measure_sensitivity(g, &g->opt, 8, OCN_U64, overflow_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
+    cr_assert_eq(ocn_measure_sensitivity_f32(g, 8, overflow_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
+    const ocn_array *k = ocn_arrayset_find(nom, "k_t0_n0");
+    cr_expect(isinf(k->cond_f32), "cond_f32 %g", k->cond_f32);
+    cr_expect(isfinite(k->cond), "cond %g", k->cond);
+    cr_expect_eq(e.msg[0], 0, "no error left behind: %s", e.msg);
+    ocn_arrayset_free(nom);
+    ocn_game_free(g);
+}
