@@ -218,6 +218,24 @@ int ocn_fixture_parse_manifest(const char *text, size_t len, const char *mpath, 
     return rc;
 }
 
+/* §10 fields of one array's manifest entry (arrays.NAME or derived.NAME):
+ * cond, and where present and positive the zero-by-cancellation scale and
+ * the float32 c (docs/decisions.md) */
+static double positive_field(json_t *e, const char *key)
+{
+    json_t *v = json_object_get(e, key);
+    double x = json_is_number(v) ? json_number_value(v) : 0;
+    return x > 0 && isfinite(x) ? x : 0;
+}
+
+static void read_tolerance(json_t *e, ocn_array *a)
+{
+    json_t *c = json_object_get(e, "cond");
+    if (json_is_number(c)) a->cond = json_number_value(c);
+    a->zero_scale = positive_field(e, "zero_scale");
+    a->cond_f32 = positive_field(e, "cond_f32");
+}
+
 static int read_arrays(ocn_fixture *f, int dfd, const char *shown, json_t *arrays, ocn_error *err)
 {
     const char *name;
@@ -239,13 +257,7 @@ static int read_arrays(ocn_fixture *f, int dfd, const char *shown, json_t *array
         if (!ok) return ocn_fail(err, OCN_EINVAL, "%s: shape does not match the manifest's arrays.%s.shape", path, name);
         if (ocn_array_is_input(name) && has_nonfinite(a))
             return ocn_fail(err, OCN_EINVAL, "%s: input array '%s' contains NaN or Inf", path, name);
-        json_t *c = json_object_get(e, "cond");
-        if (json_is_number(c)) a->cond = json_number_value(c);
-        json_t *zs = json_object_get(e, "zero_scale"); /* §10 zero by cancellation (docs/decisions.md) */
-        if (json_is_number(zs) && json_number_value(zs) > 0 && isfinite(json_number_value(zs)))
-            a->zero_scale = json_number_value(zs);
-        json_t *c32 = json_object_get(e, "cond_f32"); /* §10 c at float32 (docs/decisions.md) */
-        if (json_is_number(c32) && json_number_value(c32) > 0) a->cond_f32 = json_number_value(c32);
+        read_tolerance(e, a);
     }
     return OCN_OK;
 }
@@ -315,14 +327,7 @@ int ocn_fixture_read(const char *dir, ocn_fixture **out, ocn_error *err)
         json_t *der = json_object_get(m, "derived");
         for (int i = 0; !rc && i < f->arrays->count; i++) {
             ocn_array *a = &f->arrays->a[i];
-            json_t *c = json_object_get(json_object_get(der, a->name), "cond");
-            json_t *zs = json_object_get(json_object_get(der, a->name), "zero_scale");
-            if (ocn_array_is_derived(a->name) && json_is_number(c)) a->cond = json_number_value(c);
-            if (ocn_array_is_derived(a->name) && json_is_number(zs) && json_number_value(zs) > 0)
-                a->zero_scale = json_number_value(zs);
-            json_t *c32 = json_object_get(json_object_get(der, a->name), "cond_f32");
-            if (ocn_array_is_derived(a->name) && json_is_number(c32) && json_number_value(c32) > 0)
-                a->cond_f32 = json_number_value(c32);
+            if (ocn_array_is_derived(a->name)) read_tolerance(json_object_get(der, a->name), a);
         }
     }
     if (!rc && !f->c_measured)

@@ -148,7 +148,7 @@ static double dist2(const double *x, const double *y, size_t n)
 
 /* R perturbation runs of size u (seeds 1000·seed + base + r): s[i] gets
  * max_r ‖X^(r) − X‖ / (u·‖X‖) of every nonzero nominal array (∞ when a run
- * is not finite), z[i] max_r ‖X^(r)‖ of every all-zero one. */
+ * is not finite), z[i] (z may be NULL) max_r ‖X^(r)‖ of every all-zero one. */
 static int perturbation_runs(const ocn_game *g, int runs, int base, double u, ocn_producer_fn run, void *ctx,
                              const ocn_arrayset *nominal, double *s, double *z, ocn_error *err)
 {
@@ -182,8 +182,8 @@ static int perturbation_runs(const ocn_game *g, int runs, int base, double u, oc
                 s[i] = INFINITY;
                 continue;
             }
-            if (nx == 0.0) z[i] = fmax(z[i], e);
-            else s[i] = fmax(s[i], e / (u * nx));
+            if (nx != 0.0) s[i] = fmax(s[i], e / (u * nx));
+            else if (z) z[i] = fmax(z[i], e);
         }
         ocn_perturb_free(p);
         ocn_arrayset_free(out);
@@ -217,15 +217,12 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
 int ocn_measure_sensitivity_f32(const ocn_game *g, int runs, ocn_producer_fn run, void *ctx, ocn_arrayset *nominal,
                                 ocn_error *err)
 {
-    double *s = calloc((size_t)nominal->count + 1, sizeof *s), *z = calloc((size_t)nominal->count + 1, sizeof *z);
-    if (!s || !z) {
-        free(s), free(z);
-        return ocn_fail(err, OCN_ENOMEM, "out of memory measuring float32 sensitivities");
-    }
-    int rc = perturbation_runs(g, runs, OCN_F32_RUN_BASE, OCN_U32, run, ctx, nominal, s, z, err);
+    double *s = calloc((size_t)nominal->count + 1, sizeof *s);
+    if (!s) return ocn_fail(err, OCN_ENOMEM, "out of memory measuring float32 sensitivities");
+    int rc = perturbation_runs(g, runs, OCN_F32_RUN_BASE, OCN_U32, run, ctx, nominal, s, NULL, err);
     /* zeros keep the u₆₄ rule (exact, or zero_scale): s stays 0 for them */
     for (int i = 0; !rc && i < nominal->count; i++) nominal->a[i].cond_f32 = fmax(nominal->a[i].cond, s[i]);
-    free(s), free(z);
+    free(s);
     return rc;
 }
 

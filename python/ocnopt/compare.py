@@ -31,7 +31,7 @@ import numpy as np
 
 from . import binary
 from .errors import BinaryNotFound, GameMismatch, Unsupported
-from .fixture import Fixture, is_input, is_input_of, load_fixture, traj_derived
+from .fixture import Fixture, cond_at_entry, is_input, is_input_of, load_fixture, traj_derived
 
 U64 = 2.0 ** -53
 U32 = 2.0 ** -24
@@ -106,11 +106,7 @@ class _TrajRef(collections.abc.Mapping):
     def cond_at(self, name, u):
         if name not in self.derived:
             return self.fx.cond_at(name, u)
-        c32 = self._entry(name).get("cond_f32")
-        if (u > 1e-10 and self.c_measured and not isinstance(c32, bool) and isinstance(c32, (int, float))
-                and c32 > 0):
-            return float(c32)
-        return self.cond(name)
+        return cond_at_entry(self._entry(name), u, self.c_measured, self.cond(name))
 
     def zero_scale(self, name):
         if name not in self.derived:

@@ -88,6 +88,16 @@ def traj_derived(names, get, steps=None):
     return out
 
 
+def cond_at_entry(entry, u, c_measured, cond):
+    """ocn_cond_at on one manifest entry (arrays.NAME or derived.NAME): at
+    float32 (u > 1e-10) its positive `cond_f32` of a measured manifest, else
+    `cond` (already resolved by the caller)."""
+    c32 = entry.get("cond_f32")
+    if u > 1e-10 and c_measured and not isinstance(c32, bool) and isinstance(c32, (int, float)) and c32 > 0:
+        return float(c32)
+    return cond
+
+
 class Fixture(collections.abc.Mapping):
     """A fixture read from `dir`: a read-only mapping name -> numpy array
     (float64, read lazily and cached), plus its manifest."""
@@ -164,11 +174,7 @@ class Fixture(collections.abc.Mapping):
         """The c a comparison at unit roundoff u uses (ocn_cond_at): at float32
         the manifest's `cond_f32` where recorded (c measured with u₃₂-sized
         perturbation runs, docs/decisions.md), else `cond`."""
-        c32 = self.entry(name).get("cond_f32")
-        if (u > 1e-10 and self.c_measured and not isinstance(c32, bool) and isinstance(c32, (int, float))
-                and c32 > 0):
-            return float(c32)
-        return self.cond(name)
+        return cond_at_entry(self.entry(name), u, self.c_measured, self.cond(name))
 
     def zero_scale(self, name):
         """§10 zero by cancellation: an all-zero array whose perturbation runs
