@@ -389,7 +389,7 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
             REAL v = (G[(size_t)i * nc + j] + G[(size_t)j * nc + i]) / (REAL)(2 * B);
             G[(size_t)i * nc + j] = G[(size_t)j * nc + i] = v;
         }
-    PSYM(M->pert, G, nc); /* §10: the Gram as handed to the eigendecomposition */
+    PHANDED(M->pert, G, nc); /* §10: the Gram as handed to the eigendecomposition (normwise) */
     double ucol = 0; /* largest column norm of U */
     for (int i = 0; i < nc; i++) ucol = fmax(ucol, sqrt(fabs((double)G[(size_t)i * nc + i])));
     if (SYEV(bk, nc, G, lam)) {
@@ -493,7 +493,7 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         /* the graded core S = μΛ⁻¹ + Dr, handed to LU (partial pivoting keeps the graded
          * rows' accuracy better than a Cholesky inverse did) */
         for (int k = 0; k < rk; k++) T1[(size_t)k * rk + k] += W->mu / W->lr[gr][k];
-        PSYM(M->pert, T1, rk); /* §10: the core as handed to the factorisation */
+        PHANDED(M->pert, T1, rk); /* §10: the core as handed to the factorisation (normwise) */
         for (int k = 0; k < rk; k++) W->Si[gr][(size_t)k * rk + k] = 1;
         int st = GESV(bk, rk, rk, T1, ipiv, W->Si[gr]);
         if (st) {
@@ -522,6 +522,19 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
                       "the low-rank (Woodbury) formulation cannot hold §10 here; the optimized path refuses this "
                       "regime (raise damping, or use the reference)",
                       who, W->qinU && !W->gnouter ? "exact" : "gn-outer", (double)W->mu, cut, mg, emax);
+        goto done;
+    }
+    /* issue 10 KI-4 (docs/decisions.md "Damping at the cut-off"): the exact
+     * curvature's core beyond κ = |μI + UDUᵀ|/μ = ε₆₄^{-1/2} left the dense
+     * pseudo-inverse by more than the measured c (μ = 1e-10, κ = 1e10: 1e4·u·c;
+     * μ = 1e-12, κ = 3e11: K 100% off); gn-outer held it up to κ = 1e9 (every
+     * fuzz game), so only exact is refused */
+    if (W->qinU && !W->gnouter && W->kap[gr] > OPT_KAPPA_MAX) {
+        rc = ocn_fail(err, OCN_EUNSUPPORTED,
+                      "%s: exact curvature with mu = %g (weight_decay + damping) is too small for the low-rank "
+                      "(Woodbury) formulation: |C + mu I|/mu = %.3g exceeds ε₆₄^{-1/2} = %.3g, beyond which it "
+                      "leaves the SPEC's pseudo-inverse; refused (raise weight_decay + damping, or use the reference)",
+                      who, (double)W->mu, W->kap[gr], OPT_KAPPA_MAX);
         goto done;
     }
     if (!(hmin > OPT_CHOL_MARGIN * cut)) {

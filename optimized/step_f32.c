@@ -17,4 +17,5 @@
 #define PVEC(p, x, n) ocn_perturb_vecf((p), (x), (size_t)(n))
 #define PMAT(p, x, r, c) ocn_perturb_matf((p), (x), (size_t)(r), (size_t)(c), (size_t)(c))
 #define PSYM(p, x, n) ocn_perturb_symf((p), (x), (size_t)(n), (size_t)(n))
+#define PHANDED(p, x, n) ocn_perturb_handedf((p), (x), (size_t)(n), (size_t)(n))
 #include "step_impl.h"

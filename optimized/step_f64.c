@@ -17,4 +17,5 @@
 #define PVEC(p, x, n) ocn_perturb_vec((p), (x), (size_t)(n))
 #define PMAT(p, x, r, c) ocn_perturb_mat((p), (x), (size_t)(r), (size_t)(c), (size_t)(c))
 #define PSYM(p, x, n) ocn_perturb_sym((p), (x), (size_t)(n), (size_t)(n))
+#define PHANDED(p, x, n) ocn_perturb_handed((p), (x), (size_t)(n), (size_t)(n))
 #include "step_impl.h"

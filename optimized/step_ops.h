@@ -84,8 +84,16 @@ static REAL FN(dact)(ocn_act a, REAL h)
 #ifndef OPT_UNRESOLVED
 #define OPT_UNRESOLVED 1000
 #define OPT_NONFINITE 1001 /* the matrix holds NaN/Inf: the precision overflowed upstream */
+#define OPT_AMBIGUOUS 1002 /* √γ too small: near the §5 cut-off (undetermined) or λmax/√γ > OPT_KAPPA_MAX */
 #endif
-static int FN(sym_pinv_keep)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, double floor)
+/* The largest condition number of a matrix inverted explicitly (a damped
+ * factor's Cholesky inverse, an exact-curvature Woodbury core): ε₆₄^{-1/2}
+ * (docs/decisions.md "Damping at the cut-off"). */
+#define OPT_CUT_BAND 8.0 /* a damping above cut-off/8 is not the undamped rule */
+#ifndef OPT_KAPPA_MAX
+#define OPT_KAPPA_MAX 67108864.0
+#endif
+static int FN(sym_pinv_keep)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, double floor, double damp)
 {
     size_t mk = ocn_ws_mark(ws);
     REAL *V = TMPRAW(ws, (size_t)n * n, "the eigenvectors of a factor's pseudo-inverse"),
@@ -110,7 +118,21 @@ static int FN(sym_pinv_keep)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, double
         REAL mx = 0;
         for (int k = 0; k < n; k++) mx = fabs(w[k]) > mx ? (REAL)fabs(w[k]) : mx;
         REAL tol = (REAL)n * EPS * mx;
-        int keep_all = floor > (double)n * DBL_EPSILON * (double)mx;
+        /* Issue 10 KI-4 (docs/decisions.md "Damping at the cut-off"): a damped
+         * factor's null space sits at √γ.  Near the float64 cut-off n·ε·λmax
+         * (γ = 1e-30: √γ/cut-off 0.16–4.9 in the fuzz games) whether the SPEC's
+         * pseudo-inverse keeps it is decided by rounding (gains 1e3–1e25·u·c
+         * apart between two correct float64 computations); above it, up to
+         * λmax/√γ = OPT_KAPPA_MAX, neither an explicit nor an eigen-based
+         * inverse held the measured c (2f25f6936767ca83 at γ = 1e-24: k 446x
+         * off).  Refused from cut-off/OPT_CUT_BAND up; below it (γ = 1e-34)
+         * the directions are dropped as for γ = 0. */
+        double cut64 = (double)n * DBL_EPSILON * (double)mx;
+        if (damp > 0 && damp > cut64 / OPT_CUT_BAND && (double)mx / damp > OPT_KAPPA_MAX) {
+            ocn_ws_release(ws, mk);
+            return OPT_AMBIGUOUS;
+        }
+        int keep_all = floor > cut64;
         for (int k = 0; k < n && keep_all; k++)
             if (!(fabs(w[k]) > tol)) {
                 ocn_ws_release(ws, mk);
@@ -147,7 +169,11 @@ static int FN(factor_inv)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, REAL sg)
 {
     double tr = 0;
     for (int i = 0; i < n; i++) tr += fabs((double)A[(size_t)i * n + i]);
-    if (sg > 0 && (double)sg > OPT_CHOL_MARGIN * (double)n * EPS * tr) {
+    /* the explicit (Cholesky) inverse only where κ = tr/√γ ≤ OPT_KAPPA_MAX
+     * (it keeps half of float64's digits); beyond, sym_pinv_keep decides:
+     * refused, or the undamped rule (docs/decisions.md "Damping at the cut-off") */
+    int chol_ok = sg > 0 && tr / (double)sg <= OPT_KAPPA_MAX;
+    if (chol_ok && (double)sg > OPT_CHOL_MARGIN * (double)n * EPS * tr) {
         size_t mk = ocn_ws_mark(ws);
         REAL *C = TMPRAW(ws, (size_t)n * n, "a KFAC factor's Cholesky copy");
         memcpy(C, A, (size_t)n * n * sizeof(REAL));
@@ -165,7 +191,7 @@ static int FN(factor_inv)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, REAL sg)
      * eigendecomposition path below would cost several times more (width
      * 1024: most of an f32 KFAC step) and refuse where the float32 rule drops
      * a direction the SPEC keeps. */
-    if (sg > 0 && (double)sg > OPT_CHOL_MARGIN * (double)n * DBL_EPSILON * tr && bk->supports(bk, OCN_OP_SPDINV, 64)) {
+    if (chol_ok && (double)sg > OPT_CHOL_MARGIN * (double)n * DBL_EPSILON * tr && bk->supports(bk, OCN_OP_SPDINV, 64)) {
         size_t mk = ocn_ws_mark(ws);
         double *C = ocn_ws_tmp_raw(ws, (size_t)n * n * sizeof(double), "a KFAC factor's float64 Cholesky copy");
         for (size_t i = 0; i < (size_t)n * n; i++) C[i] = (double)A[i];
@@ -176,7 +202,7 @@ static int FN(factor_inv)(ocn_backend *bk, ocn_ws *ws, REAL *A, int n, REAL sg)
         if (!st) return 0;
     }
 #endif
-    return FN(sym_pinv_keep)(bk, ws, A, n, EPS > 1e-10 ? (double)sg : 0.0);
+    return FN(sym_pinv_keep)(bk, ws, A, n, EPS > 1e-10 ? (double)sg : 0.0, (double)sg);
 }
 
 static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REAL sg, int st)
@@ -185,6 +211,13 @@ static int FN(unresolved)(ocn_error *err, const char *who, const char *mode, REA
         return ocn_fail(err, OCN_EUNSUPPORTED,
                         "%s: %s: a factor holds NaN/Inf — the value derivatives overflow float%d upstream: this step "
                         "cannot be computed at this precision; refused", who, mode, (int)(8 * sizeof(REAL)));
+    if (st == OPT_AMBIGUOUS)
+        return ocn_fail(err, OCN_EUNSUPPORTED,
+                        "%s: %s: the damping (√γ = %.3g) is too small for a factor: λmax/√γ exceeds ε₆₄^{-1/2} = "
+                        "%.3g, where the damped inverse keeps fewer than half of float64's digits and, near the §5 "
+                        "cut-off n·ε·λmax, whether the damped null space is kept is decided by rounding; refused — "
+                        "use damping 0 (the pseudo-inverse) or √γ ≥ λmax·ε₆₄^{1/2}", who, mode, (double)sg,
+                        OPT_KAPPA_MAX);
     return ocn_fail(err, OCN_EUNSUPPORTED,
                     "%s: %s: a damped factor (√γ = %.3g) has an eigenvalue below the float32 cut-off n·ε·λmax, "
                     "which the SPEC's float64 pseudo-inverse keeps (§5): float32 cannot compute this step; "

@@ -75,7 +75,7 @@ static int FN(kfac_factor)(FN(omodel) *M, ocn_opt_fstate *fs, int which, REAL *F
         }
     }
     for (int i = 0; i < n; i++) F[(size_t)i * n + i] += sg;
-    PSYM(M->pert, F, n); /* §10: the damped factor as handed to the inverse */
+    PHANDED(M->pert, F, n); /* §10: the damped factor as handed to the inverse (normwise: docs/decisions.md) */
     int st = FN(factor_inv)(M->bk, M->ws, F, n, sg);
     if (!st && inv)
         for (size_t i = 0; i < (size_t)n * n; i++) inv[i] = (double)F[i];
@@ -166,7 +166,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             W->GV[q] = GHv[q];
             int st = FN(kfac_factor)(M, fs, 0, W->Ai[q], na, sg);
             if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gi[q], out, sg);
-            if (st == OPT_UNRESOLVED || st == OPT_NONFINITE) return FN(unresolved)(err, who, "kfac", sg, st);
+            if (st == OPT_UNRESOLVED || st == OPT_NONFINITE || st == OPT_AMBIGUOUS) return FN(unresolved)(err, who, "kfac", sg, st);
             if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: kfac: eigendecomposition of a factor failed", who);
             if (fs) fs->have[1 - M->ss->cur] = 1;
         }
@@ -194,7 +194,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
         /* §10: the damped embedded factors are perturbed as handed to the inverse */
         int st = FN(kfac_factor)(M, fs, 0, W->Aw, naw, sg);
         if (!st) st = FN(kfac_factor)(M, fs, 1, W->Gw, ngw, sg);
-        if (st == OPT_UNRESOLVED || st == OPT_NONFINITE) return FN(unresolved)(err, who, "coop-kfac", sg, st);
+        if (st == OPT_UNRESOLVED || st == OPT_NONFINITE || st == OPT_AMBIGUOUS) return FN(unresolved)(err, who, "coop-kfac", sg, st);
         if (st) return ocn_fail(err, OCN_ENUMERIC, "%s: coop-kfac: eigendecomposition of an embedded factor failed", who);
         if (fs) fs->have[1 - M->ss->cur] = 1;
         return OCN_OK;
@@ -264,7 +264,7 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                     REAL v = (Gg[(size_t)i * B + j] + Gg[(size_t)j * B + i]) / (REAL)(2 * B);
                     Gg[(size_t)i * B + j] = Gg[(size_t)j * B + i] = v;
                 }
-            PSYM(M->pert, Gg, B); /* §10: the gradient Gram as handed to the eigendecomposition */
+            PHANDED(M->pert, Gg, B); /* §10: the gradient Gram as handed to the eigendecomposition (normwise) */
             double ucol = 0;
             for (int i = 0; i < B; i++) ucol = fmax(ucol, sqrt(fabs((double)Gg[(size_t)i * B + i])));
             if (SYEV(bk, B, Gg, W->fg[gr])) {

@@ -11,7 +11,9 @@
 #include <float.h>
 #include <math.h>
 
-/* (C + γI)^†·η; §10 rev. 2: C + γI is perturbed as handed to the pseudo-inverse */
+/* (C + γI)^†·η; §10 rev. 2: C + γI is perturbed as handed to the pseudo-inverse,
+ * at the normwise scale of a solver's backward error (docs/decisions.md
+ * "Matrices handed to a factorisation: normwise") */
 static int damped_pinv(const gsl_matrix *C, double gamma, double eta, ocn_perturb *pert, gsl_matrix *Minv,
                        double *cond, ocn_error *err)
 {
@@ -25,7 +27,7 @@ static int damped_pinv(const gsl_matrix *C, double gamma, double eta, ocn_pertur
             gsl_matrix_set(D, i, j, x), gsl_matrix_set(D, j, i, x);
         }
     }
-    ocn_perturb_sym(pert, D->data, D->size1, D->tda);
+    ocn_perturb_handed(pert, D->data, D->size1, D->tda);
     int rc = ref_pinv_m(D, Minv, cond, err);
     gsl_matrix_scale(Minv, eta);
     gsl_matrix_free(D);

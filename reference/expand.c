@@ -327,9 +327,32 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
                         gsl_matrix_set_zero(&blk.matrix);
                     }
 
-        /* §10 rev. 2: θ terms after λ and `zero`, in the order formed */
-        ocn_perturb_vec(m->pert, o->Qth->data, mm);
-        ocn_perturb_mat(m->pert, o->Qthi->data, o->Qthi->size1, o->Qthi->size2, o->Qthi->tda);
+        /* §10 rev. 2: θ terms after λ and `zero`, in the order formed; the
+         * gradients at the scale of their terms (docs/decisions.md "Perturbed
+         * at the scale of the terms"): Q_θ^(i) = F_θ^(i)ᵀ v'^(i) and their
+         * mean can cancel to a residue of rounding that a pseudo-inverse
+         * then amplifies (fuzz game 0x8aa243824281aa6e: Q_θ = 3e-17 from
+         * terms of 1e-1, k = 1e15 in the reference and 0 in a correct port) */
+        if (m->pert) {
+            double *sc = calloc((size_t)(B + 1) * mm, sizeof *sc);
+            if (!sc) {
+                rc = nomem(err, "the §10 scale of Q_θ (B + 1 x m)", (double)(B + 1) * dm);
+                goto done;
+            }
+            for (int i = 0; i < B; i++)
+                for (size_t l = 0; l < n1; l++) {
+                    double v = fabs(gsl_matrix_get(vnext, (size_t)i, l));
+                    for (size_t j = 0; j < mm; j++) sc[(size_t)(i + 1) * mm + j] += fabs(gsl_matrix_get(Fth[i], l, j)) * v;
+                }
+            for (int i = 0; i < B; i++)
+                for (size_t j = 0; j < mm; j++) sc[j] += sc[(size_t)(i + 1) * mm + j] / B;
+            for (int u = 0; u < np; u++)
+                for (int j = 0; j < g->stages[t].players[o->p[u]].m; j++)
+                    sc[(size_t)o->moff[u] + j] += fabs(lam * m->th[t][o->p[u]][j]);
+            ocn_perturb_vec_at(m->pert, o->Qth->data, sc, mm);
+            for (int i = 0; i < B; i++) ocn_perturb_vec_at(m->pert, gsl_matrix_ptr(o->Qthi, (size_t)i, 0), sc + (size_t)(i + 1) * mm, mm);
+            free(sc);
+        }
         for (int i = 0; i < B; i++) ocn_perturb_mat(m->pert, o->Qthx[i]->data, mm, n, o->Qthx[i]->tda);
         ocn_perturb_sym(m->pert, o->Qthth->data, mm, o->Qthth->tda);
 

@@ -4,6 +4,7 @@
 #include <float.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,91 @@ void ocn_perturb_sym(ocn_perturb *p, double *A, size_t n, size_t ld)
             A[i * ld + j] = perturb1(p, A[i * ld + j]);
             A[j * ld + i] = A[i * ld + j];
         }
+}
+
+/* x + s·u·ξ, rounded stochastically as perturb1: an absolute move at the
+ * scale s (ocn_perturb_handed, ocn_perturb_vec_at). */
+static long double target_abs(ocn_perturb *p, long double x, long double s)
+{
+    double xi = 2.0 * gsl_rng_uniform(p->rng) - 1.0;
+    return x + s * ((long double)p->u * xi);
+}
+
+static double perturb_abs(ocn_perturb *p, double x, double s)
+{
+    if (s == 0.0 || !isfinite(x) || !isfinite(s)) return x;
+    long double t = target_abs(p, x, s);
+    double d = (double)t;
+    return (double)pick(p, t, d, nextafter(d, (long double)d < t ? INFINITY : -INFINITY));
+}
+
+static float perturb_absf(ocn_perturb *p, float x, double s)
+{
+    if (s == 0.0 || !isfinite(x) || !isfinite(s)) return x;
+    long double t = target_abs(p, x, s);
+    float d = (float)t;
+    return (float)pick(p, t, d, nextafterf(d, (long double)d < t ? INFINITY : -INFINITY));
+}
+
+void ocn_perturb_vec_at(ocn_perturb *p, double *x, const double *scale, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) x[i] = perturb_abs(p, x[i], scale[i]);
+}
+
+/* docs/decisions.md "Matrices handed to a factorisation: normwise": a
+ * pseudo-inverse, eigendecomposition or Cholesky of a symmetric M is backward
+ * stable only normwise — a correct port's computed result is exact for
+ * M + E with |E_ij| ~ u·max|M| — so entry (i, j) moves by u·ξ·max|M|, not
+ * u·ξ·|M_ij|: a small eigenvalue in the directions of small entries (a damped
+ * factor's null space, a nearly dead unit) moves as a port's eigensolver moves
+ * it.  Rows that are exactly zero stay zero (LAPACK's Householder reductions
+ * keep an exactly zero row and column: dead units stay exactly null). */
+static double handed_scale(const double *A, size_t n, size_t ld, int *zero_row)
+{
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        zero_row[i] = 1;
+        for (size_t j = 0; j < n; j++) {
+            mx = fmax(mx, fabs(A[i * ld + j]));
+            if (A[i * ld + j] != 0.0) zero_row[i] = 0;
+        }
+    }
+    return mx;
+}
+
+void ocn_perturb_handed(ocn_perturb *p, double *A, size_t n, size_t ld)
+{
+    if (!p || !n) return;
+    int *z = malloc(n * sizeof *z);
+    if (!z) return; /* NOTE: out of memory: the run stays unperturbed here */
+    double mx = handed_scale(A, n, ld, z);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i; j < n; j++) {
+            A[i * ld + j] = perturb_abs(p, A[i * ld + j], z[i] || z[j] ? 0.0 : mx);
+            A[j * ld + i] = A[i * ld + j];
+        }
+    free(z);
+}
+
+void ocn_perturb_handedf(ocn_perturb *p, float *A, size_t n, size_t ld)
+{
+    if (!p || !n) return;
+    int *z = malloc(n * sizeof *z);
+    if (!z) return;
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        z[i] = 1;
+        for (size_t j = 0; j < n; j++) {
+            mx = fmax(mx, fabs((double)A[i * ld + j]));
+            if (A[i * ld + j] != 0.0f) z[i] = 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i; j < n; j++) {
+            A[i * ld + j] = perturb_absf(p, A[i * ld + j], z[i] || z[j] ? 0.0 : mx);
+            A[j * ld + i] = A[i * ld + j];
+        }
+    free(z);
 }
 
 void ocn_perturb_vecf(ocn_perturb *p, float *x, size_t n)
@@ -191,6 +277,53 @@ static int perturbation_runs(const ocn_game *g, int runs, int base, double u, oc
     return rc;
 }
 
+/* Stage index of an array named PREFIX_t<t>[_n<n>] (exactly; -1 otherwise). */
+static int stage_of(const char *name, const char *prefix)
+{
+    size_t lp = strlen(prefix);
+    int t, n, len = 0;
+    if (strncmp(name, prefix, lp)) return -1;
+    const char *r = name + lp;
+    if (sscanf(r, "t%d%n", &t, &len) == 1 && !r[len]) return t;
+    if (sscanf(r, "t%d_n%d%n", &t, &n, &len) == 2 && !r[len]) return t;
+    return -1;
+}
+
+/* Position of an array in the update pass (§8): δx_t at 2t, θ_new_t at 2t + 1
+ * (formed from δx_t, it drives δx_{t+1}); -1 for every other array. */
+static int pass_position(const char *name)
+{
+    int t;
+    if ((t = stage_of(name, "dx_")) >= 0) return 2 * t;
+    if ((t = stage_of(name, "theta_new_")) >= 0) return 2 * t + 1;
+    return -1;
+}
+
+/* docs/decisions.md "Non-informative inputs taint the update pass": the
+ * second forward pass (§8) applies saturating activations to what it is
+ * handed, so an array computed from one that is not informative at u can look
+ * stable in R = 8 runs and still be decided by rounding (fuzz game
+ * 0x1d9aada81c4fb2b5: δx_2 weak at float32, σ(·) of it stable in every run, a
+ * correct float32 computation on the other side of 0).  Every δx / θ_new
+ * after a non-informative one gets at least its c: not informative either. */
+static void taint_update_pass(ocn_arrayset *a, double u, int f32)
+{
+    int last = -1;
+    for (int i = 0; i < a->count; i++) last = pass_position(a->a[i].name) > last ? pass_position(a->a[i].name) : last;
+    double worst = 0;
+    for (int pos = 0; pos <= last; pos++) {
+        double here = 0;
+        for (int i = 0; i < a->count; i++) {
+            ocn_array *x = &a->a[i];
+            if (pass_position(x->name) != pos || norm2(x->data, x->size) == 0.0) continue;
+            double *c = f32 ? &x->cond_f32 : &x->cond;
+            if (worst > *c) *c = worst;
+            if (!ocn_informative(*c, u)) here = fmax(here, *c);
+        }
+        worst = fmax(worst, here);
+    }
+}
+
 int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int runs, double u, ocn_producer_fn run,
                             void *ctx, ocn_arrayset *nominal, ocn_error *err)
 {
@@ -210,6 +343,7 @@ int ocn_measure_sensitivity(const ocn_game *g, const ocn_optimizer *opt, int run
          * it is compared against the size of the cancelled terms, z/u */
         x->zero_scale = zero && z[i] > 0 && isfinite(z[i]) ? z[i] / u : 0;
     }
+    if (!rc) taint_update_pass(nominal, u, 0);
     free(s), free(z);
     return rc;
 }
@@ -222,6 +356,7 @@ int ocn_measure_sensitivity_f32(const ocn_game *g, int runs, ocn_producer_fn run
     int rc = perturbation_runs(g, runs, OCN_F32_RUN_BASE, OCN_U32, run, ctx, nominal, s, NULL, err);
     /* zeros keep the u₆₄ rule (exact, or zero_scale): s stays 0 for them */
     for (int i = 0; !rc && i < nominal->count; i++) nominal->a[i].cond_f32 = fmax(nominal->a[i].cond, s[i]);
+    if (!rc) taint_update_pass(nominal, OCN_U32, 1);
     free(s);
     return rc;
 }

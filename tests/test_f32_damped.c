@@ -18,19 +18,30 @@ static void game_of(const char *kept, const char *dir, const char *sed)
                  0, "%s", out);
 }
 
-Test(f32_damped, refused_in_f32_computed_in_f64)
+/* Issue 10 KI-4 (docs/decisions.md "Damping at the cut-off"): the game's
+ * γ = 1e-30 (√γ = 1e-15) puts a damped factor's null space at the §5 cut-off
+ * — the reference's k_t1_n1 is [-5e10, 0.125, 1.2e11], float32 once wrote
+ * [0, 0.125, 0] and both are "correct" roundings: refused in both precisions
+ * with the reason; γ = 1e-34, below the cut-off, is the undamped rule and is
+ * computed by both and agrees with the reference. */
+Test(f32_damped, damping_at_the_cut_off_refused_in_both_precisions)
 {
-    char dir[256], cmd[1024], out[8192];
+    char dir[256], cmd[1024], out[8192], odir[300];
     tu_tmpdir(dir, sizeof dir);
-    /* kfac, γ = 1e-30 (√γ = 1e-15): the reference's k_t1_n1 is [-5e10, 0.125, 1.2e11]; float32 wrote [0, 0.125, 0] */
     game_of("tests/fuzz/regress-games/game-2f25f6936767ca83.json", dir, "");
-    snprintf(cmd, sizeof cmd, "%s gen %s/g.json -o %s/f32 --backend cpu --precision f32", OCN_BIN, dir, dir);
-    char f32dir[300];
-    snprintf(f32dir, sizeof f32dir, "%s/f32", dir);
-    tu_expect_exit2(cmd, "float32 cannot compute this step", f32dir);
-    cr_expect_eq(tu_sh(out, sizeof out, "%s gen %s/g.json -o %s/ref && %s check --precision f64 %s/ref", OCN_BIN, dir, dir,
-                       OCN_BIN, dir),
-                 0, "float64 computes and agrees: %s", out);
+    for (int prec = 32; prec <= 64; prec += 32) {
+        snprintf(cmd, sizeof cmd, "%s gen %s/g.json -o %s/f%d --backend cpu --precision f%d", OCN_BIN, dir, dir, prec, prec);
+        snprintf(odir, sizeof odir, "%s/f%d", dir, prec);
+        tu_expect_exit2(cmd, "is too small for a factor", odir);
+    }
+    cr_assert_eq(tu_sh(out, sizeof out,
+                       "/usr/bin/python3 -c \"import json,sys;g=json.load(open('tests/fuzz/regress-games/"
+                       "game-2f25f6936767ca83.json'))['game'];g['optimizer']['damping']=1e-34;json.dump(g,sys.stdout)\" "
+                       "> %s/g34.json", dir),
+                 0, "%s", out);
+    cr_expect_eq(tu_sh(out, sizeof out, "%s gen %s/g34.json -o %s/ref > /dev/null && %s check --precision f64 %s/ref && "
+                       "%s check --precision f32 %s/ref", OCN_BIN, dir, dir, OCN_BIN, dir, OCN_BIN, dir),
+                 0, "γ = 1e-34 is computed and agrees in both precisions: %s", out);
     tu_rm_rf(dir);
 }
 

@@ -31,6 +31,19 @@ void ocn_perturb_vec(ocn_perturb *p, double *x, size_t n);
 /* n x n symmetric matrix with leading dimension ld: upper triangle perturbed,
  * then mirrored, so it stays exactly symmetric (§10). */
 void ocn_perturb_sym(ocn_perturb *p, double *A, size_t n, size_t ld);
+/* x_i + u·ξ·scale_i: a sum perturbed at the scale of its terms (Σ|terms|),
+ * which a correct port's rounding reaches when the terms cancel (θ_new =
+ * θ − k − K δx; docs/decisions.md "Perturbed at the scale of the terms").
+ * A zero scale leaves x_i as is. */
+void ocn_perturb_vec_at(ocn_perturb *p, double *x, const double *scale, size_t n);
+/* n x n symmetric matrix as handed to a pseudo-inverse, eigendecomposition or
+ * factorisation: entry (i, j) moves by u·ξ·max|A| — the normwise backward
+ * error of a correct port's solver, not u·|A_ij| — except in rows that are
+ * exactly zero (kept: LAPACK's reductions keep them).  §10 "every matrix
+ * handed to a pseudo-inverse or factorisation, as handed" (docs/decisions.md
+ * "Matrices handed to a factorisation: normwise"); mirrored. */
+void ocn_perturb_handed(ocn_perturb *p, double *A, size_t n, size_t ld);
+void ocn_perturb_handedf(ocn_perturb *p, float *A, size_t n, size_t ld);
 /* rows x cols block with leading dimension ld, row-major. */
 void ocn_perturb_mat(ocn_perturb *p, double *A, size_t rows, size_t cols, size_t ld);
 /* float versions for a float32 producer (the same stream; u is that precision's). */
