@@ -315,10 +315,10 @@ static void taint_update_pass(ocn_arrayset *a, double u, int f32)
         double here = 0;
         for (int i = 0; i < a->count; i++) {
             ocn_array *x = &a->a[i];
-            if (pass_position(x->name) != pos || norm2(x->data, x->size) == 0.0) continue;
+            if (pass_position(x->name) != pos) continue;
             double *c = f32 ? &x->cond_f32 : &x->cond;
-            if (worst > *c) *c = worst;
-            if (!ocn_informative(*c, u)) here = fmax(here, *c);
+            if (worst > *c) *c = worst; /* a zero too: relu of a chaotic sign (0x6e2dafa53d08acd7) */
+            if (!ocn_informative(*c, u) && norm2(x->data, x->size) != 0.0) here = fmax(here, *c);
         }
         worst = fmax(worst, here);
     }

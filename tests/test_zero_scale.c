@@ -113,3 +113,21 @@ Test(zero_scale, stored_in_the_manifest)
     ocn_fixture_free(f);
     tu_rm_rf(dir);
 }
+
+/* ocn_array_err on a zero by cancellation with a large tested array: the
+ * relative error against the zero (‖x‖/DBL_MIN) overflows for ‖x‖ > 4 and
+ * once replaced the zero_scale rule by "err inf" (fuzz game
+ * 0x8aa243824281aa6e: ‖K‖ = 4e14 beside a zero_scale of 1.8e31); and a
+ * zero_scale on a reference that is not all zero (a tampered manifest) must
+ * not turn its error into ‖x‖/zero_scale. */
+Test(zero_scale, large_values_and_nonzero_references)
+{
+    double zero[3] = {0, 0, 0}, big[3] = {1.6e14, -1.5e14, 3.4e14}, ref[3] = {1, 2, 3}, wrong[3] = {7, 7, 7};
+    ocn_array z = {.data = zero, .size = 3, .zero_scale = 1.77e31};
+    double e = ocn_array_err(big, &z);
+    cr_expect(isfinite(e) && e < 1e-16, "‖x‖/zero_scale, not inf: %g", e);
+    double nan3[3] = {NAN, 0, 0};
+    cr_expect(isinf(ocn_array_err(nan3, &z)), "a NaN is still inf");
+    ocn_array r = {.data = ref, .size = 3, .zero_scale = 1e300};
+    cr_expect_gt(ocn_array_err(wrong, &r), 1.0, "zero_scale ignored on a nonzero reference");
+}

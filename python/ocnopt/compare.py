@@ -40,6 +40,7 @@ FAIL_RATIO = 300.0   # OCN_FAIL_RATIO: FAILED at or above
 TAU_F64 = 1e-6       # informative when 300·u·c < τ
 TAU_F32 = 1e-2
 DBL_MIN = sys.float_info.min
+DBL_MAX = sys.float_info.max
 
 GAIN_ARRAYS = ("k_t", "K_t", "Vx_t", "Vxx_t", "Wx_t", "Wxx_t", "dx_t", "theta_new_t")
 GAIN_OR_VALUE = ("k_", "K_", "Vx_", "Vxx_", "Wx_", "Wxx_")
@@ -127,7 +128,9 @@ def rel_err(x, ref):
     e = x.astype(np.longdouble) - ref.astype(np.longdouble)
     d = np.sqrt(np.sum(e * e, dtype=np.longdouble))
     r = np.sqrt(np.sum(ref.astype(np.longdouble) ** 2, dtype=np.longdouble))
-    return float(d / max(r, np.longdouble(DBL_MIN)))
+    q = d / max(r, np.longdouble(DBL_MIN))
+    # a finite x never gives inf (reserved for NaN/Inf), as ocn_rel_err
+    return float(min(q, np.longdouble(DBL_MAX)))
 
 
 def array_err(x, ref, zero_scale=0.0):
@@ -136,7 +139,8 @@ def array_err(x, ref, zero_scale=0.0):
     X* the perturbation runs did not reproduce), measured against the size
     of the terms that cancelled, ‖x‖_F / zero_scale."""
     e = rel_err(x, ref)
-    if zero_scale > 0 and math.isfinite(e):
+    zero = not np.any(np.asarray(ref, dtype=np.float64))  # the rule is for an all-zero reference only
+    if zero_scale > 0 and zero and math.isfinite(e):
         xl = np.asarray(x, dtype=np.float64).ravel().astype(np.longdouble)
         e = float(np.sqrt(np.sum(xl * xl, dtype=np.longdouble)) / np.longdouble(zero_scale))
     return e
@@ -150,6 +154,9 @@ def verdict_of(err, u, c):
     else:
         v = "ok" if ratio < THRESHOLD else "marginal"
     if v != "FAILED" and not informative(c, u):
+        v = "weak"
+    # docs/decisions.md "No digit determined": u·c ≥ 1, a finite answer is weak
+    if math.isfinite(err) and u * c >= 1.0:
         v = "weak"
     return ratio, v
 
