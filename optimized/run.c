@@ -54,8 +54,7 @@ static int run_once(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err
     const ocn_opt_run_ctx *c = ctx;
     int rc = c->prec == 64 ? ocn_opt_run_f64(c->g, c->opt, c->in, c->cfg, c->bk, c->ws, p, out, err)
                            : ocn_opt_run_f32(c->g, c->opt, c->in, c->cfg, c->bk, c->ws, p, out, err);
-    rc = ocn_opt_backend_status(c->bk, rc, err);
-    return rc ? rc : ocn_opt_check_finite(c->g, c->prec, out, err);
+    return ocn_opt_backend_status(c->bk, rc, err); /* the step did the final NaN/Inf check (step_phases.h) */
 }
 
 int ocn_opt_backend_status(ocn_backend *bk, int rc, ocn_error *err)

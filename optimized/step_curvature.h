@@ -264,6 +264,14 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
     ocn_ws_release(W->ws, mk);
 }
 
+/* kfac without weight decay: the gain in rank-B form, (η/B) (A A^†)ᵀ (G G^†),
+ * where it is cheaper than the dense η A^† Q_θ G^† (B: rows, samples or conv virtual rows) */
+static int FN(kfac_rank_gain)(int B, int na, int out)
+{
+    double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
+    return rank < full;
+}
+
 /* The open gain k = M^† Q_θ.  Low rank: Q_θ = λθ + U c with c the batch
  * gradient's coefficients (cf/√B, or 1/√B for U = [g_i]/√B), so only λθ goes
  * through x/μ + correction; other modes apply M^† to Q_θ as formed. */
@@ -277,8 +285,7 @@ static void FN(minv_gain)(FN(minv) *W, REAL *const *Qth, REAL *const *lth, const
         for (int q = 0; q < W->np; q++) {
             FN(opl) *P = W->P[q];
             int B = W->B * P->L, na = P->na, out = P->out; /* rows: samples (conv: virtual rows, §14) */
-            double full = (double)na * out * (na + out), rank = (double)B * ((double)na * na + (double)out * out + (double)na * out);
-            REAL *GGi = W->GV[q] && rank < full ? (REAL *)ocn_ws_keep_raw(W->ws, (size_t)B * out * sizeof(REAL), "G G^+ of the kfac gain") : NULL;
+            REAL *GGi = W->GV[q] && FN(kfac_rank_gain)(B, na, out) ? (REAL *)ocn_ws_keep_raw(W->ws, (size_t)B * out * sizeof(REAL), "G G^+ of the kfac gain") : NULL;
             if (!GGi) { /* the dense form for this player */
                 FN(minv) W1 = *W; /* shallow: player q alone */
                 W1.np = 1, W1.P[0] = P, W1.Ai[0] = W->Ai[q], W1.Gi[0] = W->Gi[q];

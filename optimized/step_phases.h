@@ -19,7 +19,8 @@ typedef struct {
     FN(omodel) M;
     const ocn_arrayset *in;
     ocn_arrayset *out;
-    int N, gr, nofb, fail;
+    int N, gr, nofb;
+    FN(outs) o;      /* what the step wrote into out (allocation failure, NaN/Inf checked as written) */
     long limit;
     double cfac;
     FN(lval) *L;     /* [N] the incoming value of the stage being expanded */
@@ -112,12 +113,12 @@ static int FN(phase_forward)(FN(step) *S, int want_loss, ocn_error *err)
             rc = FN(overflow)(M->pl[t][p].H, (size_t)B * g->stages[t].players[p].out_dim, t, p, "forward pass", err);
     for (int t = 0; t <= T; t++) {
         snprintf(nm, sizeof nm, "x_t%d", t);
-        FN(put)(M->cfg, S->out, &S->fail, M->X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
+        FN(put)(M->cfg, S->out, &S->o, M->X[t], 2, (size_t)B, (size_t)g->n[t], 0, nm);
     }
     if (want_loss) {
         ocn_array *la = ocn_arrayset_add2(S->out, "loss", 1, 1, 0, 0);
         if (la) la->data[0] = FN(loss)(M);
-        else S->fail = 1;
+        else S->o.fail = 1;
     }
     return rc;
 }
@@ -131,7 +132,7 @@ static void FN(put_vxx)(FN(step) *S, const FN(lval) *V, int t, int lane, int n)
     size_t mk = ocn_ws_mark(M->ws);
     REAL *Vf = FN(form_vxx)(M->ws, V, M->B, n);
     FN(name)(nm, sizeof nm, S->gr ? "Wxx" : "Vxx", t, lane);
-    FN(put)(M->cfg, S->out, &S->fail, Vf, 3, (size_t)M->B, (size_t)n, (size_t)n, nm);
+    FN(put)(M->cfg, S->out, &S->o, Vf, 3, (size_t)M->B, (size_t)n, (size_t)n, nm);
     ocn_ws_release(M->ws, mk);
 }
 
@@ -148,7 +149,7 @@ static int FN(phase_terminal)(FN(step) *S, ocn_error *err)
         rc = FN(terminal)(M, S->gr ? -1 : l, &S->L[l], err);
         if (rc) break;
         FN(name)(nm, sizeof nm, S->gr ? "Wx" : "Vx", T, S->gr ? -1 : l);
-        FN(put)(M->cfg, S->out, &S->fail, S->L[l].v, 2, (size_t)M->B, (size_t)g->n[T], 0, nm);
+        FN(put)(M->cfg, S->out, &S->o, S->L[l].v, 2, (size_t)M->B, (size_t)g->n[T], 0, nm);
         FN(put_vxx)(S, &S->L[l], T, S->gr ? -1 : l, g->n[T]);
     }
     return rc;
@@ -201,6 +202,15 @@ static void FN(phase_vjp)(FN(step) *S, int t, int l, FN(expn) *X, int *pidx, REA
     }
 }
 
+/* How a lean step forms Q_θ and k (issue 12 follow-up: fewer parameter-sized
+ * passes; θ_new bit-identical to the full step's, tests/test_optimized.c) */
+enum {
+    QTH_FORMED, /* Q_θ = λθ + (1/B) Aᵀ G formed; k = M^† Q_θ by minv_gain */
+    QTH_SGD,    /* sgd, k read only by the update pass: (1/B) Aᵀ G kept in k's buffer, and
+                 * k = η ((1/B) Aᵀ G + λθ) formed there as θ_new is written (one pass, not three) */
+    QTH_UNUSED  /* kfac, no weight decay, rank-B gain for every player: nothing reads Q_θ */
+};
+
 /* Q_θ = λθ + (1/B) Aᵀ G (the batch gradient, Tm form) and λθ alone (the part
  * outside the gradient's span, NULL without weight decay) */
 static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL **Qth, REAL **lth, int lth_wanted)
@@ -208,7 +218,14 @@ static void FN(batch_gradient)(FN(step) *S, FN(expn) *X, REAL *const *gv, REAL *
     FN(omodel) *M = &S->M;
     const ocn_game *g = M->g;
     int B = M->B;
-    for (int q = 0; q < X->np; q++) {
+    for (int q = 0; q < X->np && X->qth != QTH_FORMED; q++) {
+        FN(opl) *P = X->P[q];
+        Qth[q] = lth[q] = NULL;
+        X->k[q] = (REAL *)ocn_ws_keep_raw(M->ws, (size_t)P->m * sizeof(REAL), "the gains k");
+        if (X->qth == QTH_SGD)
+            GEMM(M->bk, 1, 0, P->na, P->out, B * P->L, (REAL)(1.0 / B), P->A, P->na, gv[q], P->out, 0, X->k[q], P->out);
+    }
+    for (int q = 0; q < X->np && X->qth == QTH_FORMED; q++) {
         FN(opl) *P = X->P[q];
         Qth[q] = TMPRAW(M->ws, P->m, "the batch gradient Q_θ"); /* every entry written below */
 #if OCN_MUTANT == MUT_F32_ACCUM
@@ -321,7 +338,7 @@ static void FN(stage_outputs)(FN(step) *S, int t, int l, FN(expn) *X, const int 
     int B = M->B, n = g->n[t];
     char nm[64];
     FN(name)(nm, sizeof nm, S->gr ? "Px" : "Qx", t, S->gr ? -1 : l);
-    FN(put)(M->cfg, S->out, &S->fail, gx, 2, (size_t)B, (size_t)n, 0, nm);
+    FN(put)(M->cfg, S->out, &S->o, gx, 2, (size_t)B, (size_t)n, 0, nm);
     if (!X->np || !ok || (M->cfg && M->cfg->lean)) return; /* lean: put writes nothing of these */
     size_t mk = ocn_ws_mark(M->ws);
     int mt = 0;
@@ -329,13 +346,13 @@ static void FN(stage_outputs)(FN(step) *S, int t, int l, FN(expn) *X, const int 
     REAL *cat = TMP(M->ws, mt, "Q_θ of the expansion");
     for (int q = 0, o = 0; q < X->np; o += X->P[q]->m, q++) memcpy(cat + o, Qth[q], (size_t)X->P[q]->m * sizeof(REAL));
     FN(name)(nm, sizeof nm, S->gr ? "Pth" : "Qth", t, S->gr ? -1 : l);
-    FN(put)(M->cfg, S->out, &S->fail, cat, 1, (size_t)mt, 0, 0, nm);
+    FN(put)(M->cfg, S->out, &S->o, cat, 1, (size_t)mt, 0, 0, nm);
     REAL *K[REF_MAXP];
     int formK = X->fb;
     for (int q = 0; q < X->np; q++) formK = formK && (long)B * X->P[q]->m * n <= S->limit;
     for (int q = 0; q < X->np; q++) {
         FN(name)(nm, sizeof nm, "k", t, X->P[q]->pl->lane);
-        FN(put)(M->cfg, S->out, &S->fail, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
+        FN(put)(M->cfg, S->out, &S->o, X->k[q], 1, (size_t)X->P[q]->m, 0, 0, nm);
         K[q] = formK ? TMP(M->ws, (size_t)B * X->P[q]->m * n, "K formed for output") : NULL;
     }
     if (formK) {
@@ -347,7 +364,7 @@ static void FN(stage_outputs)(FN(step) *S, int t, int l, FN(expn) *X, const int 
         for (int q = 0; q < X->np; q++) {
             X->GHz[q] = NULL;
             FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-            FN(put)(M->cfg, S->out, &S->fail, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+            FN(put)(M->cfg, S->out, &S->o, K[q], 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
         }
     } else if (!S->nofb && (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))) {
         /* K = M^† Q_θx with Q_θx := 0 is exactly zero; it is still a defined output (§11) */
@@ -356,7 +373,7 @@ static void FN(stage_outputs)(FN(step) *S, int t, int l, FN(expn) *X, const int 
             size_t mk2 = ocn_ws_mark(M->ws);
             REAL *Z = TMP(M->ws, (size_t)B * X->P[q]->m * n, "K = 0 formed for output");
             FN(name)(nm, sizeof nm, "K", t, X->P[q]->pl->lane);
-            FN(put)(M->cfg, S->out, &S->fail, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
+            FN(put)(M->cfg, S->out, &S->o, Z, 3, (size_t)B, (size_t)X->P[q]->m, (size_t)n, nm);
             ocn_ws_release(M->ws, mk2);
         }
     }
@@ -395,6 +412,16 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
     if (X->np) {
         REAL *gv[REF_MAXP], *gz[REF_MAXP];
         for (int q = 0; q < X->np; q++) gv[q] = GHv[pidx[q]], gz[q] = nofb ? NULL : GHz[pidx[q]];
+        /* a lean step (not a §10 run, whose perturbations follow Q_θ as formed)
+         * skips the passes over Q_θ that only other outputs read */
+        int cv = FN(curv_mode)(opt, X->np), lazy = M->cfg && M->cfg->lean && !M->pert;
+        X->qth = QTH_FORMED;
+        if (lazy && cv == CV_SCALED && (nofb || first)) X->qth = QTH_SGD; /* no value recursion reads k */
+        if (lazy && cv == CV_KFAC && g->weight_decay == 0) {
+            X->qth = QTH_UNUSED;
+            for (int q = 0; q < X->np; q++)
+                if (!FN(kfac_rank_gain)(B * X->P[q]->L, X->P[q]->na, X->P[q]->out)) X->qth = QTH_FORMED;
+        }
         /* λθ alone is needed by the low-rank (§7) forms only, and only those know it
          * after the statistics: Q_θ first, λθ once the mode is known */
         FN(batch_gradient)(S, X, gv, Qth, lth, 0);
@@ -402,7 +429,9 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
         if (S->gr) snprintf(who, sizeof who, "%s: stage %d (GR)", g->name, t);
         else snprintf(who, sizeof who, "%s: stage %d lane %d", g->name, t, l);
         PHASE(bk, "backward t=%d lane %d: curvature statistics", t, l);
-        rc = FN(minv_setup)(M, &X->W, X->np, X->P, gv, gz, V->S, V->cf, r, who, err);
+        /* no_feedback: no value Hessian, GHz NULL (gn-outer's U = [g_i]/√B; with the
+         * array of NULLs it read them: SIGSEGV on every gn-outer no_feedback step) */
+        rc = FN(minv_setup)(M, &X->W, X->np, X->P, gv, nofb ? NULL : gz, V->S, V->cf, r, who, err);
         if (!rc && X->W.mode == CV_WOOD && g->weight_decay != 0) {
             REAL *Qdummy[REF_MAXP];
             FN(batch_lambda)(S, X, Qdummy, lth);
@@ -412,7 +441,7 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
         REAL *cg = nc ? TMP(M->ws, nc, "the batch gradient's coefficients") : NULL;
         for (int k = 0; k < nc; k++) cg[k] = (X->W.qinU ? V->cf[k] : 1) / (REAL)sqrt((double)B);
         PHASE(bk, "backward t=%d lane %d: gains", t, l);
-        if (!rc) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
+        if (!rc && X->qth != QTH_SGD) FN(minv_gain)(&X->W, Qth, g->weight_decay != 0 ? lth : NULL, cg, X->k, bk);
         X->fb = !rc && !nofb && !(opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX));
         if (X->fb && !first) {
             vnew = KEEP(M->ws, (size_t)B * n, "V_x");
@@ -424,7 +453,7 @@ static int FN(phase_backward)(FN(step) *S, int t, int l, ocn_error *err)
     FN(lval) nv = {r, vnew, nofb ? NULL : qxt, Snew, cfnew};
     char nm[64];
     FN(name)(nm, sizeof nm, S->gr ? "Wx" : "Vx", t, S->gr ? -1 : l);
-    FN(put)(M->cfg, S->out, &S->fail, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
+    FN(put)(M->cfg, S->out, &S->o, nv.v, 2, (size_t)B, (size_t)n, 0, nm);
     FN(put_vxx)(S, &nv, t, S->gr ? -1 : l, n);
     /* keep what the update pass needs (§8): the g's, q_x and S' stay in the workspace */
     if (X->fb) {
@@ -522,7 +551,7 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
             dx = TMPRAW(M->ws, (size_t)B * n, "δx");
             for (size_t i = 0; i < (size_t)B * n; i++) dx[i] = Xh[i] - M->X[t][i];
             snprintf(nm, sizeof nm, "dx_t%d", t);
-            FN(put)(M->cfg, S->out, &S->fail, dx, 2, (size_t)B, (size_t)n, 0, nm);
+            FN(put)(M->cfg, S->out, &S->o, dx, 2, (size_t)B, (size_t)n, 0, nm);
         }
         if (t == T) break;
         const ocn_stage *st = &g->stages[t];
@@ -545,6 +574,11 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
             /* a lean step whose x̂ pass is over: θ_new written straight into its
              * float64 output array, one pass (the same rounding: REAL, then double) */
             int direct = lean && !need_fwd && !M->pert;
+            /* QTH_SGD: k's buffer holds (1/B) Aᵀ G; k = η ((1/B) Aᵀ G + λθ), rounded as the
+             * full step forms Q_θ and then k, is formed as θ_new is written */
+            int ks = X->qth == QTH_SGD;
+            REAL lam = (REAL)g->weight_decay, eta = X->W.eta;
+#define KJ(j) (ks ? eta * (k[j] + lam * th[j]) : k[j])
             for (int q = 0; q < X->np; q++) { /* θ_new = θ − (k + K δx) */
                 REAL *th = X->P[q]->th, *k = X->k[q], *tn = thn[X->P[q]->p], *fbk = NULL;
                 if (fb && !q) {
@@ -562,19 +596,23 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
 #if OCN_MUTANT == MUT_DROP_THETA0
                     if (t != 0)
 #endif
-                    if (!(a = ocn_opt_array_reuse(S->out, nm, 1, shape))) S->fail = 1;
+                    if (!(a = ocn_opt_array_reuse(S->out, nm, 1, shape))) S->o.fail = 1;
                     double *d = a ? a->data : NULL;
+                    int bad = 0; /* the final NaN/Inf check (run.c) as it is written: no second pass */
                     for (int j = 0; d && j < m; j++) {
-                        REAL v = fbk ? th[j] - (k[j] + fbk[j]) : th[j] - k[j];
+                        REAL v = fbk ? th[j] - (KJ(j) + fbk[j]) : th[j] - KJ(j);
                         d[j] = (double)v;
+                        bad |= !isfinite(v);
                     }
+                    if (d) S->o.nchecked++, S->o.nonfinite |= bad;
                     continue;
                 }
                 if (fbk)
-                    for (int j = 0; j < m; j++) tn[j] = th[j] - (k[j] + fbk[j]);
+                    for (int j = 0; j < m; j++) tn[j] = th[j] - (KJ(j) + fbk[j]);
                 else
-                    for (int j = 0; j < m; j++) tn[j] = th[j] - k[j];
+                    for (int j = 0; j < m; j++) tn[j] = th[j] - KJ(j);
             }
+#undef KJ
             for (int q = 0; q < X->np && !direct; q++) {
                 int p = X->P[q]->p;
                 snprintf(nm, sizeof nm, "theta_new_t%d_n%d", t, X->P[q]->pl->lane);
@@ -584,7 +622,7 @@ static int FN(phase_update)(FN(step) *S, ocn_error *err)
 #if OCN_MUTANT == MUT_DROP_THETA0
                 if (t != 0)
 #endif
-                FN(put)(M->cfg, S->out, &S->fail, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
+                FN(put)(M->cfg, S->out, &S->o, thn[p], 1, (size_t)X->P[q]->m, 0, 0, nm);
             }
             ocn_ws_release(M->ws, mk2);
         }
@@ -617,7 +655,7 @@ static int FN(step_phases)(FN(step) *S, ocn_perturb *pert, int pin, int want_los
         for (int l = 0; l < S->N && !rc; l++) rc = FN(phase_backward)(S, t, l, err);
     }
     if (!rc) rc = FN(phase_update)(S, err);
-    if (!rc && S->fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
+    if (!rc && S->o.fail) rc = ocn_fail(err, OCN_ENOMEM, "out of memory storing results");
     return rc;
 }
 
@@ -645,5 +683,8 @@ int FN(ocn_opt_step)(const ocn_game *g, const ocn_optimizer *opt, const ocn_arra
     }
     rc = FN(step_phases)(&S, pert, pin, want_loss, err);
     ocn_ws_end(ws);
+    /* the final check of every optimized run (run.c): no NaN/Inf array handed
+     * back — read again only where an array was not checked as it was written */
+    if (!rc && (S.o.nonfinite || S.o.nchecked != out->count)) rc = ocn_opt_check_finite(g, PREC, out, err);
     return rc;
 }

@@ -82,6 +82,17 @@ static int FN(kfac_factor)(FN(omodel) *M, ocn_opt_fstate *fs, int which, REAL *F
     return st;
 }
 
+/* The form M^† takes for an expansion of np players (minv_setup's choice,
+ * known before the statistics: a lean step skips what that form never reads). */
+static int FN(curv_mode)(const ocn_optimizer *o, int np)
+{
+    if ((o->zero & OCN_ZERO_MID) || o->curvature == OCN_CURV_SGD) return CV_SCALED;
+    if (o->curvature == OCN_CURV_RMSPROP) return CV_RMS;
+    int coop = o->curvature == OCN_CURV_COOP_KFAC && o->game == OCN_GAME_GR && np > 1 && !(o->zero & OCN_ZERO_PUV);
+    if (o->curvature == OCN_CURV_KFAC || (o->curvature == OCN_CURV_COOP_KFAC && !coop)) return CV_KFAC;
+    return coop ? CV_COOP : CV_WOOD;
+}
+
 /* Builds M^† for the players P of one expansion.  GHv: value-gradient g's (B x out),
  * GHz: value-Hessian factor g's (B·r x out), Sp: incoming S' (B x r x r), cf: the
  * incoming value's coefficients (v'^(i) = Σ_j cf_ij Z'^(ij), B x r).  `who` names
@@ -102,11 +113,12 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
 #if OCN_MUTANT == MUT_DAMP_TWICE
     sg *= 2;
 #endif
-    if ((o->zero & OCN_ZERO_MID) || o->curvature == OCN_CURV_SGD) {
+    int mode = FN(curv_mode)(o, np);
+    if (mode == CV_SCALED) {
         W->mode = CV_SCALED;
         return OCN_OK;
     }
-    if (o->curvature == OCN_CURV_RMSPROP) { /* mean_i q_i ⊙ q_i = (1/B) Σ_i (a_i ⊙ a_i)(g_i ⊙ g_i)ᵀ */
+    if (mode == CV_RMS) { /* mean_i q_i ⊙ q_i = (1/B) Σ_i (a_i ⊙ a_i)(g_i ⊙ g_i)ᵀ */
         W->mode = CV_RMS;
         long mt = 0;
         double mx = 0;
@@ -148,8 +160,8 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
             }
         return OCN_OK;
     }
-    int coop = o->curvature == OCN_CURV_COOP_KFAC && o->game == OCN_GAME_GR && np > 1 && !(o->zero & OCN_ZERO_PUV);
-    if (o->curvature == OCN_CURV_KFAC || (o->curvature == OCN_CURV_COOP_KFAC && !coop)) {
+    int coop = mode == CV_COOP;
+    if (mode == CV_KFAC) {
         W->mode = CV_KFAC;
         for (int q = 0; q < np; q++) {
             int na = P[q]->na, out = P[q]->out;

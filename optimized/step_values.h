@@ -5,6 +5,7 @@
 
 typedef struct {
     int np, r, fb;         /* players, rank of the incoming value, feedback present */
+    int qth;               /* how Q_θ and k are formed (QTH_…, step_phases.h) */
     FN(opl) *P[REF_MAXP];
     FN(minv) W;
     REAL *k[REF_MAXP];     /* gains, Tm form */
@@ -116,17 +117,32 @@ static int FN(terminal)(FN(omodel) *M, int lane, FN(lval) *L, ocn_error *err)
 
 /* ---- output (converted to float64) ---- */
 
-static void FN(put)(const ocn_opt_config *cfg, ocn_arrayset *out, int *fail, const REAL *x, int ndim, size_t d0, size_t d1,
+/* What a step wrote into its output set: allocation failure, and how many
+ * arrays it wrote with the final NaN/Inf check (run.c) done as they were
+ * converted — a training step's θ_new is then not read a second time. */
+typedef struct {
+    int fail;      /* an output array could not be had */
+    int nchecked;  /* arrays written and checked as converted */
+    int nonfinite; /* one of them holds NaN/Inf */
+} FN(outs);
+
+static void FN(put)(const ocn_opt_config *cfg, ocn_arrayset *out, FN(outs) *o, const REAL *x, int ndim, size_t d0, size_t d1,
                     size_t d2, const char *nm)
 {
     if (cfg && cfg->lean && strncmp(nm, "theta_new_", 10)) return; /* a training step: the new parameters only */
     size_t shape[3] = {d0, d1, d2};
     ocn_array *a = ocn_opt_array_reuse(out, nm, ndim, shape); /* a state's step set: no fresh pages */
     if (!a) {
-        *fail = 1;
+        o->fail = 1;
         return;
     }
-    for (size_t i = 0; i < a->size; i++) a->data[i] = (double)x[i];
+    int bad = 0;
+    for (size_t i = 0; i < a->size; i++) {
+        double v = (double)x[i];
+        a->data[i] = v;
+        bad |= !isfinite(v);
+    }
+    o->nchecked++, o->nonfinite |= bad;
 }
 
 /* v_xx^(i) = Ztᵀ S Zt per sample (B x n x n). */
