@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmath.h"
 #include "workspace.h"
 
 #define CAT2_(a, b) a##_##b

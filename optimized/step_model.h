@@ -98,8 +98,13 @@ static void FN(stage_forward)(FN(omodel) *M, int t, REAL *const *th, const REAL 
             else
                 GEMM(M->bk, 0, 1, B, out, in, 1, X + ci, n, P->wfix, in, 1, H, out);
         }
+        REAL sv[ACT_CHUNK];
         for (int i = 0; i < B; i++)
-            for (int r = 0; r < out; r++) Xn[(size_t)i * n1 + co + r] += FN(act)(pl->act, H[(size_t)i * out + r]);
+            for (int r0 = 0; r0 < out; r0 += ACT_CHUNK) {
+                int len = out - r0 < ACT_CHUNK ? out - r0 : ACT_CHUNK;
+                FN(act_vec)(pl->act, H + (size_t)i * out + r0, sv, (size_t)len);
+                for (int r = 0; r < len; r++) Xn[(size_t)i * n1 + co + r0 + r] += sv[r];
+            }
         ocn_ws_release(M->ws, mk);
     }
     for (int k = 0; k < st->ncarries; k++) {
@@ -123,10 +128,15 @@ static void FN(stage_vjp)(FN(omodel) *M, int t, const REAL *Y, int c, REAL *Xc, 
         const ocn_player *pl = P->pl;
         int in = pl->in_dim, out = pl->out_dim, ci = g->block_off[t][pl->in_block], co = g->block_off[t + 1][pl->out_block];
         REAL *G = GH[p];
-        for (int row = 0; row < R; row++) {
-            const REAL *h = P->H + (size_t)(row / c) * out;
-            for (int o = 0; o < out; o++) G[(size_t)row * out + o] = FN(dact)(pl->act, h[o]) * Y[(size_t)row * n1 + co + o];
-        }
+        REAL dv[ACT_CHUNK]; /* σ'(h) once per sample, for its c rows */
+        for (int i = 0; i < B; i++)
+            for (int o0 = 0; o0 < out; o0 += ACT_CHUNK) {
+                int len = out - o0 < ACT_CHUNK ? out - o0 : ACT_CHUNK;
+                FN(dact_vec)(pl->act, P->H + (size_t)i * out + o0, dv, (size_t)len);
+                for (int row = i * c; row < (i + 1) * c; row++)
+                    for (int o = 0; o < len; o++)
+                        G[(size_t)row * out + o0 + o] = dv[o] * Y[(size_t)row * n1 + co + o0 + o];
+            }
         if (!Xc && pl->kind != OCN_PLAYER_CONV) continue;
         if (pl->kind == OCN_PLAYER_ACT) {
             for (int row = 0; row < R; row++)

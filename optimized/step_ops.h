@@ -75,6 +75,40 @@ static REAL FN(dact)(ocn_act a, REAL h)
     }
 }
 
+/* y[0..n) = σ(h), σ'(h) over arrays: float32 tanh and sigmoid four lanes at a
+ * time (vmath.h: evaluated in float64, within 1 ulp, the same forms as act and
+ * dact), every other case elementwise */
+static void FN(act_vec)(ocn_act a, const REAL *h, REAL *y, size_t n)
+{
+#if PREC == 32
+    if (a == OCN_ACT_TANH) {
+        ocn_vtanhf(h, y, n);
+        return;
+    }
+    if (a == OCN_ACT_SIGMOID) {
+        ocn_vsigmoidf(h, y, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] = FN(act)(a, h[i]);
+}
+
+static void FN(dact_vec)(ocn_act a, const REAL *h, REAL *y, size_t n)
+{
+#if PREC == 32
+    if (a == OCN_ACT_TANH) {
+        ocn_vsech2f(h, y, n);
+        return;
+    }
+    if (a == OCN_ACT_SIGMOID) {
+        ocn_vdsigmoidf(h, y, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] = FN(dact)(a, h[i]);
+}
+#define ACT_CHUNK 256 /* elements per call of act_vec/dact_vec from a stack buffer */
+
 /* Pseudo-inverse of a symmetric matrix in place by eigendecomposition with
  * the §5 rcond rule (n·eps·|λ|max).  Returns the backend status, or
  * OPT_UNRESOLVED when `floor` > 0 (a lower bound on every eigenvalue, as √γ
