@@ -304,10 +304,27 @@ static int pass_position(const char *name)
  * handed, so an array computed from one that is not informative at u can look
  * stable in R = 8 runs and still be decided by rounding (fuzz game
  * 0x1d9aada81c4fb2b5: δx_2 weak at float32, σ(·) of it stable in every run, a
- * correct float32 computation on the other side of 0).  Every δx / θ_new
- * after a non-informative one gets at least its c: not informative either. */
+ * correct float32 computation on the other side of 0).  θ_new_t_n gets at
+ * least the c of a non-informative k_t_n / K_t_n it is formed from, and every
+ * δx / θ_new after a non-informative one gets at least its c. */
 static void taint_update_pass(ocn_arrayset *a, double u, int f32)
 {
+    /* θ_new_t_n = θ − k_t_n − mean K_t_n δx: computed from the player's gains
+     * (fuzz game 0x1a9e4269d0dee4b1: k_t0_n0 not informative at float32 —
+     * 1.3e-6 in the reference, 0.023 in float32 — and θ_new, c = 2.3e3, 33% off) */
+    for (int i = 0; i < a->count; i++) {
+        ocn_array *x = &a->a[i];
+        int t, n, len = 0;
+        if (sscanf(x->name, "theta_new_t%d_n%d%n", &t, &n, &len) != 2 || x->name[len]) continue;
+        double *c = f32 ? &x->cond_f32 : &x->cond;
+        for (int g = 0; g < 2; g++) {
+            char gn[64];
+            snprintf(gn, sizeof gn, "%c_t%d_n%d", g ? 'K' : 'k', t, n);
+            const ocn_array *k = ocn_arrayset_find(a, gn);
+            double ck = k ? (f32 ? k->cond_f32 : k->cond) : 0;
+            if (k && norm2(k->data, k->size) != 0.0 && !ocn_informative(ck, u) && ck > *c) *c = ck;
+        }
+    }
     int last = -1;
     for (int i = 0; i < a->count; i++) last = pass_position(a->a[i].name) > last ? pass_position(a->a[i].name) : last;
     double worst = 0;

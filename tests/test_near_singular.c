@@ -138,3 +138,54 @@ Test(near_singular, optimized_refuses_an_exact_woodbury_core_beyond_eps_to_the_m
     }
     tu_rm_rf(dir);
 }
+
+/* k_t0_n0 moves by half its size in every run (not informative), θ_new_t0_n0
+ * (formed from it) does not move; θ_new_t0_n1 (another player) neither. */
+static int gain_producer(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
+{
+    (void)ctx;
+    double one = 1.0;
+    ocn_perturb_vec(p, &one, 1);
+    double xi = p ? (one - 1.0) / OCN_U64 : 0.0;
+    const char *names[] = {"k_t0_n0", "theta_new_t0_n0", "theta_new_t0_n1"};
+    for (int k = 0; k < 3; k++) {
+        ocn_array *a = ocn_arrayset_add2(out, names[k], 1, 2, 0, 0);
+        if (!a) return ocn_fail(err, OCN_ENOMEM, "oom");
+        for (int i = 0; i < 2; i++) a->data[i] = (k + 1.0) * (1 + (k == 0 ? 0.5 * xi : 0.0));
+    }
+    return OCN_OK;
+}
+
+Test(near_singular, theta_new_formed_from_a_non_informative_gain_is_not_informative)
+{
+    ocn_game *g = tu_game(
+        "{\"name\": \"taint-k\", \"seed\": 6, \"batch\": 1, \"input_dim\": 2, \"loss\": {\"kind\": \"mse\"},"
+        " \"outputs\": [\"z\"], \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"bias\", \"in\": \"z\","
+        " \"out\": \"z\", \"out_dim\": 2, \"act\": \"identity\"}]}],"
+        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\", \"dynamics\": \"gn\", \"lr\": 1.0}}");
+    ocn_arrayset *nom = ocn_arrayset_new();
+    ocn_error e = {0};
+    cr_assert_eq(gain_producer(NULL, NULL, nom, &e), OCN_OK);
+    cr_assert_eq(ocn_measure_sensitivity(g, &g->opt, 8, OCN_U64, gain_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
+    const ocn_array *k = ocn_arrayset_find(nom, "k_t0_n0"), *t0 = ocn_arrayset_find(nom, "theta_new_t0_n0"),
+                    *t1 = ocn_arrayset_find(nom, "theta_new_t0_n1");
+    cr_assert(!ocn_informative(k->cond, OCN_U64), "the premise (c %g)", k->cond);
+    cr_expect(!ocn_informative(t0->cond, OCN_U64), "θ_new of that player: not informative (c %g)", t0->cond);
+    cr_expect_eq(t1->cond, ocn_tolerance_floor(g, &g->opt), "another player's θ_new: untouched (c %g)", t1->cond);
+    ocn_arrayset_free(nom);
+    ocn_game_free(g);
+}
+
+/* "No digit determined": u·c ≥ 1 is weak whatever the error; a NaN still fails;
+ * below it §10's rule stands (a gross error in an ill-conditioned row fails). */
+Test(near_singular, no_digit_determined_is_weak_not_failed)
+{
+    ocn_report *r = ocn_report_new();
+    ocn_report_add_c(r, "T", "f", "a", 1e10, OCN_U64, 2.0 / OCN_U64);
+    ocn_report_add_c(r, "T", "f", "b", NAN, OCN_U64, 2.0 / OCN_U64);
+    ocn_report_add_c(r, "T", "f", "c", 1.0, OCN_U64, 1e8);
+    cr_expect_eq(r->rows[0].verdict, OCN_WEAK);
+    cr_expect_eq(r->rows[1].verdict, OCN_FAILED);
+    cr_expect_eq(r->rows[2].verdict, OCN_FAILED, "u·c = 1e-8: err 1 is 1e8·u·c off");
+    ocn_report_free(r);
+}

@@ -179,3 +179,18 @@ def test_zero_by_cancellation_uses_zero_scale_like_ocn(ocn, tmp_path, copy_fixtu
     py = ocnopt.compare(d, tmp_path / "t")
     assert py["dx_t0"].verdict == "ok" and py_verdicts(py) == c_verdicts(d, tmp_path / "t")
     assert ocnopt.compare(REF, tmp_path / "t")["dx_t0"].verdict == "FAILED"   # without it: relative to 0
+
+
+def test_no_digit_determined_is_weak_and_finite_err_stays_finite():
+    """docs/decisions.md "No digit determined" and "err of a finite answer is
+    finite": the same rules as harness/report.c and harness/compare.c."""
+    from ocnopt.compare import U64, array_err, verdict_of
+
+    assert verdict_of(1e10, U64, 2.0 / U64)[1] == "weak"
+    assert verdict_of(float("nan"), U64, 2.0 / U64)[1] == "FAILED"
+    assert verdict_of(1.0, U64, 1e8)[1] == "FAILED"
+    big = np.array([1.6e14, -1.5e14, 3.4e14])
+    e = array_err(big, np.zeros(3), zero_scale=1.77e31)
+    assert np.isfinite(e) and e < 1e-16
+    # a zero_scale on a nonzero reference (a tampered manifest) is ignored
+    assert array_err(np.full(3, 7.0), np.array([1.0, 2.0, 3.0]), zero_scale=1e300) > 1.0
