@@ -176,7 +176,7 @@ Test(near_singular, theta_new_formed_from_a_non_informative_gain_is_not_informat
     ocn_game_free(g);
 }
 
-/* "No digit determined": u·c ≥ 1 is weak whatever the error; a NaN still fails;
+/* "No digit determined": 300·u·c ≥ 1 is weak whatever the error; a NaN still fails;
  * below it §10's rule stands (a gross error in an ill-conditioned row fails). */
 Test(near_singular, no_digit_determined_is_weak_not_failed)
 {
@@ -184,8 +184,12 @@ Test(near_singular, no_digit_determined_is_weak_not_failed)
     ocn_report_add_c(r, "T", "f", "a", 1e10, OCN_U64, 2.0 / OCN_U64);
     ocn_report_add_c(r, "T", "f", "b", NAN, OCN_U64, 2.0 / OCN_U64);
     ocn_report_add_c(r, "T", "f", "c", 1.0, OCN_U64, 1e8);
+    ocn_report_add_c(r, "T", "f", "d", 1e3, OCN_U64, 1.01 / (OCN_FAIL_RATIO * OCN_U64));
+    ocn_report_add_c(r, "T", "f", "e", 1e3, OCN_U64, 0.99 / (OCN_FAIL_RATIO * OCN_U64));
     cr_expect_eq(r->rows[0].verdict, OCN_WEAK);
     cr_expect_eq(r->rows[1].verdict, OCN_FAILED);
     cr_expect_eq(r->rows[2].verdict, OCN_FAILED, "u·c = 1e-8: err 1 is 1e8·u·c off");
+    cr_expect_eq(r->rows[3].verdict, OCN_WEAK, "300·u·c just above 1");
+    cr_expect_eq(r->rows[4].verdict, OCN_FAILED, "300·u·c just below 1: err 1e3 fails");
     ocn_report_free(r);
 }

@@ -155,8 +155,8 @@ def verdict_of(err, u, c):
         v = "ok" if ratio < THRESHOLD else "marginal"
     if v != "FAILED" and not informative(c, u):
         v = "weak"
-    # docs/decisions.md "No digit determined": u·c ≥ 1, a finite answer is weak
-    if math.isfinite(err) and u * c >= 1.0:
+    # docs/decisions.md "No digit determined": 300·u·c ≥ 1, a finite answer is weak
+    if math.isfinite(err) and FAIL_RATIO * u * c >= 1.0:
         v = "weak"
     return ratio, v
 

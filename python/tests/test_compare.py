@@ -189,6 +189,8 @@ def test_no_digit_determined_is_weak_and_finite_err_stays_finite():
     assert verdict_of(1e10, U64, 2.0 / U64)[1] == "weak"
     assert verdict_of(float("nan"), U64, 2.0 / U64)[1] == "FAILED"
     assert verdict_of(1.0, U64, 1e8)[1] == "FAILED"
+    assert verdict_of(1e3, U64, 1.01 / (300 * U64))[1] == "weak"
+    assert verdict_of(1e3, U64, 0.99 / (300 * U64))[1] == "FAILED"
     big = np.array([1.6e14, -1.5e14, 3.4e14])
     e = array_err(big, np.zeros(3), zero_scale=1.77e31)
     assert np.isfinite(e) and e < 1e-16
