@@ -341,12 +341,16 @@ Test(opt_regimes, exact_small_mu_ce_matches_the_measured_c)
     ocn_game *g = tu_game(json);
     ocn_arrayset *in = inputs_of(g);
     for (int prec = 64; prec >= 32; prec -= 32) expect_matches_reference(g, &g->opt, in, prec, "exact ce mu 1e-3");
-    /* gn-outer with a small damping on the same classifier: ‖C‖/γ ≈ 2e8 is
-     * computed in float64; in float32 it is beyond m·ε₃₂ and refused */
+    /* gn-outer with a small damping on the same classifier: ‖C‖/γ ≈ 2.5e8 is
+     * beyond ε₆₄^{-1/2} (session 5: gn-outer cores there failed their measured c
+     * in 16 of 137k fuzz games) and refused in both precisions; γ = 1e-2
+     * (‖C‖/γ ≈ 2.5e6) is computed in float64 */
     ocn_optimizer o = g->opt;
     o.curvature = OCN_CURV_GN_OUTER, o.damping = 1e-4;
-    expect_matches_reference(g, &o, in, 64, "gn-outer ce gamma 1e-4");
+    expect_refusal(g, &o, in, 64, "mu = 0.0001", "gn-outer ce gamma 1e-4");
     expect_refusal(g, &o, in, 32, "mu = 0.0001", "gn-outer ce gamma 1e-4");
+    o.damping = 1e-2;
+    expect_matches_reference(g, &o, in, 64, "gn-outer ce gamma 1e-2");
     ocn_arrayset_free(in);
     ocn_game_free(g);
 }
