@@ -146,12 +146,17 @@ static double handed_scale(const double *A, size_t n, size_t ld, int *zero_row)
 void ocn_perturb_handed(ocn_perturb *p, double *A, size_t n, size_t ld)
 {
     if (!p || !n) return;
-    int *z = malloc(n * sizeof *z);
-    if (!z) return; /* NOTE: out of memory: the run stays unperturbed here */
-    double mx = handed_scale(A, n, ld, z);
+    /* out of memory for the zero-row flags: every row is perturbed — a larger
+     * c (weaker verdicts), never a smaller one */
+    int *z = calloc(n, sizeof *z);
+    double mx = 0;
+    if (z) mx = handed_scale(A, n, ld, z);
+    else
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) mx = fmax(mx, fabs(A[i * ld + j]));
     for (size_t i = 0; i < n; i++)
         for (size_t j = i; j < n; j++) {
-            A[i * ld + j] = perturb_abs(p, A[i * ld + j], z[i] || z[j] ? 0.0 : mx);
+            A[i * ld + j] = perturb_abs(p, A[i * ld + j], z && (z[i] || z[j]) ? 0.0 : mx);
             A[j * ld + i] = A[i * ld + j];
         }
     free(z);
@@ -160,19 +165,19 @@ void ocn_perturb_handed(ocn_perturb *p, double *A, size_t n, size_t ld)
 void ocn_perturb_handedf(ocn_perturb *p, float *A, size_t n, size_t ld)
 {
     if (!p || !n) return;
-    int *z = malloc(n * sizeof *z);
-    if (!z) return;
+    int *z = calloc(n, sizeof *z); /* NULL: every row perturbed, as ocn_perturb_handed */
     double mx = 0;
     for (size_t i = 0; i < n; i++) {
-        z[i] = 1;
+        int zero = 1;
         for (size_t j = 0; j < n; j++) {
             mx = fmax(mx, fabs((double)A[i * ld + j]));
-            if (A[i * ld + j] != 0.0f) z[i] = 0;
+            if (A[i * ld + j] != 0.0f) zero = 0;
         }
+        if (z) z[i] = zero;
     }
     for (size_t i = 0; i < n; i++)
         for (size_t j = i; j < n; j++) {
-            A[i * ld + j] = perturb_absf(p, A[i * ld + j], z[i] || z[j] ? 0.0 : mx);
+            A[i * ld + j] = perturb_absf(p, A[i * ld + j], z && (z[i] || z[j]) ? 0.0 : mx);
             A[j * ld + i] = A[i * ld + j];
         }
     free(z);
