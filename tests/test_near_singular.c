@@ -38,36 +38,47 @@ Test(near_singular, handed_matrices_move_normwise_and_keep_zero_rows)
     cr_expect_gt(moved01, 1e3 * OCN_U64 * 1e-8, "normwise, not entrywise: moved %g", moved01);
 }
 
-/* theta_new_t0_n0 and dx_t2 are exactly stable; dx_t1 moves by half its size
- * in every run (not informative).  dx_t2 comes after dx_t1 in the update
- * pass, theta_new_t0_n0 before it. */
-static int taint_producer(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
+/* Three 2-element arrays named by ctx (const char *[4]: the names and, last,
+ * the index of the one that moves): the moving one by half its size in every
+ * run (not informative), the others never. */
+static int three_arrays(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
 {
-    (void)ctx;
+    const char *const *names = ctx;
+    int moving = names[3][0] - '0';
     double one = 1.0;
     ocn_perturb_vec(p, &one, 1);
     double xi = p ? (one - 1.0) / OCN_U64 : 0.0; /* in [-1, 1] */
-    const char *names[] = {"theta_new_t0_n0", "dx_t1", "dx_t2"};
     for (int k = 0; k < 3; k++) {
         ocn_array *a = ocn_arrayset_add2(out, names[k], 1, 2, 0, 0);
         if (!a) return ocn_fail(err, OCN_ENOMEM, "oom");
-        for (int i = 0; i < 2; i++) a->data[i] = (k + 1.0) * (1 + (k == 1 ? 0.5 * xi : 0.0));
+        for (int i = 0; i < 2; i++) a->data[i] = (k + 1.0) * (1 + (k == moving ? 0.5 * xi : 0.0));
     }
     return OCN_OK;
 }
 
-Test(near_singular, update_pass_downstream_of_a_non_informative_array_is_not_informative)
+static const char *TAINT_GAME =
+    "{\"name\": \"taint\", \"seed\": 5, \"batch\": 1, \"input_dim\": 2, \"loss\": {\"kind\": \"mse\"},"
+    " \"outputs\": [\"z\"], \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"bias\", \"in\": \"z\","
+    " \"out\": \"z\", \"out_dim\": 2, \"act\": \"identity\"}]}],"
+    " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\", \"dynamics\": \"gn\", \"lr\": 1.0}}";
+
+static ocn_arrayset *measured_three(const ocn_game *g, const char *const *names)
 {
-    ocn_game *g = tu_game(
-        "{\"name\": \"taint\", \"seed\": 5, \"batch\": 1, \"input_dim\": 2, \"loss\": {\"kind\": \"mse\"},"
-        " \"outputs\": [\"z\"], \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"bias\", \"in\": \"z\","
-        " \"out\": \"z\", \"out_dim\": 2, \"act\": \"identity\"}]}],"
-        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\", \"dynamics\": \"gn\", \"lr\": 1.0}}");
     ocn_arrayset *nom = ocn_arrayset_new();
     ocn_error e = {0};
-    cr_assert_eq(taint_producer(NULL, NULL, nom, &e), OCN_OK);
-    cr_assert_eq(ocn_measure_sensitivity(g, &g->opt, 8, OCN_U64, taint_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
-    cr_assert_eq(ocn_measure_sensitivity_f32(g, 8, taint_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
+    cr_assert_eq(three_arrays((void *)names, NULL, nom, &e), OCN_OK);
+    cr_assert_eq(ocn_measure_sensitivity(g, &g->opt, 8, OCN_U64, three_arrays, (void *)names, nom, &e), OCN_OK, "%s",
+                 e.msg);
+    cr_assert_eq(ocn_measure_sensitivity_f32(g, 8, three_arrays, (void *)names, nom, &e), OCN_OK, "%s", e.msg);
+    return nom;
+}
+
+Test(near_singular, update_pass_downstream_of_a_non_informative_array_is_not_informative)
+{
+    /* dx_t1 moves; dx_t2 comes after it in the update pass, theta_new_t0_n0 before it */
+    static const char *const names[] = {"theta_new_t0_n0", "dx_t1", "dx_t2", "1"};
+    ocn_game *g = tu_game(TAINT_GAME);
+    ocn_arrayset *nom = measured_three(g, names);
     const ocn_array *th = ocn_arrayset_find(nom, "theta_new_t0_n0"), *d1 = ocn_arrayset_find(nom, "dx_t1"),
                     *d2 = ocn_arrayset_find(nom, "dx_t2");
     double d = ocn_tolerance_floor(g, &g->opt);
@@ -139,34 +150,13 @@ Test(near_singular, optimized_refuses_an_exact_woodbury_core_beyond_eps_to_the_m
     tu_rm_rf(dir);
 }
 
-/* k_t0_n0 moves by half its size in every run (not informative), θ_new_t0_n0
- * (formed from it) does not move; θ_new_t0_n1 (another player) neither. */
-static int gain_producer(void *ctx, ocn_perturb *p, ocn_arrayset *out, ocn_error *err)
-{
-    (void)ctx;
-    double one = 1.0;
-    ocn_perturb_vec(p, &one, 1);
-    double xi = p ? (one - 1.0) / OCN_U64 : 0.0;
-    const char *names[] = {"k_t0_n0", "theta_new_t0_n0", "theta_new_t0_n1"};
-    for (int k = 0; k < 3; k++) {
-        ocn_array *a = ocn_arrayset_add2(out, names[k], 1, 2, 0, 0);
-        if (!a) return ocn_fail(err, OCN_ENOMEM, "oom");
-        for (int i = 0; i < 2; i++) a->data[i] = (k + 1.0) * (1 + (k == 0 ? 0.5 * xi : 0.0));
-    }
-    return OCN_OK;
-}
-
+/* k_t0_n0 moves (not informative); θ_new_t0_n0 is formed from it, θ_new_t0_n1
+ * (another player) is not. */
 Test(near_singular, theta_new_formed_from_a_non_informative_gain_is_not_informative)
 {
-    ocn_game *g = tu_game(
-        "{\"name\": \"taint-k\", \"seed\": 6, \"batch\": 1, \"input_dim\": 2, \"loss\": {\"kind\": \"mse\"},"
-        " \"outputs\": [\"z\"], \"stages\": [{\"players\": [{\"lane\": 0, \"kind\": \"bias\", \"in\": \"z\","
-        " \"out\": \"z\", \"out_dim\": 2, \"act\": \"identity\"}]}],"
-        " \"optimizer\": {\"game\": \"fne\", \"curvature\": \"sgd\", \"dynamics\": \"gn\", \"lr\": 1.0}}");
-    ocn_arrayset *nom = ocn_arrayset_new();
-    ocn_error e = {0};
-    cr_assert_eq(gain_producer(NULL, NULL, nom, &e), OCN_OK);
-    cr_assert_eq(ocn_measure_sensitivity(g, &g->opt, 8, OCN_U64, gain_producer, NULL, nom, &e), OCN_OK, "%s", e.msg);
+    static const char *const names[] = {"k_t0_n0", "theta_new_t0_n0", "theta_new_t0_n1", "0"};
+    ocn_game *g = tu_game(TAINT_GAME);
+    ocn_arrayset *nom = measured_three(g, names);
     const ocn_array *k = ocn_arrayset_find(nom, "k_t0_n0"), *t0 = ocn_arrayset_find(nom, "theta_new_t0_n0"),
                     *t1 = ocn_arrayset_find(nom, "theta_new_t0_n1");
     cr_assert(!ocn_informative(k->cond, OCN_U64), "the premise (c %g)", k->cond);
