@@ -312,8 +312,36 @@ static int pass_position(const char *name)
  * correct float32 computation on the other side of 0).  θ_new_t_n gets at
  * least the c of a non-informative k_t_n / K_t_n it is formed from, and every
  * δx / θ_new after a non-informative one gets at least its c. */
+/* c of `x` raised to that of the array `name` when that one is nonzero and not
+ * informative at u. */
+static void raise_to(ocn_arrayset *a, ocn_array *x, const char *name, double u, int f32)
+{
+    const ocn_array *y = ocn_arrayset_find(a, name);
+    double *c = f32 ? &x->cond_f32 : &x->cond, cy = y ? (f32 ? y->cond_f32 : y->cond) : 0;
+    if (y && norm2(y->data, y->size) != 0.0 && !ocn_informative(cy, u) && cy > *c) *c = cy;
+}
+
 static void taint_update_pass(ocn_arrayset *a, double u, int f32)
 {
+    /* a gain k/K_t_n is formed from its stage's terms Q_θ, Q_θx, Q_θθ (GR: P_θ…
+     * of the stage): where those are not informative the gain is not either,
+     * however stable it looked (fuzz game 0xdafc4a80898befbd: P_θx and P_θθ of
+     * stage 0 are both the residue of DDPNOpt Prop. 3's 1 − s = 0, c ≈ 4e17, their
+     * ratio K_t0 = [-0.12, -0.027] stable in every run (c 3.7e12) — and 0 in a
+     * correct port that cancels exactly) */
+    for (int i = 0; i < a->count; i++) {
+        ocn_array *x = &a->a[i];
+        int t, n, len = 0;
+        if (sscanf(x->name, "%*1[kK]_t%d_n%d%n", &t, &n, &len) != 2 || x->name[len]) continue;
+        static const char *const Q[] = {"Qth", "Qthx", "Qthth"}, *const P[] = {"Pth", "Pthx", "Pthth"};
+        char nm[64];
+        for (int q = 0; q < 3; q++) {
+            snprintf(nm, sizeof nm, "%s_t%d_n%d", Q[q], t, n);
+            raise_to(a, x, nm, u, f32);
+            snprintf(nm, sizeof nm, "%s_t%d", P[q], t);
+            raise_to(a, x, nm, u, f32);
+        }
+    }
     /* θ_new_t_n = θ − k_t_n − mean K_t_n δx: computed from the player's gains
      * (fuzz game 0x1a9e4269d0dee4b1: k_t0_n0 not informative at float32 —
      * 1.3e-6 in the reference, 0.023 in float32 — and θ_new, c = 2.3e3, 33% off) */
@@ -321,13 +349,10 @@ static void taint_update_pass(ocn_arrayset *a, double u, int f32)
         ocn_array *x = &a->a[i];
         int t, n, len = 0;
         if (sscanf(x->name, "theta_new_t%d_n%d%n", &t, &n, &len) != 2 || x->name[len]) continue;
-        double *c = f32 ? &x->cond_f32 : &x->cond;
         for (int g = 0; g < 2; g++) {
             char gn[64];
             snprintf(gn, sizeof gn, "%c_t%d_n%d", g ? 'K' : 'k', t, n);
-            const ocn_array *k = ocn_arrayset_find(a, gn);
-            double ck = k ? (f32 ? k->cond_f32 : k->cond) : 0;
-            if (k && norm2(k->data, k->size) != 0.0 && !ocn_informative(ck, u) && ck > *c) *c = ck;
+            raise_to(a, x, gn, u, f32);
         }
     }
     int last = -1;

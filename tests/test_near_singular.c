@@ -183,3 +183,19 @@ Test(near_singular, no_digit_determined_is_weak_not_failed)
     cr_expect_eq(r->rows[4].verdict, OCN_FAILED, "300·u·c just below 1: err 1e3 fails");
     ocn_report_free(r);
 }
+
+/* Q_θx_t0_n0 moves (not informative); K_t0_n0 is formed from it, k_t0_n1
+ * (another player) is not (fuzz game 0xdafc4a80898befbd). */
+Test(near_singular, gain_formed_from_non_informative_stage_terms_is_not_informative)
+{
+    static const char *const names[] = {"Qthx_t0_n0", "K_t0_n0", "k_t0_n1", "0"};
+    ocn_game *g = tu_game(TAINT_GAME);
+    ocn_arrayset *nom = measured_three(g, names);
+    const ocn_array *q = ocn_arrayset_find(nom, "Qthx_t0_n0"), *K = ocn_arrayset_find(nom, "K_t0_n0"),
+                    *k1 = ocn_arrayset_find(nom, "k_t0_n1");
+    cr_assert(!ocn_informative(q->cond, OCN_U64), "the premise (c %g)", q->cond);
+    cr_expect(!ocn_informative(K->cond, OCN_U64), "K of that player: not informative (c %g)", K->cond);
+    cr_expect_eq(k1->cond, ocn_tolerance_floor(g, &g->opt), "another player's gain: untouched (c %g)", k1->cond);
+    ocn_arrayset_free(nom);
+    ocn_game_free(g);
+}
