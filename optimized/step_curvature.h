@@ -43,6 +43,7 @@ typedef struct {
     REAL *D;                        /* B blocks upr x upr; NULL = I */
     int rk[REF_MAXP];                /* per group: directions of U kept */
     REAL *Vr[REF_MAXP], *lr[REF_MAXP], *Si[REF_MAXP]; /* nc x rk, rk, rk x rk */
+    REAL *ucn[REF_MAXP];            /* per group: U's column norms (nc), for wood_vt_coef's choice */
     /* gn-outer's batch gradient lies in the span of the per-sample gradients
      * Ug = [g_i]/√B (C = Ug Ugᵀ): its gain k = Ug (μ + UgᵀUg)⁻¹ c_g uses that
      * B x B core (eigenvectors Vg, fg = 1/(μ + σ²)), free of D's rank deficit */
@@ -225,6 +226,43 @@ static void FN(minv_apply)(FN(minv) *W, REAL *const *X, REAL **Y, ocn_backend *b
     ocn_ws_release(W->ws, mk);
 }
 
+
+/* t = Vrᵀ c for a coefficient vector c (the vector U c), formed as
+ * Λ⁻¹ (U Vr)ᵀ (U c) = Λ⁻¹ Vrᵀ Uᵀ(U c).  c may lie mostly in U's null space: a
+ * value gradient carried on a tiny column collinear with a large one (a
+ * saturated softmax's e_c − p rows: |q| 6e-7 beside 5, cf = 1 on the tiny one)
+ * — then Vrᵀ c cancels, and the eigenvectors' entries, accurate only to
+ * ε·‖Vr‖ absolutely, lose digits relative to U c (fuzz game b266e04126cddcbd:
+ * exact persample at μ = 1, κ = 1.1, k 1.8e-12 off with c = 32).  U c is a
+ * combination of columns (no cancellation in this case), and Uᵀ(U c) weighs
+ * each eigenvector entry by its column's size. */
+static void FN(wood_vt_coef)(FN(minv) *W, int gr, const REAL *c, REAL *t, ocn_backend *bk)
+{
+    int nc = W->B * W->upr, rk = W->rk[gr];
+    GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 0, t, 1); /* Vrᵀ c as formed: error ~ ε‖c‖ */
+    /* Λ⁻¹ Vrᵀ Uᵀ(U c): error ~ ε s ‖U‖_F/λ_k with s = Σ_j |c_j| ‖u_j‖ ≥ ‖U c‖ (the
+     * products u_i·(U c) as formed, summed with v_k's entries); taken per direction
+     * where that is the smaller bound — not for the small λ_k of a tiny μ or of
+     * nearly cancelling columns (games 5f52254ab7cf2901, c0297b093bbd9a27) */
+    double cn = 0, s = 0, uf = 0, lmax = 0;
+    for (int j = 0; j < nc; j++)
+        cn += (double)c[j] * c[j], s += fabs((double)c[j]) * W->ucn[gr][j], uf += (double)W->ucn[gr][j] * W->ucn[gr][j];
+    for (int k = 0; k < rk; k++) lmax = fmax(lmax, (double)W->lr[gr][k]);
+    cn = sqrt(cn), s *= sqrt(uf);
+    if (!(s < cn * lmax)) return;
+    size_t mk = ocn_ws_mark(W->ws);
+    REAL *Uc[REF_MAXP] = {0}, *ux = TMP(W->ws, nc, "low-rank coefficients"), *tn = TMP(W->ws, rk, "low-rank coefficients");
+    for (int q = 0; q < W->np; q++)
+        if (W->grp[q] == gr) Uc[q] = TMP(W->ws, W->P[q]->m, "U c of a coefficient vector");
+    REAL sb = (REAL)(1.0 / sqrt((double)W->B));
+    FN(wood_u)(W, gr, c, sb, Uc, bk); /* U c */
+    FN(wood_ut)(W, gr, Uc, ux, bk);   /* √B Uᵀ (U c) */
+    GEMM(bk, 1, 0, rk, 1, nc, sb, W->Vr[gr], rk, ux, 1, 0, tn, 1);
+    for (int k = 0; k < rk; k++)
+        if (s < cn * (double)W->lr[gr][k]) t[k] = tn[k] / W->lr[gr][k];
+    ocn_ws_release(W->ws, mk);
+}
+
 /* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
  * η U Vr Λ⁻¹ Si Vrᵀ c — no cancellation (§7 core above). */
 static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
@@ -234,7 +272,7 @@ static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, oc
     size_t mk = ocn_ws_mark(W->ws);
     REAL *t = TMP(W->ws, rk, "low-rank coefficients"), *t2 = TMP(W->ws, rk, "low-rank coefficients"),
          *z = TMP(W->ws, nc, "low-rank coefficients");
-    GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 0, t, 1);
+    FN(wood_vt_coef)(W, gr, c, t, bk);
     GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
     for (int k = 0; k < rk; k++) t2[k] /= W->lr[gr][k];
     GEMM(bk, 0, 0, nc, 1, rk, 1, W->Vr[gr], rk, t2, 1, 0, z, 1);
@@ -258,7 +296,11 @@ static void FN(wood_ut_minv)(FN(minv) *W, int gr, REAL *const *X, const REAL *c,
         GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, ux, 1, 0, t, 1);
         for (int k = 0; k < rk; k++) t[k] /= W->lr[gr][k];
     }
-    if (c) GEMM(bk, 1, 0, rk, 1, nc, 1, W->Vr[gr], rk, c, 1, 1, t, 1);
+    if (c) { /* + Vrᵀ c, formed stably (wood_vt_coef) */
+        REAL *tc = TMP(W->ws, rk, "low-rank coefficients");
+        FN(wood_vt_coef)(W, gr, c, tc, bk);
+        for (int k = 0; k < rk; k++) t[k] += tc[k];
+    }
     GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
     GEMM(bk, 0, 0, nc, 1, rk, W->eta, W->Vr[gr], rk, t2, 1, 0, out, 1);
     ocn_ws_release(W->ws, mk);
@@ -399,6 +441,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
     PHANDED(M->pert, G, nc); /* §10: the Gram as handed to the eigendecomposition (normwise) */
     double ucol = 0; /* largest column norm of U */
     for (int i = 0; i < nc; i++) ucol = fmax(ucol, sqrt(fabs((double)G[(size_t)i * nc + i])));
+    W->ucn[gr] = KEEP(W->ws, nc, "U's column norms");
+    for (int i = 0; i < nc; i++) W->ucn[gr][i] = (REAL)sqrt(fabs((double)G[(size_t)i * nc + i]));
     if (SYEV(bk, nc, G, lam)) {
         rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d Gram matrix failed", who, nc, nc);
         goto done;
