@@ -196,3 +196,19 @@ def test_no_digit_determined_is_weak_and_finite_err_stays_finite():
     assert np.isfinite(e) and e < 1e-16
     # a zero_scale on a nonzero reference (a tampered manifest) is ignored
     assert array_err(np.full(3, 7.0), np.array([1.0, 2.0, 3.0]), zero_scale=1e300) > 1.0
+
+
+def test_zero_scale_beside_a_non_zero_reference_is_ignored(ocn, tmp_path, copy_fixture):
+    """red team: a zero_scale written into the reference manifest beside a
+    non-zero X* (an edited manifest) must not turn err into ‖X‖/zero_scale:
+    k_t1_n0 off by 1e-3 stays FAILED, here and in `ocn compare`."""
+    d = copy_fixture("mlp-tanh-ce", "zs-big")
+    m = json.loads((d / "manifest.json").read_text())
+    m["arrays"]["k_t1_n0"]["zero_scale"] = 1e300
+    (d / "manifest.json").write_text(json.dumps(m))
+    ref = ocnopt.load_fixture(REF)
+    arrays = port_outputs(ref)
+    arrays["k_t1_n0"] = arrays["k_t1_n0"] * (1 + 1e-3)
+    ocnopt.write_fixture(tmp_path / "t", ref, arrays)
+    py = ocnopt.compare(d, tmp_path / "t")
+    assert py["k_t1_n0"].verdict == "FAILED" and py_verdicts(py) == c_verdicts(d, tmp_path / "t")
