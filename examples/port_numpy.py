@@ -73,6 +73,14 @@ MUTANTS = {
     "kfc-A-mean": "§14 KFC factor A averaged over the output locations instead of summed (an extra 1/P)",
     "conv-full-no-bilinear": "§4 full dynamics: the conv's bilinear term V_h . h_thx left out (the dense-only loop kept)",
     "kfc-G-sum": "§14 KFC factor G summed over the output locations without the 1/P",
+    # red team (session 5): each needed a fixture of its own (docs/port-guide.md)
+    "full-own-players": "§4 full dynamics: v'.F_xx summed over the expansion's own players, not every player of the stage",
+    "gr-list-order": "GR joint theta in the order the players are listed, not lane order (§5: [theta_t,1; ...])",
+    "zero-ignored": "optimizer.zero (Qthx, Pux, Puv, Mid) ignored",
+    "coop-adjacent": "§6 coop-kfac with N > 2: cross-player blocks kept only between neighbouring lanes",
+    "sgd-damped": "§5 sgd damped like the other modes, M = (1 + gamma) I / eta (sgd has no gamma)",
+    "rmsprop-damped": "§5 rmsprop damped, C + gamma I (rmsprop has eps and no gamma)",
+    "sep-outer-sum": "separable GR terminal outer as sum_n g_n g_n^T, not the outer product of the summed gradient",
 }
 
 MUTANT = None
@@ -385,6 +393,8 @@ class Game:
 
     def expansion_players(self, t, lane):
         """FNE: lane's own parameterised player; GR (lane None): all, in lane order."""
+        if MUTANT == "gr-list-order" and lane is None:
+            return [p for p in self.stages[t][0] if p.m]
         out = []
         for l in range(self.N):
             if lane is not None and l != lane:
@@ -485,7 +495,7 @@ def second_order(G, t, X, v, pls):
     Hxx = np.zeros((B, n, n))
     Hthx = [np.zeros((B, p.m, n)) for p in pls]
     Hthth = [np.zeros((B, p.m, p.m)) for p in pls]
-    for p in G.stages[t][0]:
+    for p in (pls if MUTANT == "full-own-players" else G.stages[t][0]):
         z, h = pre(G, t, p, X)
         _, d1, d2 = act(p.act, h)
         o1 = G.off(t + 1, p.outb)
@@ -577,7 +587,9 @@ def terminal(G, lane, XT, y):
     for n in range(G.N):
         gl, hl = lane_terminal(G, n, XT, y, "exact")
         g, H = g + gl, H + hl
-    if term == "outer" and MUTANT != "outer-ignored":
+    if term == "outer" and MUTANT == "sep-outer-sum":
+        H = sum(gl[:, :, None] * gl[:, None, :] for gl in (lane_terminal(G, n, XT, y, "exact")[0] for n in range(G.N)))
+    elif term == "outer" and MUTANT != "outer-ignored":
         H = g[:, :, None] * g[:, None, :]
     return g, H
 
@@ -623,9 +635,9 @@ def curvature_pinv(G, Qthth, Qthi, pls, moff, kfac):
     m = Qthth.shape[0]
     eta = 1.0 if MUTANT == "M=C" else float(opt["lr"])
     gam = float(opt["damping"])
-    mode, zero = opt["curvature"], opt["zero"]
+    mode, zero = opt["curvature"], [] if MUTANT == "zero-ignored" else opt["zero"]
     if "Mid" in zero or mode == "sgd":
-        return eta * np.eye(m)
+        return eta / (1.0 + gam if MUTANT == "sgd-damped" and "Mid" not in zero else 1.0) * np.eye(m)
     if mode == "exact":
         return eta * pinv(Qthth + gam * np.eye(m))
     st = G.state.setdefault(G.key, {}) if G.state is not None else None
@@ -635,7 +647,7 @@ def curvature_pinv(G, Qthth, Qthi, pls, moff, kfac):
             st["v"] = vhat if "v" not in st else ema(G, st["v"], vhat)
             st["moff"], st["pls"] = moff, pls
             vhat = st["v"]
-        d = np.sqrt(vhat) + float(opt["eps"])
+        d = np.sqrt(vhat) + float(opt["eps"]) + (gam if MUTANT == "rmsprop-damped" else 0.0)
         mx = np.abs(d).max()
         keep = np.abs(d) > m * EPS * mx if MUTANT != "no-cutoff" else d != 0
         return eta * np.diag(np.where(keep, 1.0 / np.where(keep, d, 1.0), 0.0))
@@ -667,6 +679,8 @@ def curvature_pinv(G, Qthth, Qthi, pls, moff, kfac):
         inv = kfac_inverses(A, Gm, ao, go, np_, coop, sg, gam)
     for u in range(np_):
         for w in range(np_):
+            if coop and MUTANT == "coop-adjacent" and abs(u - w) > 1:
+                continue
             if coop:
                 Ai, Gi = inv
                 blk = np.kron(Ai[ao[u]:ao[u + 1], ao[w]:ao[w + 1]], Gi[go[u]:go[u + 1], go[w]:go[w + 1]])
@@ -723,7 +737,7 @@ def expand(G, t, X, val, pls):
     B, n, n1 = X.shape[0], G.n[t], G.n[t + 1]
     aug = opt["value"] == "augmented" and MUTANT != "augmented-as-blockdiag"
     full = opt["dynamics"] == "full" and MUTANT != "full-as-gn"
-    zero = opt["zero"]
+    zero = [] if MUTANT == "zero-ignored" else opt["zero"]
     v = val.v
     Fx = jac_x(G, t, X)
     mdims = [p.m for p in pls]
