@@ -44,6 +44,8 @@ typedef struct {
     int rk[REF_MAXP];                /* per group: directions of U kept */
     REAL *Vr[REF_MAXP], *lr[REF_MAXP], *Si[REF_MAXP]; /* nc x rk, rk, rk x rk */
     REAL *ucn[REF_MAXP];            /* per group: U's column norms (nc), for wood_vt_coef's choice */
+    REAL *Gm[REF_MAXP];             /* per group: the Gram UᵀU (nc x nc) as handed to the eigensolver, for
+                                     * the refinement step of wood_apply_coef */
     /* gn-outer's batch gradient lies in the span of the per-sample gradients
      * Ug = [g_i]/√B (C = Ug Ugᵀ): its gain k = Ug (μ + UgᵀUg)⁻¹ c_g uses that
      * B x B core (eigenvectors Vg, fg = 1/(μ + σ²)), free of D's rank deficit */
@@ -263,19 +265,45 @@ static void FN(wood_vt_coef)(FN(minv) *W, int gr, const REAL *c, REAL *t, ocn_ba
     ocn_ws_release(W->ws, mk);
 }
 
-/* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
- * η U Vr Λ⁻¹ Si Vrᵀ c — no cancellation (§7 core above). */
-static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
+/* z = Vr Λ⁻¹ Si Vrᵀ c: the coefficients of M^† U c = U z (§7 core above). */
+static void FN(wood_solve_coef)(FN(minv) *W, int gr, const REAL *c, REAL *z, ocn_backend *bk)
 {
     int nc = W->B * W->upr, rk = W->rk[gr];
-    if (!rk) return;
     size_t mk = ocn_ws_mark(W->ws);
-    REAL *t = TMP(W->ws, rk, "low-rank coefficients"), *t2 = TMP(W->ws, rk, "low-rank coefficients"),
-         *z = TMP(W->ws, nc, "low-rank coefficients");
+    REAL *t = TMP(W->ws, rk, "low-rank coefficients"), *t2 = TMP(W->ws, rk, "low-rank coefficients");
     FN(wood_vt_coef)(W, gr, c, t, bk);
     GEMM(bk, 0, 0, rk, 1, rk, 1, W->Si[gr], rk, t, 1, 0, t2, 1);
     for (int k = 0; k < rk; k++) t2[k] /= W->lr[gr][k];
     GEMM(bk, 0, 0, nc, 1, rk, 1, W->Vr[gr], rk, t2, 1, 0, z, 1);
+    ocn_ws_release(W->ws, mk);
+}
+
+/* Y += M^† U c for one low-rank group (coefficients c of U's columns, B·upr):
+ * η U z with (μ + D G) z = c on range(Uᵀ) (M U z = U (μ z + D G z), G = UᵀU) —
+ * no cancellation.  One step of fixed-precision iterative refinement on that
+ * coefficient system: the eigenvectors of G carry absolute errors ε·‖G‖/gap,
+ * which a direction of a tiny column (a saturated sample) or a small μ turns
+ * into errors beyond the measured c (issue 10 pending games, e.g.
+ * f8425e569e1eca76: gn-outer γ = 1e-4, K of one sample 1e-9 off at c = 30);
+ * the residual r = c − μz − D(Gz), formed with G itself, is solved again. */
+static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
+{
+    int nc = W->B * W->upr, rk = W->rk[gr], u = W->upr;
+    if (!rk) return;
+    size_t mk = ocn_ws_mark(W->ws);
+    REAL *z = TMP(W->ws, nc, "low-rank coefficients"), *gz = TMP(W->ws, nc, "low-rank coefficients"),
+         *r = TMP(W->ws, nc, "low-rank coefficients"), *dz = TMP(W->ws, nc, "low-rank coefficients");
+    FN(wood_solve_coef)(W, gr, c, z, bk);
+    GEMM(bk, 0, 0, nc, 1, nc, 1, W->Gm[gr], nc, z, 1, 0, gz, 1);
+    for (int b = 0; b < W->B; b++)
+        for (int a = 0; a < u; a++) {
+            double dgz = 0;
+            for (int e = 0; e < u; e++)
+                dgz += (double)(W->D ? W->D[((size_t)b * u + a) * u + e] : (REAL)(a == e)) * gz[b * u + e];
+            r[b * u + a] = (REAL)((double)c[b * u + a] - (double)W->mu * z[b * u + a] - dgz);
+        }
+    FN(wood_solve_coef)(W, gr, r, dz, bk);
+    for (int k = 0; k < nc; k++) z[k] += dz[k];
     FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
     ocn_ws_release(W->ws, mk);
 }
@@ -443,6 +471,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
     for (int i = 0; i < nc; i++) ucol = fmax(ucol, sqrt(fabs((double)G[(size_t)i * nc + i])));
     W->ucn[gr] = KEEP(W->ws, nc, "U's column norms");
     for (int i = 0; i < nc; i++) W->ucn[gr][i] = (REAL)sqrt(fabs((double)G[(size_t)i * nc + i]));
+    W->Gm[gr] = KEEP(W->ws, (size_t)nc * nc, "the Gram kept for refinement");
+    memcpy(W->Gm[gr], G, (size_t)nc * nc * sizeof(REAL));
     if (SYEV(bk, nc, G, lam)) {
         rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d Gram matrix failed", who, nc, nc);
         goto done;

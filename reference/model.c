@@ -66,6 +66,37 @@ void ref_player_pre(const ocn_game *g, int t, const ocn_player *pl, const double
     }
 }
 
+/* §10 rev. 2 amendment (docs/decisions.md "States perturbed as formed, at the
+ * scale of their terms"): a block of x_{t+1} is a sum — the players writing it
+ * and the carries into it (§3) — and a port forms that sum in its precision, so
+ * entry r moves by u·ξ·(Σ|terms|), not u·ξ·|x_r|: saturated players that cancel
+ * (tanh ≈ −1 beside tanh ≈ 1) leave a state of 1e-10 whose rounding a port
+ * cannot avoid (fuzz game ae6d6c200b9aafdd: float32 x_t2 = 0 where the
+ * reference has −1.7e-10, rmsprop's k 17% off at a c of 16 that never saw it).
+ * One player and no carry: the state's own relative rounding.  The scale lives
+ * in region 2 of the model's scratch (ref.h: the forward pass never runs inside
+ * the terminal, region 2's other user). */
+static void perturb_state(const ref_model *m, int t, double *const *th, const double *x, double *xn)
+{
+    const ocn_game *g = m->g;
+    const ocn_stage *st = &g->stages[t];
+    double *h = m->ws, *sc = m->ws + 2 * m->nmax;
+    memset(sc, 0, (size_t)g->n[t + 1] * sizeof *sc);
+    for (int p = 0; p < st->nplayers; p++) {
+        const ocn_player *pl = &st->players[p];
+        ref_player_pre(g, t, pl, th[p], m->wfix[t][p], x, h);
+        double *o = sc + g->block_off[t + 1][pl->out_block];
+        for (int r = 0; r < pl->out_dim; r++) o[r] += fabs(ref_act(pl->act, h[r]));
+    }
+    for (int k = 0; k < st->ncarries; k++) {
+        const ocn_carry *c = &st->carries[k];
+        const double *s = x + g->block_off[t][c->from];
+        double *o = sc + g->block_off[t + 1][c->to];
+        for (int i = 0; i < g->block_dim[t][c->from]; i++) o[i] += fabs(s[i]);
+    }
+    ocn_perturb_vec_at(m->pert, xn, sc, (size_t)g->n[t + 1]);
+}
+
 void ref_stage_forward(const ref_model *m, int t, double *const *th, const double *x, double *xn)
 {
     const ocn_game *g = m->g;
@@ -84,6 +115,7 @@ void ref_stage_forward(const ref_model *m, int t, double *const *th, const doubl
         double *o = xn + g->block_off[t + 1][c->to];
         for (int i = 0; i < g->block_dim[t][c->from]; i++) o[i] += s[i];
     }
+    if (m->pert) perturb_state(m, t, th, x, xn);
 }
 
 /* Issue 10: on failure the model is freed here (callers may free it again). */

@@ -73,10 +73,11 @@ int ref_update_pass(const ref_model *m, ocn_fault fault, gsl_vector *const *cons
         for (int i = 0; i < B; i++)
             ref_stage_forward(m, t, theta_new[t], gsl_matrix_const_ptr(Xh, (size_t)i, 0), gsl_matrix_ptr(Xn, (size_t)i, 0));
         /* §10 rev. 2 amendment (docs/decisions.md "x̂ perturbed as formed"): the
-         * second forward pass's states are perturbed as formed, so c of δx = x̂ − x
-         * sees the cancellation of a small update against a large state.  x̂_0 = x_0
-         * is not formed (δx_0 is a structural zero) and stays unperturbed. */
-        ocn_perturb_mat(m->pert, Xn->data, Xn->size1, Xn->size2, Xn->tda);
+         * second forward pass's states are perturbed as formed — by
+         * ref_stage_forward, at the scale of their terms ("States perturbed as
+         * formed, at the scale of their terms") — so c of δx = x̂ − x sees the
+         * cancellation of a small update against a large state.  x̂_0 = x_0 is not
+         * formed (δx_0 is a structural zero) and stays unperturbed. */
         gsl_matrix_free(Xh);
         Xh = Xn;
     }
