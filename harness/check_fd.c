@@ -35,7 +35,7 @@ int check_grad(check_ctx *c)
     int lanes = g->separable ? g->nlanes : 1, rc = OCN_OK;
     for (int lane = 0; lane < lanes && !rc; lane++) {
         ocn_bp *bp = NULL;
-        if ((rc = ocn_bp_run(g, c->in, lane, &bp, c->err))) break;
+        if ((rc = ocn_bp_run_fault(g, c->in, lane, c->o ? c->o->fault : OCN_FAULT_NONE, &bp, c->err))) break;
         double S = fmax(fabs(ocn_bp_loss(bp)), 1.0);
         for (int t = 0; t < g->T && !rc; t++)
             for (int p = 0; p < g->stages[t].nplayers && !rc; p++) {

@@ -172,6 +172,12 @@ int ocn_bp_costtogo(const ocn_game *g, const ocn_arrayset *inputs, int lane, int
 
 int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp **out, ocn_error *err)
 {
+    return ocn_bp_run_fault(g, inputs, lane, OCN_FAULT_NONE, out, err);
+}
+
+int ocn_bp_run_fault(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_fault fault, ocn_bp **out,
+                     ocn_error *err)
+{
     *out = NULL;
     ref_model m;
     int rc = ref_model_init(g, inputs, &m, err);
@@ -252,7 +258,10 @@ int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp *
     }
     for (int t = 0; t < T; t++)
         for (int p = 0; p < g->stages[t].nplayers; p++)
-            for (int j = 0; j < g->stages[t].players[p].m; j++) bp->grad[t][p][j] += g->weight_decay * m.th[t][p][j];
+            for (int j = 0; j < g->stages[t].players[p].m; j++) {
+                bp->grad[t][p][j] += g->weight_decay * m.th[t][p][j];
+                if (fault == OCN_FAULT_BP_GRAD) bp->grad[t][p][j] *= 1.0 + 1e-6;
+            }
     bp->loss = loss / B + weight_decay_term(&m);
     traj_free(traj), free(buf), free(gh);
     ref_model_free(&m);

@@ -182,7 +182,7 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
     const ocn_game *g = m->g;
     int B = m->B, rc = OCN_OK;
     size_t n = (size_t)g->n[t], n1 = (size_t)g->n[t + 1], Bn = (size_t)B * n;
-    int full = opt->dynamics == OCN_DYN_FULL, aug = opt->value == OCN_VALUE_AUGMENTED;
+    int full = opt->dynamics == OCN_DYN_FULL && fault != OCN_FAULT_SECOND_DROP, aug = opt->value == OCN_VALUE_AUGMENTED;
     o->np = np;
     o->m = 0;
     o->cond = 1.0;
@@ -313,7 +313,8 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
             gsl_matrix_scale(Hthth, 1.0 / B);
             gsl_matrix_add(o->Qthth, Hthth);
         }
-        for (size_t d = 0; d < mm; d++) *gsl_matrix_ptr(o->Qthth, d, d) += lam; /* ℓ_θθ = λI */
+        for (size_t d = 0; d < mm; d++) /* ℓ_θθ = λI */
+            *gsl_matrix_ptr(o->Qthth, d, d) += fault == OCN_FAULT_DECAY_TWICE ? 2 * lam : lam;
         /* `zero` (§12): FNE Qthx / GR Pux zero Q_θx; GR Puv zeroes cross-player blocks */
         if (opt->zero & (OCN_ZERO_QTHX | OCN_ZERO_PUX))
             for (int i = 0; i < B; i++) gsl_matrix_set_zero(o->Qthx[i]);
@@ -408,12 +409,13 @@ int ref_stage_backward(const ref_model *m, const ocn_optimizer *opt, ocn_fault f
             ref_gemv(1, -1.0, o->Qthx[i], o->k, 1.0, &vi.vector);
             for (int j = 0; j < B; j++) {
                 if (i != j && !aug) continue;
-                double c = opt->value == OCN_VALUE_PERSAMPLE ? 1.0 : 1.0 / B;
+                double c = opt->value == OCN_VALUE_PERSAMPLE && fault != OCN_FAULT_PERSAMPLE_B ? 1.0 : 1.0 / B;
                 gsl_matrix_view Vij = ref_vblock(o->VXX, aug, n, i, j);
                 GEMM("V_XX", 1, 0, -c, o->Qthx[i], o->K[j], 1.0, &Vij.matrix);
             }
         }
     }
+    if (fault == OCN_FAULT_W_PERTURB && opt->game == OCN_GAME_GR) gsl_matrix_scale(o->Vx, 1.0 + 1e-6);
 done:
     free_batch(Fx, B), free_batch(Fth, B), free_batch(Hxx, B), free_batch(Hthx, B);
     gsl_matrix_free(Hthth), gsl_matrix_free(T1), gsl_matrix_free(T2), gsl_matrix_free(T3);

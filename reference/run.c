@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const FAULT_NAMES[] = {"none", "K-sign", "feedback-drop", "K-perturb", "k-perturb", "Puv-drop"};
+static const char *const FAULT_NAMES[] = {"none",        "K-sign",          "feedback-drop", "K-perturb",    "k-perturb",
+                                          "Puv-drop",    "bp-grad-perturb", "second-order-drop", "W-perturb", "persample-1/B",
+                                          "decay-twice"};
 static const char *const TRAJ_FAULT_NAMES[] = {"decay-drop", "refresh-shift"}; /* §13, from OCN_FAULT_DECAY_DROP */
 
 const char *ocn_fault_name(ocn_fault f)
@@ -27,7 +29,12 @@ const char *ocn_fault_name(ocn_fault f)
 static const char *const FAULT_WHAT[] = {"no fault", "K := -K (every feedback gain)",
                                          "update pass applies k only, drops K dx",
                                          "K := K (1 + 1e-6)", "k := k (1 + 1e-6)",
-                                         "GR, exact curvature: cross-player blocks P_uv left out of M"};
+                                         "GR, exact curvature: cross-player blocks P_uv left out of M",
+                                         "plain back-propagation: every gradient (1 + 1e-6) (GRAD sees it)",
+                                         "full dynamics without the V_x'.F_xx, F_thx, F_thth terms (P2 sees it)",
+                                         "GR: the value gradient W_x (1 + 1e-6) at every stage (T6a, E2, T6c)",
+                                         "persample values with the batch objective's 1/B (E4 sees it)",
+                                         "the weight decay's curvature lambda I added twice to Q_thth / P_thth (C7)"};
 
 static const char *const TRAJ_FAULT_WHAT[] = {"§13 trajectories: moving averages without the (1 - rho)",
                                               "§13 trajectories: kfac inverses refreshed at s = 1 (mod T_r), off by one"};
@@ -40,7 +47,10 @@ const char *ocn_fault_description(ocn_fault f)
 }
 
 /* A fault whose kernel never runs, or changes nothing, on this game would
- * pass silently and look like a harness that cannot fail (issue 15). */
+ * pass silently and look like a harness that cannot fail (issue 15).  The
+ * answer is for the fixture's own arrays (`ocn verify`); the faults aimed at
+ * the §9 checks' variants (OCN_FAULT_BP_GRAD … OCN_FAULT_DECAY_TWICE) run in
+ * `ocn theorems` whatever it says. */
 int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n)
 {
     const ocn_optimizer *o = &g->opt;
@@ -59,6 +69,24 @@ int ocn_fault_applies(const ocn_game *g, ocn_fault f, char *why, size_t n)
         else if (o->curvature != OCN_CURV_EXACT) no = "it acts on the exact curvature only (this game's curvature is not exact)";
         else if (o->zero & (OCN_ZERO_MID | OCN_ZERO_PUV)) no = "the game's zero flags already drop M or P_uv";
         else if (!multi) no = "no stage has two parameterised players, so there is no P_uv";
+        break;
+    case OCN_FAULT_BP_GRAD:
+        no = "it acts on the plain back-propagation the §9 checks use (GRAD), not on a fixture's arrays: run it "
+             "with `ocn theorems`";
+        break;
+    case OCN_FAULT_SECOND_DROP:
+        if (o->dynamics != OCN_DYN_FULL) no = "the game's dynamics are gn (no second-order terms; P2 in `ocn theorems` "
+                                              "runs the full-dynamics variant)";
+        break;
+    case OCN_FAULT_W_PERTURB:
+        if (o->game != OCN_GAME_GR) no = "W is the GR value (this game is FNE)";
+        break;
+    case OCN_FAULT_DECAY_TWICE:
+        if (!(g->weight_decay > 0)) no = "the game has no weight decay (lambda = 0)";
+        break;
+    case OCN_FAULT_PERSAMPLE_B:
+        if (o->value != OCN_VALUE_PERSAMPLE) no = "it acts on value: persample only";
+        else if (g->batch < 2) no = "with one sample 1/B is 1";
         break;
     case OCN_FAULT_K_SIGN:
     case OCN_FAULT_K_PERTURB:

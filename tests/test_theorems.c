@@ -92,3 +92,20 @@ Test(mutation, k_perturbed_1e6_caught)
     expect_caught(OCN_FAULT_k_PERTURB, "coop-block-gr", "T6c");
 }
 Test(mutation, Puv_dropped_caught) { expect_caught(OCN_FAULT_PUV_DROP, "coop-block-gr", "SCHUR"); }
+
+/* Session 6: the checks no gain fault could move (GRAD, P2, T6a-separable, E2,
+ * C7, E4 — `ocn theorems --fault F` over the shipped set showed no FAILED row
+ * for any of the five earlier faults) each fail under a fault of what they
+ * check; the clean run passes them (theorems/shipped_fixtures above). */
+Test(mutation, bp_gradient_perturbed_caught_by_GRAD) { expect_caught(OCN_FAULT_BP_GRAD, "mlp-tanh-ce", "GRAD"); }
+Test(mutation, second_order_terms_dropped_caught_by_P2) { expect_caught(OCN_FAULT_SECOND_DROP, "mlp-tanh-ce", "P2"); }
+Test(mutation, W_perturbed_caught_by_T6a_and_E2)
+{
+    expect_caught(OCN_FAULT_W_PERTURB, "separable-2lane-gr", "T6a-separable");
+    expect_caught(OCN_FAULT_W_PERTURB, "coop-block-gr", "E2");
+}
+Test(mutation, persample_batch_factor_caught_by_E4)
+{
+    expect_caught(OCN_FAULT_PERSAMPLE_B, "mlp-tanh-mse-rmsprop-persample", "E4");
+}
+Test(mutation, decay_twice_caught_by_C7) { expect_caught(OCN_FAULT_DECAY_TWICE, "fictitious-n2-gr", "C7"); }

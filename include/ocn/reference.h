@@ -16,6 +16,14 @@ typedef enum {
     OCN_FAULT_K_PERTURB,    /* K := K (1 + 1e-6) */
     OCN_FAULT_k_PERTURB,    /* k := k (1 + 1e-6) */
     OCN_FAULT_PUV_DROP,     /* GR: cross-player blocks P_uv left out of the exact curvature */
+    /* session 6: faults for the §9 checks no gain fault can move (each is what
+     * a port could get wrong, and one check shows it: tests/test_theorems.c) */
+    OCN_FAULT_BP_GRAD,      /* plain back-propagation: gradient := gradient (1 + 1e-6)      (GRAD) */
+    OCN_FAULT_SECOND_DROP,  /* full dynamics without the V_x'·F_xx, F_θx, F_θθ terms          (P2) */
+    OCN_FAULT_W_PERTURB,    /* GR: the value gradient W_x := W_x (1 + 1e-6) at every stage (T6a, E2, C7) */
+    OCN_FAULT_PERSAMPLE_B,  /* persample values with the batch objective's 1/B (DDPNOpt Alg. 3 "fixed") (E4) */
+    OCN_FAULT_DECAY_TWICE,  /* the weight decay's curvature λI added twice to Q_θθ / P_θθ            (C7) */
+#define OCN_FAULT_IS_CHECK(f) ((f) >= OCN_FAULT_BP_GRAD && (f) <= OCN_FAULT_DECAY_TWICE)
     OCN_FAULT_COUNT,        /* the one-step faults are 1 .. OCN_FAULT_COUNT - 1 */
     /* §13 trajectory faults (no effect on one step; a state bug a port could have) */
     OCN_FAULT_DECAY_DROP = 16, /* averages ρ·prev + new, the (1 − ρ) missing */
@@ -114,6 +122,10 @@ typedef struct ocn_bp ocn_bp;
 /* Backprop of lane `lane`'s payoff L_n = mean_i phi_n + sum (lambda/2)|theta|^2
  * from stage 0.  Results are read with the accessors below. */
 int ocn_bp_run(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_bp **out, ocn_error *err);
+/* The same with a deliberately wrong kernel (harness self-tests: OCN_FAULT_BP_GRAD
+ * scales every gradient by 1 + 1e-6; other faults change nothing here). */
+int ocn_bp_run_fault(const ocn_game *g, const ocn_arrayset *inputs, int lane, ocn_fault fault, ocn_bp **out,
+                     ocn_error *err);
 void ocn_bp_free(ocn_bp *bp);
 double ocn_bp_loss(const ocn_bp *bp);
 /* grad of L_n wrt theta_{t,p} (m), weight decay included. */
