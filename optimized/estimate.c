@@ -122,9 +122,9 @@ static void model(const ocn_game *g, const ocn_optimizer *o, const ocn_opt_confi
         if (o->curvature == OCN_CURV_EXACT || o->curvature == OCN_CURV_GN_OUTER) {
             /* the Gram, its eigenvectors, the core and its inverse, with the factorisations'
              * temporaries (6 of (B·r)²), the kept eigenvectors Vr and the Gram kept for
-             * the refinement step of every group, the cluster's U V_u, V_u Q and H (3) */
+             * the refinement step of every group */
             int groups = (o->zero & OCN_ZERO_PUV) ? st->nplayers : 1;
-            add(&e, 4, (9 + 2 * groups) * (B * r) * (B * r), w, "stage %d: the Woodbury core (%d·r)² with r = %.0f", t,
+            add(&e, 4, (6 + 2 * groups) * (B * r) * (B * r), w, "stage %d: the Woodbury core (%d·r)² with r = %.0f", t,
                 g->batch, r);
         }
         if (!nofb) {

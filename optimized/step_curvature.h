@@ -286,12 +286,13 @@ static void FN(wood_solve_coef)(FN(minv) *W, int gr, const REAL *c, REAL *z, ocn
  * into errors beyond the measured c (issue 10 pending games, e.g.
  * f8425e569e1eca76: gn-outer γ = 1e-4, K of one sample 1e-9 off at c = 30);
  * the residual r = c − μz − D(Gz), formed with G itself, is solved again. */
-static void FN(wood_coef_refined)(FN(minv) *W, int gr, const REAL *c, REAL *z, ocn_backend *bk)
+static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
 {
-    int nc = W->B * W->upr, u = W->upr;
+    int nc = W->B * W->upr, rk = W->rk[gr], u = W->upr;
+    if (!rk) return;
     size_t mk = ocn_ws_mark(W->ws);
-    REAL *gz = TMP(W->ws, nc, "low-rank coefficients"), *r = TMP(W->ws, nc, "low-rank coefficients"),
-         *dz = TMP(W->ws, nc, "low-rank coefficients");
+    REAL *z = TMP(W->ws, nc, "low-rank coefficients"), *gz = TMP(W->ws, nc, "low-rank coefficients"),
+         *r = TMP(W->ws, nc, "low-rank coefficients"), *dz = TMP(W->ws, nc, "low-rank coefficients");
     FN(wood_solve_coef)(W, gr, c, z, bk);
     GEMM(bk, 0, 0, nc, 1, nc, 1, W->Gm[gr], nc, z, 1, 0, gz, 1);
     for (int b = 0; b < W->B; b++)
@@ -303,16 +304,6 @@ static void FN(wood_coef_refined)(FN(minv) *W, int gr, const REAL *c, REAL *z, o
         }
     FN(wood_solve_coef)(W, gr, r, dz, bk);
     for (int k = 0; k < nc; k++) z[k] += dz[k];
-    ocn_ws_release(W->ws, mk);
-}
-
-static void FN(wood_apply_coef)(FN(minv) *W, int gr, const REAL *c, REAL **Y, ocn_backend *bk)
-{
-    int nc = W->B * W->upr;
-    if (!W->rk[gr]) return;
-    size_t mk = ocn_ws_mark(W->ws);
-    REAL *z = TMP(W->ws, nc, "low-rank coefficients");
-    FN(wood_coef_refined)(W, gr, c, z, bk);
     FN(wood_u)(W, gr, z, W->eta * (REAL)(1.0 / sqrt((double)W->B)), Y, bk);
     ocn_ws_release(W->ws, mk);
 }
@@ -449,99 +440,6 @@ static REAL *FN(gram)(FN(minv) *W, int grp, REAL *const *GL, int cl, REAL *const
     return G;
 }
 
-/* The directions a low-rank core keeps (§7 core below, and gn-outer's gradient
- * core), from the eigendecomposition E (nc x nc, columns; rewritten for the
- * cluster), lam of the Gram UᵀU (U = GU columns over the group, c per sample,
- * /√B).  Directions with Λ > ε^{1/4}·Λmax keep the Gram's eigenpair.
- *
- * The rest — the cluster — is re-diagonalised from U itself (Rayleigh–Ritz on
- * U, not on the Gram): Y = U V_u formed explicitly, H = V_uᵀ Uᵀ Y (error
- * ε·‖U‖·‖Y‖, where the Gram's is ε·‖U‖²), H = Q Σ² Qᵀ, directions V_u Q with σ
- * above the rounding level of forming U v (tol = 8·√nc·ε·ucol, ucol the largest
- * column norm) kept with Λ = σ², the others are null directions of U; at most
- * `bound` (≥ rank U) directions in all.  Why (docs/decisions.md "Pending games,
- * session 6"): a Gram eigenvalue near Λ carries relative error ε·Λmax/Λ, and its
- * eigenvector leaks ε·Λmax/gap into the null space.  Sessions 3–5 kept each
- * rounding-level eigenvector with Λ read off its own U v: pure noise became a
- * direction of Λ ~ ε² (amplified by 1/μ: gn-outer γ = 1e-9, k 4.5e-8 off at
- * c = 3.7e4, fuzz game 8fda276c75f6ae7f), and a weak direction's leak was kept
- * as an extra direction beyond rank(U) — or dropped by a rank cap (1260d6166e1e70ad,
- * 36e40717233cad18).  The threshold ε^{1/4} (1.2e-4 in float64) is measured:
- * at ε^{1/2} the leaks of directions just above it still decided games
- * (1260d6166e1e70ad, e24260bf16a73788), between 1e-6 and 1e-4 every kept game
- * passes.  Cost: one U v and one Uᵀ(U v) per cluster direction.  Returns
- * OCN_OK, OCN_ENOMEM or OCN_ENUMERIC. */
-static int FN(gram_keep)(FN(minv) *W, int gr, REAL *const *GU, int c, REAL *E, const REAL *lam, double ucol, long bound,
-                         int *keep, REAL *lk, int *nkeep, ocn_backend *bk)
-{
-    int B = W->B, nc = B * c, rk = 0, nu = 0, rc = OCN_OK;
-    size_t mk = ocn_ws_mark(W->ws);
-    double lmax = 0;
-    for (int k = 0; k < nc; k++) lmax = fmax(lmax, (double)lam[k]);
-    double tau = sqrt(sqrt((double)EPS));
-    int *uk = ocn_ws_tmp(W->ws, (size_t)nc * sizeof *uk, "the unresolved directions");
-    REAL *Y[REF_MAXP] = {0}, *e = TMP(W->ws, nc, "a Gram eigenvector"), *ux = TMP(W->ws, nc, "Uᵀ U v");
-    int ok = uk && e && ux;
-    for (int q = 0; ok && q < W->np; q++)
-        if (W->grp[q] == gr) ok = (Y[q] = TMP(W->ws, W->P[q]->m, "U v of a weak direction")) != NULL;
-    if (!ok) {
-        ocn_ws_release(W->ws, mk);
-        return OCN_ENOMEM;
-    }
-    for (int k = 0; k < nc; k++)
-        if ((double)lam[k] > tau * lmax) {
-            if (isfinite((double)(W->mu / lam[k])) && rk < bound) lk[rk] = lam[k], keep[rk++] = k;
-        } else {
-            uk[nu++] = k;
-        }
-    REAL sb = (REAL)(1.0 / sqrt((double)B));
-    if (nu && rk < bound) {
-        REAL *UY = TMP(W->ws, (size_t)nc * nu, "Uᵀ U V_u"), *Hs = TMP(W->ws, (size_t)nu * nu, "the cluster's Gram"),
-             *sg = TMP(W->ws, nu, "the cluster's eigenvalues"), *nv = TMP(W->ws, (size_t)nc * nu, "the cluster's directions");
-        double tol = 8 * sqrt((double)nc) * EPS * ucol;
-        for (int a = 0; a < nu; a++) {
-            for (int i = 0; i < nc; i++) e[i] = E[(size_t)i * nc + uk[a]];
-            for (int q = 0; q < W->np; q++)
-                if (Y[q]) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
-            FN(wood_u_with)(W, gr, GU, c, e, sb, Y, bk);      /* Y = U v */
-            FN(wood_ut_with)(W, gr, GU, c, Y, ux, bk);        /* √B Uᵀ Y */
-            for (int i = 0; i < nc; i++) UY[(size_t)i * nu + a] = ux[i] * sb;
-        }
-        for (int a = 0; a < nu; a++)
-            for (int b = 0; b < nu; b++) {
-                double t = 0;
-                for (int i = 0; i < nc; i++) t += (double)E[(size_t)i * nc + uk[a]] * UY[(size_t)i * nu + b];
-                Hs[(size_t)a * nu + b] = (REAL)t;
-            }
-        for (int a = 0; a < nu; a++)
-            for (int b = a + 1; b < nu; b++) {
-                REAL v = (Hs[(size_t)a * nu + b] + Hs[(size_t)b * nu + a]) / 2;
-                Hs[(size_t)a * nu + b] = Hs[(size_t)b * nu + a] = v;
-            }
-        if (SYEV(bk, nu, Hs, sg)) {
-            rc = OCN_ENUMERIC;
-        } else {
-            for (int i = 0; i < nc; i++) /* V_u Q, back into the cluster's slots of E */
-                for (int j = 0; j < nu; j++) {
-                    double t = 0;
-                    for (int a = 0; a < nu; a++) t += (double)E[(size_t)i * nc + uk[a]] * Hs[(size_t)a * nu + j];
-                    nv[(size_t)i * nu + j] = (REAL)t;
-                }
-            for (int j = 0; j < nu; j++)
-                for (int i = 0; i < nc; i++) E[(size_t)i * nc + uk[j]] = nv[(size_t)i * nu + j];
-            for (int j = nu - 1; j >= 0 && rk < bound; j--) { /* largest σ first (SYEV: ascending) */
-                REAL l = sg[j];
-                if (!(sqrt(fmax((double)l, 0)) > tol) || !isfinite((double)(W->mu / l))) break;
-                lk[rk] = l;
-                keep[rk++] = uk[j];
-            }
-        }
-    }
-    *nkeep = rk;
-    ocn_ws_release(W->ws, mk);
-    return rc;
-}
-
 /* The §7 low-rank core of one group (see FN(minv)): Gram eigendecomposition,
  * symmetric core, the §5 cut-off on the spectrum {μ + h} ∪ {μ} of μI + UDUᵀ.
  * Where μ itself is at or below the cut-off the pseudo-inverse drops the
@@ -579,19 +477,35 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d Gram matrix failed", who, nc, nc);
         goto done;
     }
+    REAL lmax = 0;
+    for (int k = 0; k < nc; k++) lmax = lam[k] > lmax ? lam[k] : lmax;
+    /* Directions the Gram cannot resolve (Λ at its rounding level nc·ε·Λmax) are
+     * either null directions of U (U v = 0 exactly; dropped) or weak ones (U v
+     * small but real, e.g. nearly collinear inputs in float32; kept, with Λ read
+     * off the explicitly formed U v, accurate where the Gram's is not).  Noise is
+     * at the rounding level of forming U v: √nc·ε·(largest column norm). */
+    REAL *e = TMP(W->ws, nc, "a Gram eigenvector"), *Y[REF_MAXP] = {0};
     lk = TMP(W->ws, nc, "the kept eigenvalues");
-    int ok = lk != NULL;
-    if (ok) {
-        long per = 0; /* one sample's columns q^(ij) = Σ_p a_(i,p) g_(ij,p)ᵀ span at most Σ L·out dimensions */
-        for (int q = 0; q < W->np; q++)
-            if (W->grp[q] == gr) per += (long)W->P[q]->L * W->P[q]->out;
-        long bound = (long)B * (per < c ? per : c);
-        int st = FN(gram_keep)(W, gr, W->GU, c, G, lam, ucol, bound < mg ? bound : mg, keep, lk, &rk, bk);
-        if (st == OCN_ENUMERIC) {
-            rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of an unresolved Gram cluster failed", who);
-            goto done;
+    int ok = lk && e;
+    for (int q = 0; ok && q < W->np; q++)
+        if (W->grp[q] == gr) ok = (Y[q] = TMP(W->ws, W->P[q]->m, "U v of a weak direction")) != NULL;
+    double tol = 8 * sqrt((double)nc) * EPS * ucol;
+    for (int k = 0; ok && k < nc; k++) {
+        REAL l = lam[k];
+        if (!(lam[k] > (REAL)nc * EPS * lmax)) {
+            for (int i = 0; i < nc; i++) e[i] = G[(size_t)i * nc + k];
+            for (int q = 0; q < W->np; q++)
+                if (Y[q]) memset(Y[q], 0, (size_t)W->P[q]->m * sizeof(REAL));
+            FN(wood_u)(W, gr, e, (REAL)(1.0 / sqrt((double)B)), Y, bk); /* U v */
+            double n2 = 0;
+            for (int q = 0; q < W->np; q++)
+                for (int j = 0; Y[q] && j < W->P[q]->m; j++) n2 += (double)Y[q][j] * Y[q][j];
+            if (sqrt(n2) <= tol) continue; /* a null direction of U */
+            l = (REAL)n2;
         }
-        ok = st == OCN_OK;
+        if (!(l > 0) || !isfinite((double)(W->mu / l))) continue;
+        lk[rk] = l;
+        keep[rk++] = k;
     }
     if (!ok) {
         rc = ocn_fail(err, OCN_ENOMEM, "%s: out of memory (low-rank core)", who);
@@ -611,7 +525,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
         for (int k = 0; k < rk; k++) W->lr[gr][k] = lk[k];
         for (int i = 0; i < nc; i++)
             for (int k = 0; k < rk; k++) /* an exactly zero column of U (its Gram row is zero) has an exactly
-                                           * zero entry in every kept eigenvector: structural zeros stay zero */
+                                           * zero entry in every kept eigenvector: structural zeros stay zero
+                                           * (docs/decisions.md "Pending games, session 6") */
                 W->Vr[gr][(size_t)i * rk + k] = W->ucn[gr][i] == 0 ? 0 : G[(size_t)i * nc + keep[k]];
         if (Sp) { /* D Vr, D = blockdiag(D^(b)) */
             for (int b = 0; b < B; b++)
@@ -663,24 +578,8 @@ static int FN(wood_core)(FN(omodel) *M, FN(minv) *W, int gr, const REAL *Sp, int
          * rows' accuracy better than a Cholesky inverse did) */
         for (int k = 0; k < rk; k++) T1[(size_t)k * rk + k] += W->mu / W->lr[gr][k];
         PHANDED(M->pert, T1, rk); /* §10: the core as handed to the factorisation (normwise) */
-        /* S is graded (μΛ⁻¹ spans as many orders as Λ): its raw condition reaches
-         * 1e17–1e25 where the symmetrically scaled Ds S Ds (Ds = |diag S|^{-1/2})
-         * has 20–230, and LU of the raw S left Si with rounding-decided entries —
-         * which memory layout (OpenBLAS kernel paths) then decided (fuzz game
-         * 3c84b911f89c33a1: gn-outer γ = 1e-3, K 2e-4 off or right depending on
-         * the buffer addresses).  Si = Ds (Ds S Ds)⁻¹ Ds: exact algebra, the
-         * factorisation of a well-scaled matrix (equilibration, LAPACK's dgeequ). */
-        REAL *ds = TMP(W->ws, rk, "the core's scaling");
-        for (int k = 0; k < rk; k++) {
-            double d = fabs((double)T1[(size_t)k * rk + k]);
-            ds[k] = d > 0 && isfinite(1 / sqrt(d)) ? (REAL)(1 / sqrt(d)) : 1;
-        }
-        for (int i = 0; i < rk; i++)
-            for (int j = 0; j < rk; j++) T1[(size_t)i * rk + j] *= ds[i] * ds[j];
         for (int k = 0; k < rk; k++) W->Si[gr][(size_t)k * rk + k] = 1;
         int st = GESV(bk, rk, rk, T1, ipiv, W->Si[gr]);
-        for (int i = 0; !st && i < rk; i++)
-            for (int j = 0; j < rk; j++) W->Si[gr][(size_t)i * rk + j] *= ds[i] * ds[j];
         if (st) {
             rc = ocn_fail(err, OCN_EUNSUPPORTED, "%s: the %d x %d low-rank core is singular (mu = %g): refused", who, rk,
                           rk, (double)W->mu);

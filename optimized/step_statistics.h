@@ -283,21 +283,31 @@ static int FN(minv_setup)(FN(omodel) *M, FN(minv) *W, int np, FN(opl) **P, REAL 
                 rc = ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of the %d x %d gradient Gram failed", who, B, B);
                 break;
             }
-            /* the kept directions as in the §7 core (FN(gram_keep)): rank ≤ min(B, m) */
-            long mgr = 0;
+            REAL smax = 0, *e = TMP(M->ws, B, "a gradient-core eigenvector"), *Y[REF_MAXP] = {0};
+            for (int k = 0; k < B; k++) smax = W->fg[gr][k] > smax ? W->fg[gr][k] : smax;
             for (int q = 0; q < np; q++)
-                if (W->grp[q] == gr) mgr += P[q]->m;
-            int *kp = ocn_ws_tmp(M->ws, (size_t)B * sizeof *kp, "the gradient core's kept directions"), nk = 0;
-            REAL *lk = TMP(M->ws, B, "the gradient core's kept eigenvalues");
-            int st = FN(gram_keep)(W, gr, W->GUg, 1, Gg, W->fg[gr], ucol, B < mgr ? B : mgr, kp, lk, &nk, bk);
-            if (st) {
-                rc = st == OCN_ENOMEM ? ocn_fail(err, OCN_ENOMEM, "%s: out of memory (gradient core)", who)
-                                      : ocn_fail(err, OCN_ENUMERIC, "%s: eigendecomposition of a gradient-core cluster failed", who);
-                break;
+                if (W->grp[q] == gr) Y[q] = TMP(M->ws, P[q]->m, "U v of a weak gradient direction");
+            for (int k = 0; k < B; k++) {
+                REAL sk = W->fg[gr][k];
+                if (!(sk > (REAL)B * EPS * smax)) { /* unresolved: a null direction (dropped) or a weak one */
+                    for (int i = 0; i < B; i++) e[i] = Gg[(size_t)i * B + k];
+                    for (int q = 0; q < np; q++)
+                        if (Y[q]) memset(Y[q], 0, (size_t)P[q]->m * sizeof(REAL));
+                    FN(wood_u_with)(W, gr, W->GUg, 1, e, (REAL)(1.0 / sqrt((double)B)), Y, bk);
+                    double n2 = 0;
+                    for (int q = 0; q < np; q++)
+                        for (int j = 0; Y[q] && j < P[q]->m; j++) n2 += (double)Y[q][j] * Y[q][j];
+                    if (sqrt(n2) <= 8 * sqrt((double)B) * EPS * ucol) {
+                        W->fg[gr][k] = 0;
+                        W->sg[gr][k] = 0;
+                        continue;
+                    }
+                    sk = (REAL)n2;
+                }
+                W->fg[gr][k] = 1 / (W->mu + sk);
+                W->sg[gr][k] = sk;
+                W->rg[gr]++;
             }
-            for (int k = 0; k < B; k++) W->fg[gr][k] = 0, W->sg[gr][k] = 0;
-            for (int j = 0; j < nk; j++) W->fg[gr][kp[j]] = 1 / (W->mu + lk[j]), W->sg[gr][kp[j]] = lk[j];
-            W->rg[gr] = nk;
             ocn_ws_release(M->ws, mk);
         }
     }
