@@ -120,7 +120,12 @@ int ocn_report_weak(const ocn_report *r)
 int ocn_report_compared(const ocn_report *r)
 {
     int n = 0;
-    for (int i = 0; i < r->count; i++) n += r->rows[i].verdict != OCN_SKIP;
+    /* §10: only a verdict compares (ok / marginal / FAILED); measured sizes and
+     * weak rows ("not informative, never passed") judged nothing, so a run of
+     * only those is no pass (before: `ocn theorems F --filter BATCH`, six
+     * measured rows, exited 0 with "0 passed, 0 failed"). */
+    for (int i = 0; i < r->count; i++)
+        n += r->rows[i].verdict == OCN_OK_V || r->rows[i].verdict == OCN_MARGINAL || r->rows[i].verdict == OCN_FAILED;
     return n;
 }
 

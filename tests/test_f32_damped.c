@@ -113,7 +113,11 @@ Test(f32_damped, f64_cholesky_agrees_with_the_reference)
                        "g['name']='w24-kfac-damp1e-8';g['optimizer']['damping']=1e-8;json.dump(g,sys.stdout)\" > %s/g.json",
                        dir),
                  0, "%s", out);
-    int rc = tu_sh(out, sizeof out, "%s gen %s/g.json -o %s/ref > /dev/null && %s check --backend cpu --precision f32 %s/ref",
+    /* every f32 row here is weak (c up to 4e7: u32·c > 1), so nothing is judged
+     * and `ocn check` exits 1 without --allow-skip (red3, session 6): what this
+     * test shows is no refusal and no FAILED row, not agreement */
+    int rc = tu_sh(out, sizeof out,
+                   "%s gen %s/g.json -o %s/ref > /dev/null && %s check --backend cpu --precision f32 --allow-skip %s/ref",
                    OCN_BIN, dir, dir, OCN_BIN, dir);
     cr_expect_eq(rc, 0, "float32 check: %s", out);
     cr_expect(strstr(out, "float32 cannot") == NULL && strstr(out, " 0 failed") != NULL, "%s", out);

@@ -85,7 +85,7 @@ int ocn_report_write_junit(const ocn_report *r, const char *path, ocn_error *err
 int ocn_report_failures(const ocn_report *r);
 int ocn_report_passes(const ocn_report *r);
 int ocn_report_weak(const ocn_report *r);
-/* Rows that compared something (any verdict but SKIP); 0 means the run
+/* Rows that judged something (ok, marginal or FAILED); 0 means the run
  * compared nothing (§10 completeness: exit 1 unless --allow-skip). */
 int ocn_report_compared(const ocn_report *r);
 
