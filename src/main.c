@@ -105,6 +105,29 @@ static int usage(void)
 
 static const char *const COMMANDS[] = {"gen", "verify", "theorems", "check", "compare", "detect", "normalise", NULL};
 
+/* Bad usage of one command: a line naming the option or argument at fault
+ * (the full usage block buried it), then where to read the command's
+ * options; exit 2 (the table in usage()). */
+static int bad_usage(const char *cmd, const char *fmt, const char *what)
+{
+    fprintf(stderr, "ocn %s: ", cmd);
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, " (ocn %s --help lists its options)\n", cmd);
+    return 2;
+}
+
+/* Why argv[i] was not accepted: an option given last without its value, an
+ * unknown option, or an argument beyond those the command takes. */
+static int bad_arg(const char *cmd, int argc, char **argv, int i)
+{
+    static const char *const VALUED[] = {"-o", "--backend", "--precision", "--max-memory", "--json", "--junit",
+                                         "--filter", "--fault", "--require", "--max-power", "--max-weak", NULL};
+    if (argv[i][0] != '-') return bad_usage(cmd, "unexpected argument '%s'", argv[i]);
+    for (int v = 0; VALUED[v]; v++)
+        if (!strcmp(argv[i], VALUED[v]) && i + 1 >= argc) return bad_usage(cmd, "%s needs a value", argv[i]);
+    return bad_usage(cmd, "unknown option '%s'", argv[i]);
+}
+
 static int die(const ocn_error *e)
 {
     fprintf(stderr, "ocn: %s\n", ocn_error_message(e));
@@ -251,11 +274,14 @@ static int cmd_gen(int argc, char **argv)
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
             if (parse_size(argv[++i], &max_memory)) return 2;
-        } else if (argv[i][0] == '-') return usage();
-        else if (!game) game = argv[i];
-        else return usage();
+        } else if (argv[i][0] == '-' || game) return bad_arg("gen", argc, argv, i);
+        else game = argv[i];
     }
-    if (!game || !dir || (strcmp(prec, "f64") && strcmp(prec, "f32"))) return usage();
+    if (!game) return bad_usage("gen", "%s", "no GAME.json given");
+    if (!dir) return bad_usage("gen", "%s", "no output directory given (-o DIR)");
+    if (strcmp(prec, "f64") && strcmp(prec, "f32")) return bad_usage("gen", "--precision takes f64 or f32, not '%s'", prec);
+    if (strcmp(backend, "reference") && !ocn_opt_backend_known(backend))
+        return bad_usage("gen", "--backend takes reference or an optimized backend (cpu), not '%s'", backend);
     int optimized = strcmp(backend, "reference") != 0;
     if (!optimized && strcmp(prec, "f64")) {
         fprintf(stderr, "ocn: the reference computes in f64 only\n");
@@ -336,6 +362,7 @@ static int run_theorems(const ocn_fixture *f, const report_opts *ro, ocn_report 
 static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
 {
     report_opts ro = {0};
+    const char *cmd = fn == run_theorems ? "theorems" : "verify";
     int ndirs = 0, status = 0, processed = 0;
     char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
     if (!dirs) return 3;
@@ -343,13 +370,13 @@ static int cmd_fixtures(int argc, char **argv, fixture_fn fn, const char *id)
         int k = report_option(argc, argv, &i, &ro);
         if (k < 0 || (!k && argv[i][0] == '-')) {
             free(dirs);
-            return k < 0 ? 2 : usage();
+            return k < 0 ? 2 : bad_arg(cmd, argc, argv, i);
         }
         if (!k) dirs[ndirs++] = argv[i];
     }
     if (!ndirs) {
         free(dirs);
-        return usage();
+        return bad_usage(cmd, "%s", "no fixture directory given");
     }
     ocn_report *rep = ocn_report_new();
     for (int i = 0; rep && i < ndirs; i++) {
@@ -392,7 +419,7 @@ static int cmd_check(int argc, char **argv)
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (argv[i][0] == '-') {
             free(dirs);
-            return usage();
+            return bad_arg("check", argc, argv, i);
         } else dirs[ndirs++] = argv[i];
     }
     int precs[2], np = 0;
@@ -403,7 +430,9 @@ static int cmd_check(int argc, char **argv)
     if (!strcmp(backend, "all")) backends[0] = "cpu", backends[1] = "cuda", nb = 2;
     if (!ndirs || !np || (strcmp(backend, "all") && !ocn_opt_backend_known(backend))) { /* the registry's names */
         free(dirs);
-        return usage();
+        if (!np) return bad_usage("check", "--precision takes f64, f32 or both, not '%s'", prec);
+        if (ndirs) return bad_usage("check", "--backend takes cpu, checking, cuda or all, not '%s'", backend);
+        return bad_usage("check", "%s", "no fixture directory given");
     }
     ocn_report *rep = ocn_report_new();
     for (int i = 0; rep && i < ndirs; i++) {
@@ -453,10 +482,10 @@ static int cmd_compare(int argc, char **argv)
                 fprintf(stderr, "ocn: --require takes 'all' or 'gains', not '%s'\n", r);
                 return 2;
             }
-        } else if (argv[i][0] == '-' || nd == 2) return usage();
+        } else if (argv[i][0] == '-' || nd == 2) return bad_arg("compare", argc, argv, i);
         else dirs[nd++] = argv[i];
     }
-    if (nd != 2) return usage();
+    if (nd != 2) return bad_usage("compare", "%s", nd ? "needs two fixture directories, DIR_A DIR_B; one given" : "no fixture directories given (DIR_A DIR_B)");
     ocn_error e = {0};
     ocn_fixture *a = NULL, *b = NULL;
     ocn_report *rep = ocn_report_new();
@@ -484,11 +513,18 @@ static int cmd_detect(int argc, char **argv)
     double *power = calloc((size_t)argc + 1, sizeof *power);
     if (!power) return 3;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--max-power") && i + 1 < argc) max_power = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--max-weak") && i + 1 < argc) max_weak = atof(argv[++i]);
-        else if (argv[i][0] == '-') {
+        if ((!strcmp(argv[i], "--max-power") || !strcmp(argv[i], "--max-weak")) && i + 1 < argc) {
+            char *end; /* atof read "abc" as 0: every fixture over the limit, with no word on why */
+            double v = strtod(argv[i + 1], &end);
+            if (end == argv[i + 1] || *end || !(v >= 0)) {
+                free(power);
+                fprintf(stderr, "ocn detect: %s: '%s' is not a number >= 0\n", argv[i], argv[i + 1]);
+                return 2;
+            }
+            *(argv[i][6] == 'p' ? &max_power : &max_weak) = v, i++;
+        } else if (argv[i][0] == '-') {
             free(power);
-            return usage();
+            return bad_arg("detect", argc, argv, i);
         } else {
             ocn_error e = {0};
             ocn_fixture *f = NULL;
@@ -510,7 +546,7 @@ static int cmd_detect(int argc, char **argv)
     }
     if (!nd) {
         free(power);
-        return status ? status : usage();
+        return status ? status : bad_usage("detect", "%s", "no fixture directory given");
     }
     qsort(power, (size_t)nd, sizeof *power, by_double);
     double median = nd % 2 ? power[nd / 2] : 0.5 * (power[nd / 2 - 1] + power[nd / 2]);
@@ -526,7 +562,9 @@ static int cmd_detect(int argc, char **argv)
 
 static int cmd_normalise(int argc, char **argv)
 {
-    if (argc != 1 || argv[0][0] == '-') return usage();
+    if (argc < 1) return bad_usage("normalise", "%s", "no GAME.json given");
+    if (argv[0][0] == '-') return bad_arg("normalise", argc, argv, 0);
+    if (argc > 1) return bad_arg("normalise", argc, argv, 1);
     ocn_error e = {0};
     ocn_game *g = NULL;
     if (ocn_game_load_file(argv[0], &g, &e)) return die(&e);
